@@ -1,0 +1,216 @@
+/**
+ * Prompt tokenization as the CogVideoX pipeline does it with its T5 tokenizer:
+ * `tokenizer(prompt, padding="max_length", max_length=N, truncation=True, add_special_tokens=True)`.
+ * The content tokens are truncated so that they and the special tokens of the post-processor
+ * (`</s>` for T5) fit in `N`, then `<pad>` fills the row up to `N`.
+ *
+ * @module
+ */
+
+import { Tokenizer } from "@huggingface/tokenizers";
+import { createTensor, type Tensor } from "../runtime/tensor.ts";
+
+/** A tokenizer with the padding and truncation settings of its `tokenizer_config.json`. */
+export interface PromptTokenizer {
+  /** The tokenizers.js tokenizer built from `tokenizer.json`. */
+  tokenizer: Tokenizer;
+  /** Id of the pad token (`pad_token`), written after (or before) the tokens up to `max_length`. */
+  padId: number;
+  /** Id of the end-of-sequence token (`eos_token`), or null when the files name none. */
+  eosId: number | null;
+  /** Side the pad tokens go (`padding_side`, default `"right"`). */
+  paddingSide: "left" | "right";
+  /** Side tokens are dropped from when a prompt is too long (`truncation_side`, default `"right"`). */
+  truncationSide: "left" | "right";
+  /** The folder the tokenizer was loaded from, for messages. */
+  source: string;
+}
+
+/** The parsed JSON files of a Hugging Face tokenizer folder. */
+export interface TokenizerFiles {
+  /** `tokenizer.json`. */
+  tokenizerJson: unknown;
+  /** `tokenizer_config.json`. */
+  tokenizerConfig: unknown;
+  /** `special_tokens_map.json`, which older folders use for the special tokens. */
+  specialTokensMap?: unknown;
+}
+
+/** Token ids of a batch of prompts, padded and truncated to one length. */
+export interface TokenizedPrompts {
+  /** int64 `[prompts, maxLength]`: the `input_ids` the text encoder takes. */
+  inputIds: Tensor<"int64">;
+  /** For each prompt, how many content tokens truncation dropped (0 when it fitted). */
+  droppedTokens: number[];
+  /** For each prompt, the dropped tokens decoded to text ("" when none). */
+  droppedText: string[];
+}
+
+/** Options of {@link tokenizePrompts}. */
+export interface TokenizeOptions {
+  /** Length of every row, special tokens included (the pipeline's `max_sequence_length`). */
+  maxLength: number;
+}
+
+/**
+ * Builds a {@link PromptTokenizer} from parsed tokenizer files; `source` (their folder) names
+ * them in errors.
+ * The pad and end-of-sequence tokens come from `tokenizer_config.json`, else from
+ * `special_tokens_map.json`.
+ */
+export function createPromptTokenizer(
+  files: TokenizerFiles,
+  source = "tokenizer",
+): PromptTokenizer {
+  const config = expectObject(files.tokenizerConfig, `${source}/tokenizer_config.json`);
+  const specialTokensMap = files.specialTokensMap === undefined
+    ? {}
+    : expectObject(files.specialTokensMap, `${source}/special_tokens_map.json`);
+  const tokenizerJson = expectObject(files.tokenizerJson, `${source}/tokenizer.json`);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(tokenizerJson, config);
+  } catch (error) {
+    throw new Error(`Invalid tokenizer "${source}": ${(error as Error).message}`);
+  }
+  const tokenId = (key: string): number | null => {
+    const token = specialToken(config[key]) ?? specialToken(specialTokensMap[key]);
+    if (token === undefined) return null;
+    const id = tokenizer.token_to_id(token);
+    if (id === undefined) {
+      throw new Error(`Invalid tokenizer "${source}": ${key} "${token}" is not in the vocabulary`);
+    }
+    return id;
+  };
+  const padId = tokenId("pad_token");
+  if (padId === null) {
+    throw new Error(
+      `Invalid tokenizer "${source}": no pad_token, which padding to max_length needs`,
+    );
+  }
+  return {
+    tokenizer,
+    padId,
+    eosId: tokenId("eos_token"),
+    paddingSide: side(config.padding_side, "padding_side", source),
+    truncationSide: side(config.truncation_side, "truncation_side", source),
+    source,
+  };
+}
+
+/**
+ * Loads a tokenizer folder: `tokenizer.json` and `tokenizer_config.json`, and
+ * `special_tokens_map.json` when present.
+ */
+export async function loadPromptTokenizer(directory: string): Promise<PromptTokenizer> {
+  const source = directory.replace(/\/+$/, "");
+  const path = (name: string) => `${source}/${name}`;
+  const [tokenizerJson, tokenizerConfig, specialTokensMap] = await Promise.all([
+    readJson(path("tokenizer.json"), true),
+    readJson(path("tokenizer_config.json"), true),
+    readJson(path("special_tokens_map.json"), false),
+  ]);
+  return createPromptTokenizer({ tokenizerJson, tokenizerConfig, specialTokensMap }, source);
+}
+
+/**
+ * Tokenizes prompts as `tokenizer(prompts, padding="max_length", max_length=maxLength,
+ * truncation=True, add_special_tokens=True)`: the content tokens are cut to what fits beside the
+ * special tokens, and every row is padded to `maxLength`.
+ */
+export function tokenizePrompts(
+  promptTokenizer: PromptTokenizer,
+  prompts: readonly string[],
+  options: TokenizeOptions,
+): TokenizedPrompts {
+  const { maxLength } = options;
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`Invalid max length "${maxLength}": expected an integer >= 1`);
+  }
+  const { tokenizer, padId, paddingSide, truncationSide } = promptTokenizer;
+  const inputIds = createTensor("int64", [prompts.length, maxLength]);
+  const droppedTokens: number[] = [];
+  const droppedText: string[] = [];
+  prompts.forEach((prompt, index) => {
+    const withSpecial = tokenizer.encode(prompt).ids;
+    const content = tokenizer.encode(prompt, { add_special_tokens: false }).ids;
+    const [prefix, suffix] = splitSpecialTokens(withSpecial, content);
+    const specialCount = prefix.length + suffix.length;
+    const room = maxLength - specialCount;
+    if (room < 0) {
+      throw new RangeError(
+        `Invalid max length "${maxLength}": the tokenizer adds ${specialCount} special tokens`,
+      );
+    }
+    const dropCount = Math.max(0, content.length - room);
+    const kept = truncationSide === "right"
+      ? content.slice(0, content.length - dropCount)
+      : content.slice(dropCount);
+    const dropped = truncationSide === "right"
+      ? content.slice(content.length - dropCount)
+      : content.slice(0, dropCount);
+    const ids = [...prefix, ...kept, ...suffix];
+    const padding = new Array<number>(maxLength - ids.length).fill(padId);
+    const row = paddingSide === "right" ? [...ids, ...padding] : [...padding, ...ids];
+    row.forEach((id, position) => inputIds.data[index * maxLength + position] = BigInt(id));
+    droppedTokens.push(dropCount);
+    droppedText.push(dropped.length > 0 ? tokenizer.decode(dropped) : "");
+  });
+  return { inputIds, droppedTokens, droppedText };
+}
+
+// The post-processor wraps the content ids in special tokens; a single-sequence template puts
+// the same ones around any content, so truncating the content and re-wrapping it is exactly
+// what tokenizers' truncation (done before post-processing) gives.
+function splitSpecialTokens(withSpecial: number[], content: number[]): [number[], number[]] {
+  const added = withSpecial.length - content.length;
+  for (let start = 0; start <= added; start++) {
+    if (content.every((id, i) => withSpecial[start + i] === id)) {
+      return [withSpecial.slice(0, start), withSpecial.slice(start + content.length)];
+    }
+  }
+  throw new Error("The tokenizer's post-processor changed the content tokens");
+}
+
+function specialToken(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  // Added-token form: `{ "content": "</s>", "lstrip": false, ... }`.
+  if (
+    typeof value === "object" && value !== null &&
+    typeof (value as { content?: unknown }).content === "string"
+  ) {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
+
+function side(value: unknown, key: string, source: string): "left" | "right" {
+  if (value === undefined || value === null) return "right";
+  if (value === "left" || value === "right") return value;
+  throw new Error(`Invalid tokenizer "${source}": ${key} "${value}" is neither "left" nor "right"`);
+}
+
+function expectObject(value: unknown, path: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`Invalid tokenizer file "${path}": expected a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+async function readJson(path: string, required: boolean): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      if (!required) return undefined;
+      throw new Error(`Cannot load tokenizer: "${path}" not found`);
+    }
+    throw new Error(`Cannot read tokenizer file "${path}": ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`Invalid tokenizer file "${path}": not JSON: ${(error as Error).message}`);
+  }
+}
