@@ -5,7 +5,14 @@
  * @module
  */
 
-import { allocate, BYTES_PER_ELEMENT, createTensor, type DType, elementCount, type Tensor } from "./tensor.ts";
+import {
+  allocate,
+  BYTES_PER_ELEMENT,
+  createTensor,
+  type DType,
+  elementCount,
+  type Tensor,
+} from "./tensor.ts";
 
 /** A decoded safetensors file. */
 export interface SafetensorsContent {
@@ -36,18 +43,27 @@ interface HeaderEntry {
 }
 
 /** Decodes a safetensors file from its bytes; throws a message saying what is malformed. */
-export function decodeSafetensors(bytes: Uint8Array, source = "safetensors data"): SafetensorsContent {
-  if (bytes.byteLength < 8) throw new Error(`Invalid safetensors file ${source}: shorter than its header`);
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  source = "safetensors data",
+): SafetensorsContent {
+  if (bytes.byteLength < 8) {
+    throw new Error(`Invalid safetensors file ${source}: shorter than its header`);
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > bytes.byteLength - 8) {
-    throw new Error(`Invalid safetensors file ${source}: header length ${headerLength} exceeds the file`);
+    throw new Error(
+      `Invalid safetensors file ${source}: header length ${headerLength} exceeds the file`,
+    );
   }
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   } catch (error) {
-    throw new Error(`Invalid safetensors file ${source}: header is not JSON: ${(error as Error).message}`);
+    throw new Error(
+      `Invalid safetensors file ${source}: header is not JSON: ${(error as Error).message}`,
+    );
   }
   const dataStart = 8 + headerLength;
   const dataLength = bytes.byteLength - dataStart;

@@ -97,7 +97,9 @@ export function createTensor<D extends DType>(
 ): Tensor<D> {
   for (const size of shape) {
     if (!Number.isInteger(size) || size < 0) {
-      throw new RangeError(`Invalid tensor shape ${formatShape(shape)}: sizes must be integers >= 0`);
+      throw new RangeError(
+        `Invalid tensor shape ${formatShape(shape)}: sizes must be integers >= 0`,
+      );
     }
   }
   const count = elementCount(shape);

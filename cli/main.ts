@@ -1,0 +1,210 @@
+/**
+ * The command line: `cogflow run | validate | graph | nodes`. Returns an exit code: 0 done,
+ * 1 failed while running, 2 invalid workflow or usage, 130 interrupted.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { builtinRegistry, loadWorkflow } from "../api/mod.ts";
+import {
+  describeNodeType,
+  formatDiagnostic,
+  importPlugin,
+  type NodeTypeDescription,
+  PluginError,
+  summarizeSchema,
+  toDot,
+  toMermaid,
+  WorkflowError,
+} from "../engine/mod.ts";
+import { GRAPH_HELP, MAIN_HELP, NODES_HELP, RUN_HELP, VALIDATE_HELP } from "./help.ts";
+import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
+import { runCommand } from "./run_command.ts";
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "run":
+        return await runCommand(rest, io);
+      case "validate":
+        return await validateCommand(rest, io);
+      case "graph":
+        return await graphCommand(rest, io);
+      case "nodes":
+        return await nodesCommand(rest, io);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.stdout.write(MAIN_HELP);
+        return command === undefined ? EXIT.invalid : EXIT.ok;
+      default:
+        throw new UsageError(
+          `Unknown command "${command}": expected run, validate, graph or nodes`,
+        );
+    }
+  } catch (error) {
+    return reportFailure(error, io);
+  }
+}
+
+/** Prints an error the way its kind deserves; returns the exit code. */
+export function reportFailure(error: unknown, io: CliIo): number {
+  if (error instanceof WorkflowError) {
+    for (const diagnostic of error.diagnostics) {
+      io.stderr.write(`error: ${formatDiagnostic(diagnostic)}\n`);
+    }
+    const count = error.diagnostics.length;
+    io.stderr.write(`${count} error${count === 1 ? "" : "s"}\n`);
+    return EXIT.invalid;
+  }
+  if (error instanceof UsageError || isParseArgsError(error)) {
+    io.stderr.write(`error: ${(error as Error).message}\nRun "cogflow --help" for usage.\n`);
+    return EXIT.invalid;
+  }
+  if (error instanceof PluginError) {
+    io.stderr.write(`error: ${error.message}\n`);
+    return EXIT.invalid;
+  }
+  io.stderr.write(
+    `error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`,
+  );
+  return EXIT.failed;
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: string })?.code ?? "";
+  return code.startsWith("ERR_PARSE_ARGS");
+}
+
+async function validateCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: { ...WORKFLOW_OPTIONS, json: { type: "boolean" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(VALIDATE_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length === 0) throw new UsageError("validate needs at least one workflow file");
+  const results: { file: string; ok: boolean; nodes?: number; errors?: unknown[] }[] = [];
+  for (const file of positionals) {
+    try {
+      const workflow = await loadWorkflow(file, {
+        set: values.set ?? [],
+        allowRemotePlugins: values["allow-remote-plugins"],
+      });
+      results.push({ file, ok: true, nodes: workflow.graph.nodes.size });
+      if (!values.json) io.stdout.write(`${file}: ok (${workflow.graph.nodes.size} nodes)\n`);
+    } catch (error) {
+      if (!(error instanceof WorkflowError)) throw error;
+      results.push({ file, ok: false, errors: [...error.diagnostics] });
+      if (!values.json) {
+        for (const diagnostic of error.diagnostics) {
+          io.stderr.write(`error: ${formatDiagnostic(diagnostic)}\n`);
+        }
+        io.stdout.write(
+          `${file}: ${error.diagnostics.length} error${
+            error.diagnostics.length === 1 ? "" : "s"
+          }\n`,
+        );
+      }
+    }
+  }
+  if (values.json) io.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  return results.every((result) => result.ok) ? EXIT.ok : EXIT.invalid;
+}
+
+async function graphCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    options: { ...WORKFLOW_OPTIONS, format: { type: "string", default: "mermaid" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(GRAPH_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError("graph needs exactly one workflow file");
+  if (values.format !== "mermaid" && values.format !== "dot") {
+    throw new UsageError(`Unknown graph format "${values.format}": expected mermaid or dot`);
+  }
+  const workflow = await loadWorkflow(positionals[0], {
+    set: values.set ?? [],
+    allowRemotePlugins: values["allow-remote-plugins"],
+  });
+  io.stdout.write(values.format === "dot" ? toDot(workflow.graph) : toMermaid(workflow.graph));
+  return EXIT.ok;
+}
+
+async function nodesCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      json: { type: "boolean" },
+      plugin: { type: "string", multiple: true },
+      "allow-remote-plugins": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(NODES_HELP);
+    return EXIT.ok;
+  }
+  const registry = await builtinRegistry();
+  for (const plugin of values.plugin ?? []) {
+    const exports = await importPlugin(plugin, {
+      baseDir: Deno.cwd(),
+      allowRemote: values["allow-remote-plugins"],
+    });
+    registry.registerModule(exports, `plugin "${plugin}"`);
+  }
+  const descriptions = registry.list().map((entry) =>
+    describeNodeType(entry.definition, entry.module)
+  );
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify(descriptions, null, 2)}\n`);
+  } else {
+    io.stdout.write(descriptions.map(formatNodeType).join("\n"));
+  }
+  return EXIT.ok;
+}
+
+/** A node type as text for `cogflow nodes`. */
+export function formatNodeType(node: NodeTypeDescription): string {
+  const lines = [
+    `${node.type} (v${node.version})${node.hook ? ` hook: ${node.hook.kind}` : ""}${
+      node.output ? " [output]" : ""
+    }`,
+  ];
+  lines.push(`  ${node.description}`);
+  const section = (title: string, items: string[]) => {
+    if (items.length === 0) return;
+    lines.push(`  ${title}:`);
+    for (const item of items) lines.push(`    ${item}`);
+  };
+  section(
+    "inputs",
+    node.inputs.map((port) => `${port.name}: ${port.type}${port.optional ? " (optional)" : ""}`),
+  );
+  section(
+    "settings",
+    node.settings.map((setting) => {
+      const defaults = setting.default !== undefined
+        ? ` = ${JSON.stringify(setting.default)}`
+        : setting.optional
+        ? " (optional)"
+        : "";
+      return `${setting.name}: ${summarizeSchema(setting.schema)}${defaults}`;
+    }),
+  );
+  section("outputs", node.outputs.map((port) => `${port.name}: ${port.type}`));
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,580 @@
+/**
+ * From a checked document and resolved params to a validated graph: node types, settings,
+ * references, hooks (`wraps:`), cycles, and port types, with every problem reported at once.
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { type AnyNodeDefinition, type InferContext, pathRoleOf } from "./define_node.ts";
+import {
+  type Diagnostic,
+  didYouMean,
+  type DocumentPath,
+  type SourcePosition,
+  UserError,
+} from "./diagnostics.ts";
+import {
+  formatRef,
+  type GraphNode,
+  type PortRef,
+  topologicalOrder,
+  type WorkflowGraph,
+} from "./graph.ts";
+import {
+  connectionProblem,
+  formatPortType,
+  isOptionalPort,
+  type PortType,
+  portTypeOf,
+} from "./port_types.ts";
+import type { PathBases } from "./params.ts";
+import type { NodeRegistry } from "./registry.ts";
+import { substituteParams } from "./substitute.ts";
+import { describe, type NodeDeclaration, type WorkflowDocument } from "./workflow_document.ts";
+
+/** What {@link buildGraph} needs besides the document. */
+export interface BuildContext {
+  /** Node types, built-ins and the workflow's plugins. */
+  registry: NodeRegistry;
+  /** Resolved param values. */
+  params: ReadonlyMap<string, unknown>;
+  /** Bases for relative paths in settings. */
+  bases: PathBases;
+  /** Source positions of document paths. */
+  locate: (path: DocumentPath, options?: { key?: boolean }) => SourcePosition | undefined;
+}
+
+interface PendingNode extends GraphNode {
+  declaration: NodeDeclaration;
+}
+
+/** Builds and checks the graph; returns it only when there were no errors. */
+export async function buildGraph(
+  document: WorkflowDocument,
+  context: BuildContext,
+): Promise<{ graph?: WorkflowGraph; diagnostics: Diagnostic[] }> {
+  const diagnostics: Diagnostic[] = [];
+  const report = (
+    path: DocumentPath,
+    code: string,
+    message: string,
+    extra: Partial<Diagnostic> & { key?: boolean } = {},
+  ) => {
+    const { key, ...rest } = extra;
+    diagnostics.push({ code, message, path, position: context.locate(path, { key }), ...rest });
+  };
+
+  const declared = new Map(document.nodes.map((node) => [node.id, node]));
+  const disabled = new Set<string>();
+  for (const node of document.nodes) {
+    if (!isEnabled(node, context.params, report)) disabled.add(node.id);
+  }
+
+  // Types and settings.
+  const nodes = new Map<string, PendingNode>();
+  for (const declaration of document.nodes) {
+    if (disabled.has(declaration.id)) continue;
+    const path = ["nodes", declaration.id];
+    const registered = context.registry.get(declaration.type);
+    if (!registered) {
+      report([...path, "type"], "unknown_node_type", `Unknown node type "${declaration.type}"`, {
+        node: declaration.id,
+        hint: didYouMean(declaration.type, context.registry.types()),
+      });
+      continue;
+    }
+    const settings = parseSettings(declaration, registered.definition, context, report);
+    nodes.set(declaration.id, {
+      id: declaration.id,
+      type: declaration.type,
+      definition: registered.definition,
+      module: registered.module,
+      settings: settings ?? {},
+      inputs: new Map(),
+      path,
+      outputTypes: declaredOutputTypes(registered.definition),
+      declaration,
+    });
+  }
+
+  // References.
+  const resolveReference = (
+    reference: string,
+    path: DocumentPath,
+    from: string,
+  ): PortRef | undefined => {
+    const [nodeId, port, ...rest] = reference.split(".");
+    if (rest.length > 0 || nodeId === "") {
+      report(
+        path,
+        "invalid_reference",
+        `Invalid reference "${reference}": expected \`node\` or \`node.output\``,
+        { node: from },
+      );
+      return undefined;
+    }
+    const target = nodes.get(nodeId);
+    if (!target) {
+      if (disabled.has(nodeId)) {
+        report(
+          path,
+          "disabled_reference",
+          `Node "${nodeId}" is switched off by its \`when:\` condition but "${from}" uses it`,
+          { node: from },
+        );
+      } else if (!declared.has(nodeId)) {
+        report(path, "unknown_node", `Unknown node "${nodeId}"`, {
+          node: from,
+          hint: didYouMean(nodeId, [...declared.keys()]),
+        });
+      }
+      return undefined;
+    }
+    const outputs = Object.keys(target.definition.outputs);
+    if (port === undefined) {
+      if (outputs.length === 1) return { node: nodeId, port: outputs[0] };
+      report(
+        path,
+        "ambiguous_reference",
+        `Node "${nodeId}" has several outputs (${outputs.join(", ")}): name one, as "${nodeId}.${
+          outputs[0]
+        }"`,
+        { node: from },
+      );
+      return undefined;
+    }
+    if (!outputs.includes(port)) {
+      report(
+        path,
+        "unknown_output",
+        `Node "${nodeId}" (${target.type}) has no output "${port}" (outputs: ${
+          outputs.join(", ")
+        })`,
+        {
+          node: from,
+          hint: didYouMean(port, outputs),
+        },
+      );
+      return undefined;
+    }
+    return { node: nodeId, port };
+  };
+
+  for (const node of nodes.values()) {
+    const { declaration, definition } = node;
+    const ports = Object.keys(definition.inputs);
+    for (const [port, reference] of Object.entries(declaration.in)) {
+      const path = [...node.path, "in", port];
+      if (!ports.includes(port) && !definition.variadicInputs) {
+        report(
+          path,
+          "unknown_input",
+          `Node type "${node.type}" has no input "${port}" (inputs: ${ports.join(", ") || "none"})`,
+          {
+            node: node.id,
+            port,
+            key: true,
+            hint: didYouMean(port, ports),
+          },
+        );
+        continue;
+      }
+      if (definition.hook && declaration.wraps.length > 0 && port === definition.hook.input) {
+        report(
+          path,
+          "hook_input_connected",
+          `Input "${port}" of hook "${node.id}" comes from \`wraps:\`: remove it from \`in:\``,
+          { node: node.id, port, key: true },
+        );
+        continue;
+      }
+      const ref = resolveReference(reference, path, node.id);
+      if (ref) node.inputs.set(port, ref);
+    }
+  }
+
+  // Hooks: expand each hook into one instance per wrapped output, then reroute consumers.
+  const chains = new Map<string, { ref: PortRef; kinds: Map<string, string> }>();
+  const instances: PendingNode[] = [];
+  for (const hookNode of [...nodes.values()]) {
+    const { declaration, definition } = hookNode;
+    if (declaration.wraps.length === 0) continue;
+    const wrapsPath = [...hookNode.path, "wraps"];
+    if (!definition.hook) {
+      report(
+        wrapsPath,
+        "not_a_hook",
+        `Node type "${hookNode.type}" is not a hook and cannot wrap other nodes`,
+        { node: hookNode.id },
+      );
+      continue;
+    }
+    const hook = definition.hook;
+    const accepted = portTypeOf(definition.inputs[hook.input]);
+    const targets: { ref: PortRef; label: string; path: DocumentPath }[] = [];
+    declaration.wraps.forEach((entry, index) => {
+      const path = [...wrapsPath, index];
+      const [targetId, port] = entry.split(".");
+      if (targetId === hookNode.id) {
+        report(path, "hook_wraps_itself", `Hook "${hookNode.id}" cannot wrap itself`, {
+          node: hookNode.id,
+        });
+        return;
+      }
+      const target = nodes.get(targetId);
+      if (target?.declaration.wraps.length) {
+        report(
+          path,
+          "hook_wraps_hook",
+          `Hook "${hookNode.id}" cannot wrap "${targetId}", which is itself a hook: wrap the model node instead`,
+          { node: hookNode.id },
+        );
+        return;
+      }
+      if (port !== undefined || !target) {
+        const ref = resolveReference(entry, path, hookNode.id);
+        if (ref) targets.push({ ref, label: entry, path });
+        return;
+      }
+      const candidates = Object.keys(target.definition.outputs).filter((output) =>
+        connectionProblem(target.outputTypes.get(output)!, accepted) === undefined
+      );
+      if (candidates.length === 0) {
+        const offered = [...target.outputTypes].map(([name, type]) =>
+          `${name}: ${formatPortType(type)}`
+        ).join(", ");
+        report(
+          path,
+          "hook_type_mismatch",
+          `Hook "${hookNode.id}" (${hookNode.type}) cannot wrap "${targetId}": it takes ${
+            formatPortType(accepted)
+          }, and "${targetId}" gives ${offered}`,
+          { node: hookNode.id },
+        );
+        return;
+      }
+      for (const output of candidates) {
+        targets.push({
+          ref: { node: targetId, port: output },
+          label: candidates.length > 1 || Object.keys(target.definition.outputs).length > 1
+            ? `${targetId}.${output}`
+            : targetId,
+          path,
+        });
+      }
+    });
+    nodes.delete(hookNode.id);
+    for (const target of targets) {
+      const key = formatRef(target.ref);
+      const chain = chains.get(key) ?? { ref: target.ref, kinds: new Map<string, string>() };
+      const previous = chain.kinds.get(hook.kind);
+      if (previous !== undefined) {
+        report(
+          target.path,
+          "duplicate_hook",
+          `"${target.label}" is already wrapped by "${previous}", another ${hook.kind} hook: a node takes one hook of each kind`,
+          { node: hookNode.id },
+        );
+        continue;
+      }
+      chain.kinds.set(hook.kind, hookNode.id);
+      const id = targets.length === 1 ? hookNode.id : `${hookNode.id}[${target.label}]`;
+      const instance: PendingNode = {
+        ...hookNode,
+        id,
+        inputs: new Map([...hookNode.inputs, [hook.input, chain.ref]]),
+        hook: { node: hookNode.id, wraps: target.ref },
+        outputTypes: new Map(hookNode.outputTypes),
+        path: target.path,
+      };
+      chain.ref = { node: id, port: hook.output };
+      chains.set(key, chain);
+      instances.push(instance);
+    }
+  }
+  const hookIds = new Set(instances.map((instance) => instance.id));
+  for (const node of nodes.values()) {
+    for (const [port, ref] of node.inputs) {
+      const chain = chains.get(formatRef(ref));
+      if (chain) node.inputs.set(port, chain.ref);
+    }
+  }
+  // Instances go right after the node they wrap, so file order stays readable in listings.
+  const ordered = new Map<string, PendingNode>();
+  for (const node of nodes.values()) {
+    ordered.set(node.id, node);
+    for (const instance of instances) {
+      if (instance.hook!.wraps.node === node.id) ordered.set(instance.id, instance);
+    }
+  }
+  for (const instance of instances) ordered.set(instance.id, instance);
+
+  // References to hooks that became several instances, and required inputs.
+  for (const node of ordered.values()) {
+    for (const [port, ref] of node.inputs) {
+      if (ordered.has(ref.node)) continue;
+      const split = [...hookIds].filter((id) => id.startsWith(`${ref.node}[`));
+      report(
+        [...node.path, "in", port],
+        "hook_reference",
+        `"${node.id}" reads hook "${ref.node}", which wraps several nodes (${
+          split.join(", ")
+        }): read the wrapped node instead, the hook applies by itself`,
+        { node: node.id, port },
+      );
+      node.inputs.delete(port);
+    }
+    for (
+      const [port, schema] of Object.entries(node.definition.inputs as Record<string, z.ZodType>)
+    ) {
+      if (node.inputs.has(port) || isOptionalPort(schema)) continue;
+      report(
+        [...node.path, "in"],
+        "missing_input",
+        `Node "${node.id}" (${node.type}) needs input "${port}" (${
+          formatPortType(portTypeOf(schema))
+        })`,
+        { node: node.id, port },
+      );
+    }
+  }
+
+  // Cycles and order.
+  const sorted = topologicalOrder(ordered);
+  if ("cycle" in sorted) {
+    const cycle = sorted.cycle;
+    report(
+      [...ordered.get(cycle[0])!.path, "in"],
+      "cycle",
+      `Cycle: ${[...cycle, cycle[0]].join(" -> ")}`,
+      { node: cycle[0] },
+    );
+    return { diagnostics };
+  }
+  if (diagnostics.length > 0) return { diagnostics };
+  const graphNodes = new Map<string, PendingNode>(sorted.order.map((id) => [id, ordered.get(id)!]));
+
+  // Types, in order: check each connection, then let the node refine its outputs.
+  for (const node of graphNodes.values()) {
+    const inputTypes: Record<string, PortType | undefined> = {};
+    let connected = true;
+    for (const [port, ref] of node.inputs) {
+      const from = graphNodes.get(ref.node)!.outputTypes.get(ref.port)!;
+      const to = portTypeOf(inputSchema(node.definition, port));
+      const problem = connectionProblem(from, to);
+      if (problem) {
+        connected = false;
+        if (node.hook && port === node.definition.hook!.input) {
+          report(
+            node.path,
+            "hook_type_mismatch",
+            `Hook "${node.hook.node}" (${node.type}) cannot wrap "${
+              formatRef(node.hook.wraps)
+            }": ${problem}`,
+            { node: node.id, port },
+          );
+        } else {
+          report(
+            [...node.path, "in", port],
+            "type_mismatch",
+            `Cannot connect "${formatRef(ref)}" to "${node.id}.${port}": ${problem}`,
+            { node: node.id, port },
+          );
+        }
+      }
+      inputTypes[port] = from;
+    }
+    if (!connected || !node.definition.infer) continue;
+    await inferTypes(node, graphNodes, inputTypes, report);
+  }
+  if (diagnostics.length > 0) return { diagnostics };
+
+  const outputs = [...graphNodes.values()].filter((node) => node.definition.output).map((node) =>
+    node.id
+  );
+  const graph: WorkflowGraph = {
+    nodes: new Map(
+      [...graphNodes].map(([id, { declaration: _declaration, ...node }]) => [id, node]),
+    ),
+    outputs,
+  };
+  return { graph, diagnostics };
+}
+
+async function inferTypes(
+  node: PendingNode,
+  graphNodes: Map<string, PendingNode>,
+  inputTypes: Record<string, PortType | undefined>,
+  report: (path: DocumentPath, code: string, message: string, extra?: Partial<Diagnostic>) => void,
+) {
+  const context: InferContext = {
+    node: node.id,
+    error(message, options = {}) {
+      const path = options.setting
+        ? [...node.path, "with", options.setting]
+        : options.port
+        ? [...node.path, "in", options.port]
+        : node.path;
+      report(path, "invalid_node", message, {
+        node: node.id,
+        port: options.port ?? options.setting,
+        hint: options.hint,
+      });
+    },
+    source(port) {
+      const ref = node.inputs.get(port);
+      return ref ? { ...ref } : undefined;
+    },
+  };
+  try {
+    const refined = await node.definition.infer!(context, inputTypes, node.settings);
+    for (const [port, type] of Object.entries(refined ?? {})) {
+      if (type && node.outputTypes.has(port)) node.outputTypes.set(port, type as PortType);
+    }
+  } catch (error) {
+    if (
+      !(error instanceof UserError) && !(error instanceof Deno.errors.NotFound) &&
+      !(error instanceof Deno.errors.PermissionDenied)
+    ) {
+      throw error;
+    }
+    report(node.path, "invalid_node", `Node "${node.id}": ${error.message}`, { node: node.id });
+  }
+  // Keep the graph's view of the declared types for nodes reading this one.
+  graphNodes.set(node.id, node);
+}
+
+function isEnabled(
+  node: NodeDeclaration,
+  params: ReadonlyMap<string, unknown>,
+  report: (path: DocumentPath, code: string, message: string, extra?: Partial<Diagnostic>) => void,
+): boolean {
+  const when = node.when;
+  if (!when) return true;
+  const path = ["nodes", node.id, "when"];
+  if (!params.has(when.param)) {
+    report(path, "unknown_param", `Unknown param "${when.param}" in \`when:\``, {
+      node: node.id,
+      hint: didYouMean(when.param, [...params.keys()]),
+    });
+    return true;
+  }
+  const value = params.get(when.param);
+  if (when.kind === "param") {
+    if (typeof value !== "boolean") {
+      report(
+        path,
+        "invalid_when",
+        `\`when: $${when.param}\` needs a boolean param, got ${describe(value)}`,
+        { node: node.id },
+      );
+      return true;
+    }
+    return value;
+  }
+  return when.values.some((expected) => expected === value);
+}
+
+/** The schema of an input port, fixed or variadic. */
+export function inputSchema(definition: AnyNodeDefinition, port: string): z.ZodType {
+  return (definition.inputs as Record<string, z.ZodType>)[port] ?? definition.variadicInputs;
+}
+
+function declaredOutputTypes(definition: AnyNodeDefinition): Map<string, PortType> {
+  return new Map(
+    Object.entries(definition.outputs).map((
+      [port, schema],
+    ) => [port, portTypeOf(schema as z.ZodType)]),
+  );
+}
+
+function parseSettings(
+  declaration: NodeDeclaration,
+  definition: AnyNodeDefinition,
+  context: BuildContext,
+  report: (
+    path: DocumentPath,
+    code: string,
+    message: string,
+    extra?: Partial<Diagnostic> & { key?: boolean },
+  ) => void,
+): Record<string, unknown> | undefined {
+  const path = ["nodes", declaration.id, "with"];
+  const shape = definition.settings as Record<string, z.ZodType>;
+  const { value, unknown } = substituteParams(declaration.with, context.params);
+  for (const reference of unknown) {
+    report([...path, ...reference.path], "unknown_param", `Unknown param "${reference.name}"`, {
+      node: declaration.id,
+      hint: didYouMean(reference.name, [...context.params.keys()]),
+    });
+  }
+  const raw = { ...(value as Record<string, unknown>) };
+  let ok = unknown.length === 0;
+  for (const key of Object.keys(raw)) {
+    if (key in shape) {
+      const role = pathRoleOf(shape[key]);
+      if (
+        role && typeof raw[key] === "string" && raw[key] !== "" && !isAbsolute(raw[key] as string)
+      ) {
+        raw[key] = resolve(
+          role === "input" ? context.bases.workflowDir : context.bases.cwd,
+          raw[key] as string,
+        );
+      }
+      continue;
+    }
+    ok = false;
+    report(
+      [...path, key],
+      "unknown_setting",
+      `Unknown setting "${key}" for node type "${declaration.type}" (settings: ${
+        Object.keys(shape).join(", ") || "none"
+      })`,
+      {
+        node: declaration.id,
+        port: key,
+        key: true,
+        hint: didYouMean(key, Object.keys(shape)),
+      },
+    );
+    delete raw[key];
+  }
+  const result = z.object(shape).safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const key = String(issue.path[0] ?? "");
+      const setting = issue.path.length > 0
+        ? [...path, ...issue.path.map((p) => typeof p === "symbol" ? String(p) : p)]
+        : path;
+      const given = key in raw ? `, got ${describe(valueAt(raw, issue.path))}` : "";
+      report(
+        setting,
+        "invalid_setting",
+        `Invalid setting "${issue.path.join(".")}" of node "${declaration.id}": ${
+          lowerFirst(issue.message)
+        }${issue.code === "invalid_type" ? "" : given}`,
+        {
+          node: declaration.id,
+          port: key,
+        },
+      );
+    }
+    return undefined;
+  }
+  return ok ? result.data : undefined;
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}

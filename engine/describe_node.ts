@@ -1,0 +1,136 @@
+/**
+ * Node types described as plain data, for `cogflow nodes`, documentation and graph editors.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { AnyNodeDefinition } from "./define_node.ts";
+import { formatPortType, isOptionalPort, type PortType, portTypeOf } from "./port_types.ts";
+
+/** A port of a node type. */
+export interface PortDescription {
+  /** Port name. */
+  name: string;
+  /** Its type as text (`tensor<float32, rank 5>`). */
+  type: string;
+  /** Its type as data. */
+  portType: PortType;
+  /** True when the port need not be connected. */
+  optional: boolean;
+}
+
+/** A setting of a node type. */
+export interface SettingDescription {
+  /** Setting name. */
+  name: string;
+  /** JSON Schema of the value (without `$schema`), or `{}` when it cannot be expressed. */
+  schema: Record<string, unknown>;
+  /** True when the setting may be left out. */
+  optional: boolean;
+  /** The default value, if any. */
+  default?: unknown;
+  /** The setting's description, if the schema has one. */
+  description?: string;
+}
+
+/** A node type as plain data. */
+export interface NodeTypeDescription {
+  /** Type name. */
+  type: string;
+  /** Version. */
+  version: number;
+  /** One sentence. */
+  description: string;
+  /** Category, if any. */
+  category?: string;
+  /** The module that defined it. */
+  module: string;
+  /** True for output nodes (run by default). */
+  output: boolean;
+  /** For hooks: kind and the wrapped port. */
+  hook?: { kind: string; input: string; output: string };
+  /** Input ports. */
+  inputs: PortDescription[];
+  /** Settings. */
+  settings: SettingDescription[];
+  /** Output ports. */
+  outputs: PortDescription[];
+}
+
+/** Describes a node type. */
+export function describeNodeType(
+  definition: AnyNodeDefinition,
+  module: string,
+): NodeTypeDescription {
+  const ports = (schemas: Record<string, z.ZodType>): PortDescription[] =>
+    Object.entries(schemas).map(([name, schema]) => {
+      const portType = portTypeOf(schema);
+      return { name, type: formatPortType(portType), portType, optional: isOptionalPort(schema) };
+    });
+  const settings = Object.entries(definition.settings as Record<string, z.ZodType>).map(
+    ([name, schema]) => {
+      const description: SettingDescription = {
+        name,
+        schema: jsonSchemaOf(schema),
+        optional: schema.safeParse(undefined).success,
+      };
+      const defaulted = schema.safeParse(undefined);
+      if (defaulted.success && defaulted.data !== undefined) description.default = defaulted.data;
+      const text = (schema as { description?: string }).description;
+      if (text) description.description = text;
+      return description;
+    },
+  );
+  return {
+    type: definition.type,
+    version: definition.version,
+    description: definition.description,
+    category: definition.category,
+    module,
+    output: definition.output === true,
+    hook: definition.hook ? { ...definition.hook } : undefined,
+    inputs: ports(definition.inputs),
+    settings,
+    outputs: ports(definition.outputs),
+  };
+}
+
+/** A one-line summary of a setting's schema: `integer >= 1`, `"ddim" | "dpm"`, `string`. */
+export function summarizeSchema(schema: Record<string, unknown>): string {
+  if (Array.isArray(schema.enum)) {
+    return schema.enum.map((value) => JSON.stringify(value)).join(" | ");
+  }
+  if (Array.isArray(schema.anyOf)) {
+    return (schema.anyOf as Record<string, unknown>[]).map(summarizeSchema).join(" | ");
+  }
+  const type = typeof schema.type === "string"
+    ? schema.type
+    : Array.isArray(schema.type)
+    ? schema.type.join(" | ")
+    : "any";
+  const bounds: string[] = [];
+  if (schema.minimum !== undefined) bounds.push(`>= ${schema.minimum}`);
+  if (schema.exclusiveMinimum !== undefined) bounds.push(`> ${schema.exclusiveMinimum}`);
+  if (schema.maximum !== undefined) bounds.push(`<= ${schema.maximum}`);
+  if (schema.exclusiveMaximum !== undefined) bounds.push(`< ${schema.exclusiveMaximum}`);
+  if (type === "array" && typeof schema.items === "object" && schema.items !== null) {
+    return `list of ${summarizeSchema(schema.items as Record<string, unknown>)}`;
+  }
+  return [type, ...bounds].join(" ");
+}
+
+function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
+  try {
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+      unrepresentable: "any",
+      io: "input",
+    }) as Record<
+      string,
+      unknown
+    >;
+    return rest;
+  } catch {
+    return {};
+  }
+}

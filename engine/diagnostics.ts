@@ -1,0 +1,123 @@
+/**
+ * Diagnostics: user-facing errors that name the place (file:line:col, the path in the
+ * document, the node and port) and never carry a stack trace.
+ *
+ * @module
+ */
+
+/** A path in a workflow document, e.g. `["nodes", "sample", "with", "steps"]`. */
+export type DocumentPath = readonly (string | number)[];
+
+/** Where a diagnostic points to in a source file (1-based line and column). */
+export interface SourcePosition {
+  /** The file, as the user named it. */
+  file: string;
+  /** 1-based line. */
+  line: number;
+  /** 1-based column. */
+  col: number;
+}
+
+/** One problem found in a workflow, with everything needed to find and fix it. */
+export interface Diagnostic {
+  /** A stable machine-readable code, e.g. `unknown_node_type`. */
+  code: string;
+  /** Sentence-case message without a trailing period. */
+  message: string;
+  /** The path in the document the problem is about. */
+  path?: DocumentPath;
+  /** The source position of that path, when the workflow came from a file. */
+  position?: SourcePosition;
+  /** The node the problem is about. */
+  node?: string;
+  /** The port or setting of that node. */
+  port?: string;
+  /** A suggestion, e.g. `did you mean "transformer"?`. */
+  hint?: string;
+}
+
+/** Formats a document path as `nodes.sample.with.steps` (`prompts[0]` for indices). */
+export function formatPath(path: DocumentPath): string {
+  let text = "";
+  for (const part of path) {
+    if (typeof part === "number") text += `[${part}]`;
+    else text += text === "" ? part : `.${part}`;
+  }
+  return text;
+}
+
+/** Formats a diagnostic as one line: `file:line:col: path: message (hint)`. */
+export function formatDiagnostic(diagnostic: Diagnostic): string {
+  const parts: string[] = [];
+  if (diagnostic.position) {
+    const { file, line, col } = diagnostic.position;
+    parts.push(`${file}:${line}:${col}`);
+  }
+  if (diagnostic.path && diagnostic.path.length > 0) parts.push(formatPath(diagnostic.path));
+  parts.push(diagnostic.hint ? `${diagnostic.message} (${diagnostic.hint})` : diagnostic.message);
+  return parts.join(": ");
+}
+
+/** Thrown when a workflow is invalid: carries every diagnostic found, not just the first. */
+export class WorkflowError extends Error {
+  /** Every problem found. */
+  readonly diagnostics: readonly Diagnostic[];
+
+  /** Makes an error from one or more diagnostics. */
+  constructor(diagnostics: readonly Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join("\n"));
+    this.name = "WorkflowError";
+    this.diagnostics = diagnostics;
+  }
+}
+
+/**
+ * An error that is the user's to fix at run time (a missing file, a bad tensor), as opposed to a
+ * bug: the CLI prints its message without a stack trace.
+ */
+export class UserError extends Error {
+  /** The node the error is about, when known. */
+  readonly node?: string;
+
+  /** Makes an error with a message and, optionally, the node it is about. */
+  constructor(message: string, options: { node?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "UserError";
+    this.node = options.node;
+  }
+}
+
+/** Levenshtein edit distance between two strings. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** The candidate closest to `name`, if it is close enough to be a likely typo. */
+export function closestMatch(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** A `did you mean "x"?` hint, or undefined when nothing is close. */
+export function didYouMean(name: string, candidates: Iterable<string>): string | undefined {
+  const match = closestMatch(name, candidates);
+  return match === undefined ? undefined : `did you mean "${match}"?`;
+}

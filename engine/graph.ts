@@ -1,0 +1,122 @@
+/**
+ * The validated node graph and the plain graph algorithms over it: topological order, cycles,
+ * ancestors and consumers.
+ *
+ * @module
+ */
+
+import type { AnyNodeDefinition } from "./define_node.ts";
+import type { DocumentPath } from "./diagnostics.ts";
+import type { PortType } from "./port_types.ts";
+
+/** One output of one node. */
+export interface PortRef {
+  /** Node id. */
+  node: string;
+  /** Output port name. */
+  port: string;
+}
+
+/** A node of the validated graph. */
+export interface GraphNode {
+  /** Unique id: the node's key, or `hook[target]` for a hook that wraps several outputs. */
+  id: string;
+  /** Node type name. */
+  type: string;
+  /** The type's definition. */
+  definition: AnyNodeDefinition;
+  /** The module that defined the type. */
+  module: string;
+  /** Settings after param substitution, path resolution and schema defaults. */
+  settings: Record<string, unknown>;
+  /** Where each connected input port gets its value (after hooks were applied). */
+  inputs: Map<string, PortRef>;
+  /** The node's place in the workflow file. */
+  path: DocumentPath;
+  /** For hook instances: the hook node as written and the output it wraps. */
+  hook?: { node: string; wraps: PortRef };
+  /** Static types of the outputs, refined at validation. */
+  outputTypes: Map<string, PortType>;
+}
+
+/** A validated graph: nodes in topological order. */
+export interface WorkflowGraph {
+  /** Nodes by id, in a topological order (file order where free). */
+  nodes: Map<string, GraphNode>;
+  /** Ids of the nodes that run when no target is given. */
+  outputs: string[];
+}
+
+/** Formats a port reference as `node.port`. */
+export function formatRef(ref: PortRef): string {
+  return `${ref.node}.${ref.port}`;
+}
+
+/** The ids of the nodes each node reads from, in port order, without repeats. */
+export function dependenciesOf(node: GraphNode): string[] {
+  return [...new Set([...node.inputs.values()].map((ref) => ref.node))];
+}
+
+/**
+ * Orders nodes so that every node comes after the nodes it reads from, keeping the given order
+ * where it is free. Returns the order, or a cycle (a list of ids whose last reads from its first).
+ */
+export function topologicalOrder(
+  nodes: ReadonlyMap<string, Pick<GraphNode, "inputs">>,
+): { order: string[] } | { cycle: string[] } {
+  const order: string[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const stack: string[] = [];
+  let cycle: string[] | undefined;
+
+  const visit = (id: string): void => {
+    if (cycle) return;
+    const current = state.get(id);
+    if (current === "done") return;
+    if (current === "visiting") {
+      cycle = stack.slice(stack.indexOf(id));
+      return;
+    }
+    state.set(id, "visiting");
+    stack.push(id);
+    for (const ref of nodes.get(id)?.inputs.values() ?? []) {
+      if (nodes.has(ref.node)) visit(ref.node);
+    }
+    stack.pop();
+    state.set(id, "done");
+    order.push(id);
+  };
+  for (const id of nodes.keys()) visit(id);
+  return cycle ? { cycle } : { order };
+}
+
+/** The given nodes and every node they depend on, in graph order. */
+export function withAncestors(graph: WorkflowGraph, ids: Iterable<string>): string[] {
+  const needed = new Set<string>();
+  const pending = [...ids];
+  while (pending.length > 0) {
+    const id = pending.pop()!;
+    if (needed.has(id)) continue;
+    needed.add(id);
+    const node = graph.nodes.get(id);
+    if (node) pending.push(...dependenciesOf(node));
+  }
+  return [...graph.nodes.keys()].filter((id) => needed.has(id));
+}
+
+/** For each output port, the ids of the nodes (among `ids`) that read it. */
+export function consumersOf(
+  graph: WorkflowGraph,
+  ids: Iterable<string> = graph.nodes.keys(),
+): Map<string, string[]> {
+  const consumers = new Map<string, string[]>();
+  for (const id of ids) {
+    for (const ref of graph.nodes.get(id)!.inputs.values()) {
+      const key = formatRef(ref);
+      const list = consumers.get(key) ?? [];
+      if (!list.includes(id)) list.push(id);
+      consumers.set(key, list);
+    }
+  }
+  return consumers;
+}

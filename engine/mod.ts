@@ -1,0 +1,73 @@
+/**
+ * The workflow engine: parse and validate workflow files, plan, execute with caching, and report
+ * events. It knows no node type by name: node types come from a {@link NodeRegistry}.
+ *
+ * @module
+ */
+
+export * from "./define_node.ts";
+export * from "./diagnostics.ts";
+export * from "./events.ts";
+export * from "./port_types.ts";
+export { type BuildContext, buildGraph } from "./build_graph.ts";
+export { canonicalJson, nodeKey, type NodeKeyParts } from "./cache_key.ts";
+export { DiskCache, type DiskCacheOptions } from "./disk_cache.ts";
+export {
+  executeGraph,
+  type ExecuteOptions,
+  type ExecuteResult,
+  NodeFailure,
+  RunCancelled,
+} from "./execute.ts";
+export {
+  consumersOf,
+  formatRef,
+  type GraphNode,
+  type PortRef,
+  topologicalOrder,
+  withAncestors,
+  type WorkflowGraph,
+} from "./graph.ts";
+export {
+  loadWorkflow,
+  type LoadWorkflowOptions,
+  parseWorkflow,
+  type Workflow,
+} from "./load_workflow.ts";
+export { type ParamOverride, parseFlowValue, parseSetArgument } from "./params.ts";
+export { type Plan, type PlanOptions, planRun } from "./plan.ts";
+export {
+  importPlugin,
+  nodeDefinitionsIn,
+  NodeRegistry,
+  PluginError,
+  type RegisteredNode,
+} from "./registry.ts";
+export {
+  type CacheEntry,
+  type FileStamp,
+  MemoryCache,
+  type ResultCache,
+  stampFile,
+  stampsAreCurrent,
+} from "./result_cache.ts";
+export { referencedParams, substituteParams } from "./substitute.ts";
+export {
+  FORMAT_VERSION,
+  type NodeDeclaration,
+  PARAM_TYPES,
+  type ParamDeclaration,
+  type ParamTypeName,
+  readWorkflowDocument,
+  type WhenCondition,
+  type WorkflowDocument,
+} from "./workflow_document.ts";
+export { parseYamlSource, type YamlSource } from "./yaml_source.ts";
+export {
+  describeNodeType,
+  type NodeTypeDescription,
+  type PortDescription,
+  type SettingDescription,
+  summarizeSchema,
+} from "./describe_node.ts";
+export { nodeLabel, toDot, toMermaid } from "./graph_render.ts";

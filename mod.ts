@@ -1,0 +1,80 @@
+/**
+ * cogflow: a plugin-based workflow graph runner for text-to-video diffusion (CogVideoX) on
+ * ONNX Runtime.
+ *
+ * - Programs: {@link loadWorkflow}, {@link runWorkflow}, {@link Runner}, events and diagnostics.
+ * - Plugins: {@link defineNode} with zod schemas and the port helpers ({@link tensorPort},
+ *   {@link valuePort}, {@link pathPort}, {@link inputPath}, {@link outputPath}).
+ * - Command line: `deno task cogflow --help`.
+ *
+ * @example
+ * ```ts
+ * import { loadWorkflow, runWorkflow } from "./mod.ts";
+ *
+ * const workflow = await loadWorkflow("workflows/tiny.yaml", { params: { seed: 7 } });
+ * const result = await runWorkflow(workflow, { onEvent: (event) => console.log(event.type) });
+ * console.log(result.files);
+ * ```
+ *
+ * @module
+ */
+
+export { z } from "zod";
+export {
+  builtinRegistry,
+  loadWorkflow,
+  type OpenWorkflowOptions,
+  parseWorkflow,
+  Runner,
+  runWorkflow,
+  type RunWorkflowOptions,
+} from "./api/mod.ts";
+export {
+  type AnyNodeDefinition,
+  connectionProblem,
+  defineNode,
+  type Diagnostic,
+  DiskCache,
+  type EventListener,
+  type ExecuteResult,
+  formatDiagnostic,
+  formatPortType,
+  type GraphNode,
+  type HookSpec,
+  type InferContext,
+  inputPath,
+  type InputTypes,
+  type InputValues,
+  MemoryCache,
+  type NodeContext,
+  type NodeDefinition,
+  NodeFailure,
+  type NodeLogger,
+  NodeRegistry,
+  outputPath,
+  type OutputValues,
+  pathPort,
+  PluginError,
+  type PortRef,
+  type PortSchemas,
+  type PortType,
+  portTypeOf,
+  RunCancelled,
+  type RunEvent,
+  type SettingValues,
+  tensorPort,
+  UserError,
+  valuePort,
+  type Workflow,
+  WorkflowError,
+  type WorkflowGraph,
+} from "./engine/mod.ts";
+export { toDot, toMermaid } from "./engine/graph_render.ts";
+export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
+export { createTensor, type DType, type Tensor } from "./runtime/tensor.ts";
+
+if (import.meta.main) {
+  // No top-level await: plugins import this module while the CLI runs, and a module still
+  // awaiting at top level would never finish loading for them.
+  import("./cli/main.ts").then(({ main }) => main(Deno.args)).then((code) => Deno.exit(code));
+}

@@ -1,0 +1,59 @@
+/**
+ * load_tensor: one tensor from a `.safetensors` or `.npy` file, with its dtype and shape known at
+ * validation time.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode, inputPath, tensorPort, UserError } from "../engine/mod.ts";
+import { readNpy } from "../runtime/npy.ts";
+import { readSafetensors } from "../runtime/safetensors.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+
+/** The load_tensor node type. */
+export const loadTensor = defineNode({
+  type: "load_tensor",
+  version: 1,
+  description: "Loads one tensor from a .safetensors file (by name) or a .npy file",
+  category: "input",
+  inputs: {},
+  settings: {
+    path: inputPath(),
+    name: z.string().optional(),
+  },
+  outputs: { tensor: tensorPort() },
+  async infer(_ctx, _inputs, { path, name }) {
+    const tensor = await readTensor(path, name);
+    return { tensor: { kind: "tensor", dtype: tensor.dtype, shape: tensor.shape } };
+  },
+  async run(ctx, _inputs, { path, name }) {
+    const tensor = await readTensor(path, name);
+    await ctx.dependsOnFile(path);
+    return { tensor };
+  },
+});
+
+async function readTensor(path: string, name: string | undefined): Promise<Tensor> {
+  if (path.toLowerCase().endsWith(".npy")) return await readNpy(path);
+  let content;
+  try {
+    content = await readSafetensors(path);
+  } catch (error) {
+    throw new UserError(`Cannot read tensors from "${path}": ${(error as Error).message}`);
+  }
+  const names = [...content.tensors.keys()];
+  if (name === undefined) {
+    if (names.length === 1) return content.tensors.get(names[0])!;
+    throw new UserError(
+      `"${path}" holds ${names.length} tensors (${names.slice(0, 8).join(", ")}): set \`name\``,
+    );
+  }
+  const tensor = content.tensors.get(name);
+  if (!tensor) {
+    throw new UserError(
+      `"${path}" has no tensor "${name}" (it has ${names.slice(0, 8).join(", ")})`,
+    );
+  }
+  return tensor;
+}
