@@ -18,7 +18,7 @@ import {
   toMermaid,
   WorkflowError,
 } from "../engine/mod.ts";
-import { GRAPH_HELP, MAIN_HELP, NODES_HELP, RUN_HELP, VALIDATE_HELP } from "./help.ts";
+import { GRAPH_HELP, MAIN_HELP, NODES_HELP, VALIDATE_HELP } from "./help.ts";
 import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
 import { runCommand } from "./run_command.ts";
 

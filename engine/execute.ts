@@ -6,7 +6,7 @@
  * @module
  */
 
-import { z } from "zod";
+import type { z } from "zod";
 import { type ModelManager, NO_MODELS } from "../runtime/model_manager.ts";
 import type { NodeContext, NodeLogger } from "./define_node.ts";
 import { UserError } from "./diagnostics.ts";
