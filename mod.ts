@@ -54,6 +54,7 @@ export {
   outputPath,
   type OutputValues,
   pathPort,
+  pathsPort,
   PluginError,
   type PortRef,
   type PortSchemas,

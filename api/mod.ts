@@ -19,6 +19,8 @@ import {
   type Workflow,
 } from "../engine/mod.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
+import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
+import { join } from "node:path";
 
 let builtins: Promise<NodeRegistry> | undefined;
 
@@ -79,6 +81,8 @@ export interface RunWorkflowOptions {
   models?: ModelManager;
   /** Folder for nodes' scratch files (default: the system's temporary folder). */
   scratchRoot?: string;
+  /** Folder where models split for sequential offload are kept (default `.cache/split`). */
+  splitCacheDir?: string;
 }
 
 /** Runs a loaded workflow. Throws `NodeFailure` when a node fails, `RunCancelled` when aborted. */
@@ -98,7 +102,17 @@ export function runWorkflow(
     onEvent: options.onEvent,
     caches,
     concurrency: options.concurrency,
-    models: options.models,
+    models: options.models ?? new OnnxModelManager({
+      splitCacheDir: options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
+      onWarning: (message) =>
+        options.onEvent?.({
+          type: "node_log",
+          node: "models",
+          level: "warn",
+          message,
+          time: Date.now(),
+        }),
+    }),
     scratchRoot: options.scratchRoot,
     workflowName: workflow.document.name,
   });

@@ -149,9 +149,9 @@ export async function buildGraph(
       report(
         path,
         "unknown_output",
-        `Node "${nodeId}" (${target.type}) has no output "${port}" (outputs: ${
-          outputs.join(", ")
-        })`,
+        `Node "${nodeId}" (${target.type}) has no output "${port}": ${
+          outputs.length > 0 ? `its outputs are ${outputs.join(", ")}` : "it has no outputs"
+        }`,
         {
           node: from,
           hint: didYouMean(port, outputs),
@@ -171,7 +171,9 @@ export async function buildGraph(
         report(
           path,
           "unknown_input",
-          `Node type "${node.type}" has no input "${port}" (inputs: ${ports.join(", ") || "none"})`,
+          `Node type "${node.type}" has no input "${port}": ${
+            ports.length > 0 ? `its inputs are ${ports.join(", ")}` : "it has no inputs"
+          }`,
           {
             node: node.id,
             port,
@@ -224,11 +226,14 @@ export async function buildGraph(
         return;
       }
       const target = nodes.get(targetId);
-      if (target?.declaration.wraps.length) {
+      // Hooks earlier in the file are already expanded and gone from `nodes`: ask the declarations.
+      if (declared.get(targetId)?.wraps.length && !disabled.has(targetId)) {
         report(
           path,
           "hook_wraps_hook",
-          `Hook "${hookNode.id}" cannot wrap "${targetId}", which is itself a hook: wrap the model node instead`,
+          `Hook "${hookNode.id}" cannot wrap "${targetId}", which is itself a hook: wrap ${
+            declared.get(targetId)!.wraps.map((wrapped) => `"${wrapped}"`).join(", ")
+          } instead`,
           { node: hookNode.id },
         );
         return;
@@ -329,7 +334,9 @@ export async function buildGraph(
     for (
       const [port, schema] of Object.entries(node.definition.inputs as Record<string, z.ZodType>)
     ) {
+      // A port whose reference was written but failed is reported already.
       if (node.inputs.has(port) || isOptionalPort(schema)) continue;
+      if (!node.hook && Object.hasOwn(node.declaration.in, port)) continue;
       report(
         [...node.path, "in"],
         "missing_input",
@@ -463,23 +470,16 @@ function isEnabled(
   }
   const value = params.get(when.param);
   if (when.kind === "param") {
-    if (typeof value !== "boolean") {
-      report(
-        path,
-        "invalid_when",
-        `\`when: $${when.param}\` needs a boolean param, got ${describe(value)}`,
-        { node: node.id },
-      );
-      return true;
-    }
-    return value;
+    // A boolean param switches the node; any other param switches it on when it is set.
+    return typeof value === "boolean" ? value : value !== null && value !== undefined && value !== "";
   }
   return when.values.some((expected) => expected === value);
 }
 
 /** The schema of an input port, fixed or variadic. */
 export function inputSchema(definition: AnyNodeDefinition, port: string): z.ZodType {
-  return (definition.inputs as Record<string, z.ZodType>)[port] ?? definition.variadicInputs;
+  const inputs = definition.inputs as Record<string, z.ZodType>;
+  return Object.hasOwn(inputs, port) ? inputs[port] : definition.variadicInputs;
 }
 
 function declaredOutputTypes(definition: AnyNodeDefinition): Map<string, PortType> {
@@ -513,7 +513,8 @@ function parseSettings(
   const raw = { ...(value as Record<string, unknown>) };
   let ok = unknown.length === 0;
   for (const key of Object.keys(raw)) {
-    if (key in shape) {
+    // Own keys only: `constructor` or `toString` are not settings.
+    if (Object.hasOwn(shape, key)) {
       const role = pathRoleOf(shape[key]);
       if (
         role && typeof raw[key] === "string" && raw[key] !== "" && !isAbsolute(raw[key] as string)
@@ -529,9 +530,11 @@ function parseSettings(
     report(
       [...path, key],
       "unknown_setting",
-      `Unknown setting "${key}" for node type "${declaration.type}" (settings: ${
-        Object.keys(shape).join(", ") || "none"
-      })`,
+      `Unknown setting "${key}" for node type "${declaration.type}": ${
+        Object.keys(shape).length > 0
+          ? `its settings are ${Object.keys(shape).join(", ")}`
+          : "it has no settings"
+      }`,
       {
         node: declaration.id,
         port: key,
@@ -543,8 +546,11 @@ function parseSettings(
   }
   const result = z.object(shape).safeParse(raw);
   if (!result.success) {
+    const unresolved = new Set(unknown.map((reference) => String(reference.path[0])));
     for (const issue of result.error.issues) {
       const key = String(issue.path[0] ?? "");
+      // A setting naming an unknown param is reported already; its text is not the value meant.
+      if (unresolved.has(key)) continue;
       const setting = issue.path.length > 0
         ? [...path, ...issue.path.map((p) => typeof p === "symbol" ? String(p) : p)]
         : path;

@@ -39,6 +39,8 @@ export interface NodeContext {
   readonly node: string;
   /** The node's type. */
   readonly type: string;
+  /** For a hook: the hook node as written and the output (`node.port`) this instance wraps. */
+  readonly hook?: { node: string; wraps: string };
   /** Aborted when the run is cancelled: check it between steps. */
   readonly signal: AbortSignal;
   /** Reports progress: step `step` of `total` (shown with an ETA). */

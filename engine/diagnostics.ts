@@ -5,6 +5,8 @@
  * @module
  */
 
+export { UserError } from "../runtime/user_error.ts";
+
 /** A path in a workflow document, e.g. `["nodes", "sample", "with", "steps"]`. */
 export type DocumentPath = readonly (string | number)[];
 
@@ -72,47 +74,45 @@ export class WorkflowError extends Error {
 }
 
 /**
- * An error that is the user's to fix at run time (a missing file, a bad tensor), as opposed to a
- * bug: the CLI prints its message without a stack trace.
+ * Edit distance between two strings (optimal string alignment): insertions, deletions,
+ * substitutions and swaps of two neighbours each count one, so `valeu` is one edit from `value`.
  */
-export class UserError extends Error {
-  /** The node the error is about, when known. */
-  readonly node?: string;
-
-  /** Makes an error with a message and, optionally, the node it is about. */
-  constructor(message: string, options: { node?: string; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = "UserError";
-    this.node = options.node;
-  }
-}
-
-/** Levenshtein edit distance between two strings. */
 export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
-    const current = [i];
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, substitution);
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        row[j] = Math.min(row[j], rows[i - 2][j - 2] + 1);
+      }
     }
-    previous = current;
+    rows.push(row);
   }
-  return previous[b.length];
+  return rows[a.length][b.length];
 }
 
 /** The candidate closest to `name`, if it is close enough to be a likely typo. */
 export function closestMatch(name: string, candidates: Iterable<string>): string | undefined {
+  const lower = name.toLowerCase();
+  const list = [...candidates];
+  // An abbreviation (`int` for `integer`) is a likelier intent than a short word a few edits away.
+  if (lower.length >= 3) {
+    const prefixed = list.filter((candidate) => candidate.toLowerCase().startsWith(lower));
+    if (prefixed.length === 1) return prefixed[0];
+  }
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+  for (const candidate of list) {
+    const distance = editDistance(lower, candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
     }
   }
-  const limit = Math.max(2, Math.floor(name.length / 3));
+  // About one edit per three letters, and never a name with nothing in common (`d` for `a`).
+  const limit = Math.min(Math.max(1, Math.floor(name.length / 3)), name.length - 1);
   return bestDistance <= limit ? best : undefined;
 }
 

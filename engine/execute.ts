@@ -12,6 +12,7 @@ import type { NodeContext, NodeLogger } from "./define_node.ts";
 import { UserError } from "./diagnostics.ts";
 import type { EventListener, RunEvent } from "./events.ts";
 import { formatRef, type GraphNode, type WorkflowGraph } from "./graph.ts";
+import { keyWithFiles, nodeKey } from "./cache_key.ts";
 import { type Plan, planRun } from "./plan.ts";
 import { portTypeOf } from "./port_types.ts";
 import { type FileStamp, type ResultCache, stampFile, stampsAreCurrent } from "./result_cache.ts";
@@ -102,6 +103,10 @@ export async function executeGraph(
   };
 
   const values = new Map<string, unknown>();
+  // What identifies each finished node's outputs: its key, plus the state of the files they
+  // depend on, so that readers of a re-read file are not served results of the old content.
+  const outputKeys = new Map<string, string>();
+  const volatile = new Set<string>();
   const readersLeft = new Map<string, number>();
   for (const [ref, readers] of plan.consumers) readersLeft.set(ref, readers.length);
   const targets = new Set(plan.targets);
@@ -111,7 +116,9 @@ export async function executeGraph(
     const dependencies = new Set([...graph.nodes.get(id)!.inputs.values()].map((ref) => ref.node));
     waitingOn.set(id, dependencies.size);
     for (const dependency of dependencies) {
-      readersOf.set(dependency, [...(readersOf.get(dependency) ?? []), id]);
+      const readers = readersOf.get(dependency);
+      if (readers) readers.push(id);
+      else readersOf.set(dependency, [id]);
     }
   }
   const ready = plan.order.filter((id) => waitingOn.get(id) === 0);
@@ -133,9 +140,11 @@ export async function executeGraph(
     const node = graph.nodes.get(id)!;
     const inputs: Record<string, unknown> = {};
     for (const [port, ref] of node.inputs) inputs[port] = values.get(formatRef(ref));
-    const key = plan.keys.get(id)!;
+    const key = contentKey(node, plan, outputKeys);
+    // What reads an uncacheable result is not reusable either: its input may differ next time.
+    const volatileInput = [...node.inputs.values()].some((ref) => volatile.has(ref.node));
 
-    let result = await lookUp(caches, key);
+    let result = volatileInput ? undefined : await lookUp(caches, key);
     if (result) {
       cached.push(id);
       emit({ type: "node_cached", node: id, source: result.source, time: Date.now() });
@@ -155,8 +164,10 @@ export async function executeGraph(
         files: nodeFiles.length > 0 ? nodeFiles : undefined,
         time: Date.now(),
       });
-      result = { outputs: produced, source: "memory" };
-      if (record.cacheable) {
+      result = { outputs: produced, files: record.stamps, source: "memory" };
+      if (!record.cacheable || volatileInput) {
+        volatile.add(id);
+      } else {
         for (const cache of caches) {
           await cache.set(key, { outputs: produced, files: record.stamps });
         }
@@ -166,12 +177,14 @@ export async function executeGraph(
       const event = options.measureMemory(id);
       if (event) emit(event);
     }
+    outputKeys.set(id, result.files.length > 0 ? keyWithFiles(key, result.files) : key);
     for (const [port, value] of Object.entries(result.outputs)) {
       values.set(formatRef({ node: id, port }), value);
+      await models.retain?.(value);
     }
     if (targets.has(id)) outputs.set(id, result.outputs);
-    for (const ref of node.inputs.values()) {
-      const key = formatRef(ref);
+    // A node reading one output through several ports is still one reader of it.
+    for (const key of new Set([...node.inputs.values()].map(formatRef))) {
       const left = (readersLeft.get(key) ?? 1) - 1;
       readersLeft.set(key, left);
       if (left === 0) await release(key);
@@ -259,10 +272,34 @@ export async function executeGraph(
   return { plan, outputs, executed, cached, files, durationMs };
 }
 
+/**
+ * A node's content key at run time: the planned key, unless an input came from a node whose
+ * outputs depend on files; then the key is made again from the inputs' actual output keys.
+ */
+function contentKey(node: GraphNode, plan: Plan, outputKeys: ReadonlyMap<string, string>): string {
+  const planned = plan.keys.get(node.id)!;
+  let changed = false;
+  for (const ref of node.inputs.values()) {
+    if (outputKeys.get(ref.node) !== plan.keys.get(ref.node)) changed = true;
+  }
+  if (!changed) return planned;
+  const inputs: Record<string, string> = {};
+  for (const [port, ref] of node.inputs) inputs[port] = `${outputKeys.get(ref.node)}.${ref.port}`;
+  return nodeKey({
+    type: node.type,
+    version: node.definition.version,
+    settings: node.settings,
+    inputs,
+  });
+}
+
 async function lookUp(
   caches: readonly ResultCache[],
   key: string,
-): Promise<{ outputs: Record<string, unknown>; source: "memory" | "disk" } | undefined> {
+): Promise<
+  | { outputs: Record<string, unknown>; files: FileStamp[]; source: "memory" | "disk" }
+  | undefined
+> {
   for (const [index, cache] of caches.entries()) {
     const entry = await cache.get(key);
     if (!entry) continue;
@@ -271,7 +308,7 @@ async function lookUp(
       continue;
     }
     for (const earlier of caches.slice(0, index)) await earlier.set(key, entry);
-    return { outputs: entry.outputs, source: cache.kind };
+    return { outputs: entry.outputs, files: entry.files, source: cache.kind };
   }
   return undefined;
 }
@@ -296,7 +333,7 @@ async function runNode(
     checkedInputs[port] = parsed.data;
   }
   for (const [port, value] of Object.entries(inputs)) {
-    if (port in definition.inputs || !definition.variadicInputs) continue;
+    if (Object.hasOwn(definition.inputs, port) || !definition.variadicInputs) continue;
     const parsed = (definition.variadicInputs as z.ZodType).safeParse(value);
     if (!parsed.success) {
       throw new UserError(
@@ -351,6 +388,7 @@ function createContext(
   return {
     node: node.id,
     type: node.type,
+    hook: node.hook ? { node: node.hook.node, wraps: formatRef(node.hook.wraps) } : undefined,
     signal,
     log: logger,
     models,
@@ -373,7 +411,9 @@ function pathOutputs(node: GraphNode, outputs: Record<string, unknown>): string[
     const [port, schema] of Object.entries(node.definition.outputs as Record<string, z.ZodType>)
   ) {
     const value = outputs[port];
-    if (portTypeOf(schema).kind === "path" && typeof value === "string") files.push(value);
+    const kind = portTypeOf(schema).kind;
+    if (kind === "path" && typeof value === "string") files.push(value);
+    if (kind === "paths" && Array.isArray(value)) files.push(...value.filter((item) => typeof item === "string"));
   }
   return files;
 }

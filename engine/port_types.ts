@@ -173,3 +173,8 @@ export function valuePort<T>(
 export function pathPort(): PortSchema<string> {
   return withPortType(z.string(), { kind: "path" });
 }
+
+/** A port carrying a list of file or folder paths (absolute path strings). */
+export function pathsPort(): PortSchema<string[]> {
+  return withPortType(z.array(z.string()), { kind: "paths" });
+}

@@ -177,7 +177,7 @@ function readParams(value: unknown, report: Reporter): Map<string, ParamDeclarat
   for (const [name, raw] of Object.entries(value)) {
     const path = ["params", name];
     if (!ID_PATTERN.test(name)) {
-      report(path, "invalid_id", `Invalid param name "${name}": use letters, digits, "_" and "-"`);
+      report(path, "invalid_id", `Invalid param name "${name}": use letters, digits, "_" and "-", starting with a letter or "_"`);
       continue;
     }
     if (!isRecord(raw)) {
@@ -278,7 +278,7 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       report(
         path,
         "invalid_id",
-        `Invalid node id "${id}": use letters, digits, "_" and "-", starting with a letter`,
+        `Invalid node id "${id}": use letters, digits, "_" and "-", starting with a letter or "_"`,
         { node: id },
       );
       continue;
@@ -370,7 +370,7 @@ function readWhen(
   report(
     path,
     "invalid_when",
-    "`when` must be a boolean param (`$name`) or one param and its value(s) (`{ offload: model }`)",
+    "`when` must be a param (`$name`: true, or set) or one param and its value(s) (`{ offload: model }`)",
     { node },
   );
   return undefined;
@@ -384,11 +384,19 @@ function readStringList(
 ): string[] | undefined {
   if (value === undefined || value === null) return undefined;
   const list = typeof value === "string" ? [value] : value;
-  if (!Array.isArray(list) || list.some((item) => typeof item !== "string" || item === "")) {
+  const key = path[path.length - 1];
+  if (!Array.isArray(list)) {
+    report(path, "invalid_type", `\`${key}\` must be a list of strings, got ${describe(value)}`, {
+      node,
+    });
+    return undefined;
+  }
+  const bad = list.findIndex((item) => typeof item !== "string" || item === "");
+  if (bad >= 0) {
     report(
-      path,
+      [...path, bad],
       "invalid_type",
-      `\`${path[path.length - 1]}\` must be a list of strings, got ${describe(value)}`,
+      `\`${key}\` must be a list of non-empty strings: item ${bad} is ${describe(list[bad])}`,
       { node },
     );
     return undefined;
@@ -406,10 +414,12 @@ function checkKeys(
   for (const key of Object.keys(record)) {
     if (allowed.includes(key)) continue;
     const hint = didYouMean(key, allowed);
-    report([...path, key], "unknown_key", `Unknown key "${key}" (allowed: ${allowed.join(", ")})`, {
-      hint,
-      node,
-    });
+    report(
+      [...path, key],
+      "unknown_key",
+      `Unknown key "${key}": expected one of ${allowed.join(", ")}`,
+      { hint, node },
+    );
   }
 }
 

@@ -20,6 +20,8 @@ export interface ModelManager {
     feeds: Record<string, Tensor>,
     options?: ModelRunOptions,
   ): Promise<Record<string, Tensor>>;
+  /** Told by the executor that a node produced `value` (a model handle, say). */
+  retain?(value: unknown): Promise<void>;
   /** Told by the executor that the run no longer needs `value` (a model handle, say). */
   release?(value: unknown): Promise<void>;
   /** Names of the sessions resident now, for memory reports. */

@@ -33,15 +33,32 @@ export async function chooseOutputPath(path: string, ifExists: IfExists): Promis
  * Writes an output atomically under the `if_exists` rule; returns the path written. An existing
  * output without `overwrite` is an error that says how to allow it.
  */
-export async function writeOutput(
+export function writeOutput(
   path: string,
   ifExists: IfExists,
   write: (temporaryPath: string) => Promise<void>,
   options: Omit<AtomicOutputOptions, "overwrite"> = {},
 ): Promise<string> {
+  return withIfExists(
+    path,
+    ifExists,
+    (target, overwrite) => withAtomicOutput(target, write, { ...options, overwrite }),
+  );
+}
+
+/**
+ * Picks the target under the `if_exists` rule and lets `write` produce it (atomically, refusing to
+ * replace a file unless `overwrite`); returns the target. "Already exists" errors say how to allow
+ * writing anyway.
+ */
+export async function withIfExists(
+  path: string,
+  ifExists: IfExists,
+  write: (target: string, overwrite: boolean) => Promise<unknown>,
+): Promise<string> {
   const target = await chooseOutputPath(path, ifExists);
   try {
-    await withAtomicOutput(target, write, { ...options, overwrite: ifExists === "overwrite" });
+    await write(target, ifExists === "overwrite");
   } catch (error) {
     if (error instanceof Deno.errors.AlreadyExists) {
       throw new Deno.errors.AlreadyExists(

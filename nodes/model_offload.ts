@@ -1,0 +1,34 @@
+/**
+ * model_offload: a wrapped model's session exists only from just before its first use to just
+ * after its last use in the plan (diffusers' `enable_model_cpu_offload()`, made exact by the
+ * executor, which knows each model's last reader). With `keep_in_ram`, the model's bytes stay in
+ * host memory and sessions are created from them: on a GPU provider this is diffusers' CPU
+ * offload, weights in host RAM and on the device only while used.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode } from "../engine/mod.ts";
+import { withHook } from "../runtime/model_handle.ts";
+import { modelPort } from "./ports.ts";
+
+/** The model_offload node type. */
+export const modelOffload = defineNode({
+  type: "model_offload",
+  version: 1,
+  description: "Keeps a model's session only while nodes use it (wraps models)",
+  category: "memory",
+  inputs: { model: modelPort() },
+  settings: { keep_in_ram: z.boolean().default(false) },
+  outputs: { model: modelPort() },
+  hook: { kind: "offload", input: "model", output: "model" },
+  infer: (_ctx, inputs) => ({ model: inputs.model }),
+  run: (ctx, { model }, { keep_in_ram }) => ({
+    model: withHook(model, {
+      kind: "model_offload",
+      node: ctx.hook?.node ?? ctx.node,
+      keepInRam: keep_in_ram,
+    }),
+  }),
+});

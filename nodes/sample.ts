@@ -1,0 +1,244 @@
+/**
+ * sample: the CogVideoX denoising loop, as `CogVideoXPipeline.__call__` runs it: classifier-free
+ * guidance with the unconditional rows first, the dynamic guidance scale, DDIM or DPM steps (DPM
+ * drawing its noise from the generator that drew the initial latents), progress per step and
+ * cancellation between steps.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import {
+  defineNode,
+  formatPortType,
+  type InferContext,
+  type PortType,
+  tensorPort,
+  UserError,
+} from "../engine/mod.ts";
+import { classifierFreeGuidance, dynamicGuidanceScale } from "../diffusion/guidance.ts";
+import { createSchedulerStepper, type SchedulerSpec } from "../diffusion/scheduler.ts";
+import { TorchGenerator } from "../diffusion/torch_generator.ts";
+import type { ModelHandle } from "../runtime/model_handle.ts";
+import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
+import { concatBatch, stack } from "../runtime/tensor_ops.ts";
+import {
+  generatorPort,
+  type GeneratorState,
+  isSchedulerSpec,
+  latentsPort,
+  modelOfType,
+  modelPort,
+  schedulerPort,
+} from "./ports.ts";
+
+/** Input names of a CogVideoX transformer export. */
+const INPUTS = {
+  latents: "hidden_states",
+  text: "encoder_hidden_states",
+  timestep: "timestep",
+  cos: "image_rotary_emb_cos",
+  sin: "image_rotary_emb_sin",
+};
+
+/** The sample node type. */
+export const sample = defineNode({
+  type: "sample",
+  version: 1,
+  description: "Denoises latents with the transformer: classifier-free guidance, DDIM or DPM steps",
+  category: "sampling",
+  inputs: {
+    model: modelPort("transformer"),
+    scheduler: schedulerPort(),
+    latents: latentsPort(),
+    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }),
+    negative_prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).optional(),
+    generator: generatorPort().optional(),
+    rotary_cos: tensorPort({ dtype: "float32", rank: 2 }).optional(),
+    rotary_sin: tensorPort({ dtype: "float32", rank: 2 }).optional(),
+  },
+  settings: {
+    steps: z.number().int().min(1).default(50),
+    guidance_scale: z.number().min(0).default(6),
+    use_dynamic_cfg: z.boolean().default(false),
+    keep_step_latents: z.boolean().default(false),
+  },
+  outputs: {
+    latents: latentsPort(),
+    step_latents: tensorPort({ dtype: "float32", rank: 6 }).optional(),
+  },
+  infer(ctx, inputs, settings) {
+    const model = modelOfType(inputs.model);
+    const scheduler = isSchedulerSpec(inputs.scheduler?.info) ? inputs.scheduler.info : undefined;
+    if (settings.guidance_scale > 1 && !inputs.negative_prompt_embeds) {
+      ctx.error(
+        `guidance_scale ${settings.guidance_scale} uses classifier-free guidance, which needs negative_prompt_embeds`,
+        { port: "negative_prompt_embeds" },
+      );
+    }
+    if (scheduler?.kind === "dpm" && !inputs.generator) {
+      ctx.error(
+        "The DPM scheduler draws noise at each step: connect the generator of the noise node",
+        {
+          port: "generator",
+        },
+      );
+    }
+    if (model) checkModelInputs(ctx, model, inputs);
+    return { latents: inputs.latents };
+  },
+  async run(ctx, inputs, settings) {
+    const { model, scheduler, prompt_embeds, negative_prompt_embeds } = inputs;
+    const stepper = createSchedulerStepper(scheduler, settings.steps);
+    const doClassifierFreeGuidance = settings.guidance_scale > 1;
+    if (doClassifierFreeGuidance && !negative_prompt_embeds) {
+      throw new UserError("Classifier-free guidance needs negative_prompt_embeds");
+    }
+    const textEmbeds = doClassifierFreeGuidance
+      ? concatBatch([negative_prompt_embeds!, prompt_embeds])
+      : prompt_embeds;
+    const latentShape = inputs.latents.shape;
+    let latents: Float32Array = Float32Array.from(inputs.latents.data);
+    const drawNoise = noiseSource(inputs.generator, latentShape, scheduler);
+    const rotary = rotaryFeeds(model, inputs.rotary_cos, inputs.rotary_sin);
+    const modelBatch = latentShape[0] * (doClassifierFreeGuidance ? 2 : 1);
+    const stepLatents: Tensor<"float32">[] = [];
+    const outputName = model.signature.outputs[0]?.name ?? "sample";
+    const total = stepper.timesteps.length;
+
+    for (let index = 0; index < total; index++) {
+      ctx.signal.throwIfAborted();
+      const t = stepper.timesteps[index];
+      const current = createTensor("float32", latentShape, latents);
+      const modelInput = doClassifierFreeGuidance ? concatBatch([current, current]) : current;
+      const timestep = createTensor(
+        "int64",
+        [modelBatch],
+        new BigInt64Array(modelBatch).fill(BigInt(t)),
+      );
+      const outputs = await ctx.models.run(model, {
+        [INPUTS.latents]: modelInput,
+        [INPUTS.text]: textEmbeds,
+        [INPUTS.timestep]: timestep,
+        ...rotary,
+      }, { signal: ctx.signal });
+      const prediction = outputs[outputName];
+      if (
+        !prediction || prediction.dtype !== "float32" ||
+        prediction.data.length !== modelInput.data.length
+      ) {
+        throw new UserError(
+          `Model "${model.name}" returned ${
+            prediction ? `${prediction.dtype} ${formatShape(prediction.shape)}` : "no output"
+          }, expected float32 ${formatShape(modelInput.shape)}`,
+        );
+      }
+      let noisePred = prediction.data as Float32Array;
+      if (doClassifierFreeGuidance) {
+        const guidance = settings.use_dynamic_cfg
+          ? dynamicGuidanceScale(settings.guidance_scale, t, settings.steps)
+          : settings.guidance_scale;
+        noisePred = classifierFreeGuidance(noisePred, guidance);
+      }
+      latents = stepper.step(index, noisePred, latents, drawNoise).prevSample;
+      if (settings.keep_step_latents) {
+        stepLatents.push(createTensor("float32", latentShape, latents.slice()));
+      }
+      ctx.progress(index + 1, total, `t=${t}`);
+    }
+    return {
+      latents: createTensor("float32", latentShape, latents),
+      step_latents: settings.keep_step_latents ? stack(stepLatents) : undefined,
+    };
+  },
+});
+
+/** Continues the noise node's generator: seeds it and draws past what was already drawn. */
+function noiseSource(
+  state: GeneratorState | undefined,
+  shape: readonly number[],
+  scheduler: SchedulerSpec,
+): (() => Float32Array) | undefined {
+  if (!state) {
+    if (scheduler.kind === "dpm") {
+      throw new UserError("The DPM scheduler needs the noise node's generator");
+    }
+    return undefined;
+  }
+  let generator: TorchGenerator | undefined;
+  return () => {
+    if (!generator) {
+      generator = new TorchGenerator(BigInt(state.seed));
+      for (const drawn of state.draws) generator.randn(drawn);
+    }
+    return generator.randn(shape).data;
+  };
+}
+
+function rotaryFeeds(
+  model: ModelHandle,
+  cos: Tensor<"float32"> | undefined,
+  sin: Tensor<"float32"> | undefined,
+): Record<string, Tensor> {
+  const wanted = model.signature.inputs.some((input) => input.name === INPUTS.cos);
+  if (!wanted) return {};
+  if (!cos || !sin) {
+    throw new UserError(
+      `Model "${model.name}" takes rotary embeddings: connect rotary_cos and rotary_sin`,
+    );
+  }
+  return { [INPUTS.cos]: cos, [INPUTS.sin]: sin };
+}
+
+/** Checks, before anything runs, that what the workflow feeds the transformer fits what it declares. */
+function checkModelInputs(
+  ctx: InferContext,
+  model: ModelHandle,
+  inputs: Record<string, PortType | undefined>,
+) {
+  const declared = new Map(model.signature.inputs.map((input) => [input.name, input]));
+  const source = ctx.source("model");
+  const modelName = source ? `"${source.node}.${source.port}"` : `"${model.name}"`;
+  for (const name of [INPUTS.latents, INPUTS.text, INPUTS.timestep]) {
+    if (!declared.has(name)) {
+      ctx.error(
+        `Model ${modelName} has no input "${name}" (it takes ${
+          [...declared.keys()].join(", ")
+        }): is it a CogVideoX transformer?`,
+        { port: "model" },
+      );
+      return;
+    }
+  }
+  const compare = (port: string, inputName: string, skipBatch: boolean) => {
+    const given = inputs[port]?.shape;
+    const expected = declared.get(inputName)?.shape;
+    if (!given || !expected) return;
+    const from = ctx.source(port);
+    const givenBy = from ? `"${from.node}.${from.port}"` : `"${port}"`;
+    const mismatch = given.length !== expected.length ||
+      expected.some((dimension, axis) =>
+        !(skipBatch && axis === 0) && typeof dimension === "number" &&
+        typeof given[axis] === "number" &&
+        dimension !== given[axis]
+      );
+    if (mismatch) {
+      ctx.error(
+        `Model ${modelName} expects ${inputName} ${formatShape(expected)}, but ${givenBy} gives ${
+          formatPortType(inputs[port]!)
+        } (input "${port}" of "${ctx.node}")`,
+        { port },
+      );
+    }
+  };
+  compare("latents", INPUTS.latents, true);
+  compare("prompt_embeds", INPUTS.text, true);
+  if (declared.has(INPUTS.cos) && (!inputs.rotary_cos || !inputs.rotary_sin)) {
+    ctx.error(
+      `Model ${modelName} takes rotary embeddings: connect rotary_cos and rotary_sin (a rotary_embedding node)`,
+      {
+        port: "rotary_cos",
+      },
+    );
+  }
+}

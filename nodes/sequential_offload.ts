@@ -1,0 +1,69 @@
+/**
+ * sequential_offload: the wrapped model runs as parts (embedding, groups of transformer blocks,
+ * head), one part resident at a time, the next part loading in a second worker while the current
+ * one runs (diffusers' `enable_sequential_cpu_offload()`, without its synchronous loading).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode } from "../engine/mod.ts";
+import { withHook } from "../runtime/model_handle.ts";
+import { DEFAULT_BLOCK_PATTERN, NoBlocksError, planSplit } from "../runtime/onnx_split.ts";
+import { modelOfType, modelPort } from "./ports.ts";
+
+/** The sequential_offload node type. */
+export const sequentialOffload = defineNode({
+  type: "sequential_offload",
+  version: 1,
+  description: "Runs a transformer in parts, one group of blocks resident at a time (wraps models)",
+  category: "memory",
+  inputs: { model: modelPort() },
+  settings: {
+    blocks_per_group: z.number().int().min(1).default(1),
+    block_pattern: z.string().optional(),
+    prefetch: z.boolean().default(true),
+  },
+  outputs: { model: modelPort() },
+  hook: { kind: "offload", input: "model", output: "model" },
+  async infer(ctx, inputs, settings) {
+    const model = modelOfType(inputs.model);
+    if (!model) return { model: inputs.model };
+    if (settings.block_pattern !== undefined) {
+      try {
+        new RegExp(settings.block_pattern);
+      } catch (error) {
+        ctx.error(`Invalid block_pattern: ${(error as Error).message}`, {
+          setting: "block_pattern",
+        });
+        return;
+      }
+    }
+    try {
+      await planSplit(model.path, {
+        blockPattern: settings.block_pattern,
+        blocksPerGroup: settings.blocks_per_group,
+      });
+    } catch (error) {
+      if (!(error instanceof NoBlocksError)) throw error;
+      ctx.error(
+        `Cannot run model "${model.name}" in parts: no transformer blocks found with pattern "${error.pattern}"${
+          settings.block_pattern === undefined ? " (the default for CogVideoX exports)" : ""
+        }; node names look like ${
+          error.nodeNames.slice(0, 3).map((name) => `"${name}"`).join(", ")
+        }: set block_pattern`,
+        { setting: "block_pattern" },
+      );
+    }
+    return { model: inputs.model };
+  },
+  run: (ctx, { model }, settings) => ({
+    model: withHook(model, {
+      kind: "sequential_offload",
+      node: ctx.hook?.node ?? ctx.node,
+      blocksPerGroup: settings.blocks_per_group,
+      blockPattern: settings.block_pattern ?? DEFAULT_BLOCK_PATTERN,
+      prefetch: settings.prefetch,
+    }),
+  }),
+});

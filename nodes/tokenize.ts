@@ -1,0 +1,104 @@
+/**
+ * tokenize: prompts (and negative prompts) to token ids as the CogVideoX pipeline tokenizes them:
+ * padded to `max_length`, truncated with `</s>` kept, a warning saying how many tokens were dropped.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode, tensorPort, UserError } from "../engine/mod.ts";
+import {
+  loadPromptTokenizer,
+  type PromptTokenizer,
+  tokenizePrompts,
+} from "../diffusion/tokenize.ts";
+import { tokenizerPort } from "./ports.ts";
+
+const promptSetting = z.union([z.string(), z.array(z.string()).min(1)]);
+
+/** The tokenize node type. */
+export const tokenize = defineNode({
+  type: "tokenize",
+  version: 1,
+  description:
+    "Tokenizes prompts and negative prompts like the CogVideoX pipeline (padding, truncation, EOS)",
+  category: "text",
+  inputs: { tokenizer: tokenizerPort() },
+  settings: {
+    prompt: promptSetting,
+    negative_prompt: promptSetting.default(""),
+    max_length: z.number().int().min(2).default(226),
+  },
+  outputs: {
+    input_ids: tensorPort({ dtype: "int64", rank: 2 }),
+    negative_input_ids: tensorPort({ dtype: "int64", rank: 2 }),
+  },
+  infer(ctx, _inputs, { prompt, negative_prompt, max_length }) {
+    const prompts = asList(prompt);
+    const negatives = asList(negative_prompt);
+    if (negatives.length !== 1 && negatives.length !== prompts.length) {
+      ctx.error(
+        `Got ${negatives.length} negative prompts for ${prompts.length} prompts: give one, or one per prompt`,
+        {
+          setting: "negative_prompt",
+        },
+      );
+    }
+    const type = { kind: "tensor", dtype: "int64" as const, shape: [prompts.length, max_length] };
+    return { input_ids: type, negative_input_ids: type };
+  },
+  async run(ctx, { tokenizer }, { prompt, negative_prompt, max_length }) {
+    const loaded = await cachedTokenizer(tokenizer.dir, tokenizer.fingerprint);
+    const prompts = asList(prompt);
+    let negatives = asList(negative_prompt);
+    if (negatives.length === 1) negatives = prompts.map(() => negatives[0]);
+    const positive = tokenizePrompts(loaded, prompts, { maxLength: max_length });
+    const negative = tokenizePrompts(loaded, negatives, { maxLength: max_length });
+    warnTruncated(ctx.log.warn, "prompt", prompts, positive.droppedTokens, positive.droppedText);
+    warnTruncated(
+      ctx.log.warn,
+      "negative prompt",
+      negatives,
+      negative.droppedTokens,
+      negative.droppedText,
+    );
+    return { input_ids: positive.inputIds, negative_input_ids: negative.inputIds };
+  },
+});
+
+function asList(prompt: string | string[]): string[] {
+  return typeof prompt === "string" ? [prompt] : prompt;
+}
+
+function warnTruncated(
+  warn: (message: string) => void,
+  what: string,
+  prompts: string[],
+  dropped: number[],
+  droppedText: string[],
+) {
+  dropped.forEach((count, index) => {
+    if (count === 0) return;
+    const which = prompts.length > 1 ? `${what} ${index + 1}` : `The ${what}`;
+    warn(
+      `${which} was truncated: ${count} token${count === 1 ? "" : "s"} dropped ("${
+        droppedText[index]
+      }")`,
+    );
+  });
+}
+
+const loadedTokenizers = new Map<string, Promise<PromptTokenizer>>();
+
+function cachedTokenizer(dir: string, fingerprint: string): Promise<PromptTokenizer> {
+  const key = `${dir}|${fingerprint}`;
+  let loading = loadedTokenizers.get(key);
+  if (!loading) {
+    loading = loadPromptTokenizer(dir).catch((error) => {
+      loadedTokenizers.delete(key);
+      throw new UserError(`Cannot load tokenizer "${dir}": ${(error as Error).message}`);
+    });
+    loadedTokenizers.set(key, loading);
+  }
+  return loading;
+}

@@ -1,0 +1,122 @@
+/**
+ * vae_decode: latents to video frames in [0, 1], as `CogVideoXPipeline.decode_latents` and the
+ * video processor do: permute to channels first, multiply by `1 / scaling_factor`, decode (per
+ * batch element with vae_slicing, in tiles with vae_tiling), then `clamp(x * 0.5 + 0.5, 0, 1)`.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode, formatPortType, UserError } from "../engine/mod.ts";
+import { tiledDecode } from "../diffusion/tiled_decode.ts";
+import { hookOf, type ModelHandle } from "../runtime/model_handle.ts";
+import type { ModelManager } from "../runtime/model_manager.ts";
+import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
+import { concatBatch, permute, sliceBatch } from "../runtime/tensor_ops.ts";
+import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
+import { scalingFactorOf, spatialCompressionOf } from "./video_geometry.ts";
+
+/** The vae_decode node type. */
+export const vaeDecode = defineNode({
+  type: "vae_decode",
+  version: 1,
+  description:
+    "Decodes latents into video frames in [0, 1] with the VAE decoder (slicing and tiling by hooks)",
+  category: "decoding",
+  inputs: { model: modelPort("vae"), latents: latentsPort() },
+  settings: { scaling_factor: z.number().positive().optional() },
+  outputs: { frames: videoPort() },
+  infer(ctx, inputs) {
+    const model = modelOfType(inputs.model);
+    const latents = inputs.latents?.shape;
+    if (!model || !latents) return;
+    const declared = model.signature.inputs[0]?.shape;
+    if (!declared || declared.length !== 5) return;
+    // The decoder takes [batch, channels, frames, h, w]; latents are [batch, frames, channels, h, w].
+    const channelsFirst = [latents[0], latents[2], latents[1], latents[3], latents[4]];
+    const mismatch = declared.some((dimension, axis) =>
+      axis > 0 && typeof dimension === "number" && typeof channelsFirst[axis] === "number" &&
+      dimension !== channelsFirst[axis]
+    );
+    if (mismatch) {
+      const from = ctx.source("latents");
+      ctx.error(
+        `VAE decoder "${model.name}" expects ${model.signature.inputs[0].name} ${
+          formatShape(declared)
+        } (channels before frames), but "${from ? `${from.node}.${from.port}` : "latents"}" gives ${
+          formatPortType(inputs.latents!)
+        } as [batch, frames, channels, height, width]`,
+        { port: "latents" },
+      );
+    }
+  },
+  async run(ctx, { model, latents }, settings) {
+    const scale = Math.fround(1 / (settings.scaling_factor ?? scalingFactorOf(model)));
+    const z = permute(latents, [0, 2, 1, 3, 4]);
+    for (let i = 0; i < z.data.length; i++) z.data[i] = Math.fround(scale * z.data[i]);
+
+    const slicing = hookOf(model, "vae_slicing") !== undefined && z.shape[0] > 1;
+    const tiling = hookOf(model, "vae_tiling");
+    const slices = slicing
+      ? Array.from({ length: z.shape[0] }, (_, b) => sliceBatch(z, b, b + 1))
+      : [z];
+    let done = 0;
+    let total = slices.length;
+    const decode = async (tile: Tensor<"float32">) => {
+      const sample = await runDecoder(ctx.models, model, tile, ctx.signal);
+      ctx.progress(++done, total);
+      return sample;
+    };
+    const decoded: Tensor<"float32">[] = [];
+    for (const slice of slices) {
+      ctx.signal.throwIfAborted();
+      if (tiling) {
+        decoded.push(
+          await tiledDecode(slice, decode, {
+            tileSampleMinHeight: tiling.tileSampleMinHeight,
+            tileSampleMinWidth: tiling.tileSampleMinWidth,
+            tileOverlapFactorHeight: tiling.tileOverlapFactorHeight,
+            tileOverlapFactorWidth: tiling.tileOverlapFactorWidth,
+            spatialScale: spatialCompressionOf(model),
+            signal: ctx.signal,
+            onProgress: (_tilesDone, tiles) => {
+              total = Math.max(total, slices.length * tiles);
+            },
+          }),
+        );
+      } else {
+        decoded.push(await decode(slice));
+      }
+    }
+    const sample = decoded.length === 1 ? decoded[0] : concatBatch(decoded);
+    return { frames: toFrames(sample) };
+  },
+});
+
+async function runDecoder(
+  models: ModelManager,
+  model: ModelHandle,
+  latents: Tensor<"float32">,
+  signal: AbortSignal,
+): Promise<Tensor<"float32">> {
+  const inputName = model.signature.inputs[0]?.name ?? "latent_sample";
+  const outputs = await models.run(model, { [inputName]: latents }, { signal });
+  const sample = outputs[model.signature.outputs[0]?.name ?? "sample"] ?? Object.values(outputs)[0];
+  if (!sample || sample.dtype !== "float32" || sample.shape.length !== 5) {
+    throw new UserError(
+      `VAE decoder "${model.name}" returned no float32 [batch, 3, frames, height, width] video`,
+    );
+  }
+  return sample as Tensor<"float32">;
+}
+
+/** `[B, 3, F, H, W]` decoder output to `[B, F, 3, H, W]` frames: `clamp(x * 0.5 + 0.5, 0, 1)`. */
+export function toFrames(sample: Tensor<"float32">): Tensor<"float32"> {
+  const frames = permute(sample, [0, 2, 1, 3, 4]);
+  const data = frames.data;
+  for (let i = 0; i < data.length; i++) {
+    const value = Math.fround(Math.fround(data[i] * 0.5) + 0.5);
+    data[i] = value < 0 ? 0 : value > 1 ? 1 : value;
+  }
+  return createTensor("float32", frames.shape, data);
+}

@@ -1,0 +1,61 @@
+/**
+ * vae_tiling: the wrapped VAE decodes spatial tiles and blends them as diffusers'
+ * `AutoencoderKLCogVideoX.tiled_decode` does (`vae.enable_tiling()`), always returning the
+ * requested size (see `diffusion/tiled_decode.ts` for where diffusers' arithmetic is inconsistent).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode } from "../engine/mod.ts";
+import { withHook } from "../runtime/model_handle.ts";
+import { modelPort } from "./ports.ts";
+
+/** A fraction: a number, or text like `1/6` (exactly the double Python's `1/6` gives). */
+export const fractionSetting = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const fraction = typeof value === "number" ? value : parseFraction(value);
+  if (fraction === undefined || !(fraction > 0 && fraction < 1)) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a fraction between 0 and 1 such as 0.25 or "1/6", got ${
+        JSON.stringify(value)
+      }`,
+    });
+    return z.NEVER;
+  }
+  return fraction;
+});
+
+function parseFraction(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*(\d+(?:\.\d+)?))?\s*$/.exec(text);
+  if (!match) return undefined;
+  return match[2] === undefined ? Number(match[1]) : Number(match[1]) / Number(match[2]);
+}
+
+/** The vae_tiling node type. */
+export const vaeTiling = defineNode({
+  type: "vae_tiling",
+  version: 1,
+  description: "Decodes in overlapping spatial tiles blended like diffusers (wraps a VAE)",
+  category: "memory",
+  inputs: { model: modelPort("vae") },
+  settings: {
+    tile_sample_min_height: z.number().int().min(8).default(240),
+    tile_sample_min_width: z.number().int().min(8).default(360),
+    tile_overlap_factor_height: fractionSetting.default(1 / 6),
+    tile_overlap_factor_width: fractionSetting.default(1 / 5),
+  },
+  outputs: { model: modelPort("vae") },
+  hook: { kind: "vae_tiling", input: "model", output: "model" },
+  infer: (_ctx, inputs) => ({ model: inputs.model }),
+  run: (ctx, { model }, settings) => ({
+    model: withHook(model, {
+      kind: "vae_tiling",
+      node: ctx.hook?.node ?? ctx.node,
+      tileSampleMinHeight: settings.tile_sample_min_height,
+      tileSampleMinWidth: settings.tile_sample_min_width,
+      tileOverlapFactorHeight: settings.tile_overlap_factor_height,
+      tileOverlapFactorWidth: settings.tile_overlap_factor_width,
+    }),
+  }),
+});

@@ -1,0 +1,442 @@
+/**
+ * The ONNX Runtime model manager: the one owner of every session of a run. Sessions live in
+ * Workers, are created on first use, counted, measured, and released by the policy the model's
+ * hooks set:
+ *
+ * - no hook: resident until the run ends (diffusers' default, everything resident);
+ * - `model_offload`: released right after the last node that uses the model (the executor says
+ *   when a model handle is no longer needed), optionally keeping the model's bytes in host memory
+ *   so that creating the session again reads no file;
+ * - `budget_offload`: resident while the sessions of the hook fit its budget, least recently used
+ *   first out;
+ * - `sequential_offload`: the model runs as parts, one resident at a time (see
+ *   `sequential_runner.ts`).
+ *
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import { UserError } from "./user_error.ts";
+import { formatBytes } from "./byte_size.ts";
+import type { ModelManager, ModelRunOptions } from "./model_manager.ts";
+import {
+  type BudgetOffloadHook,
+  isModelHandle,
+  type ModelHandle,
+  offloadHookOf,
+  type SequentialOffloadHook,
+  sessionKey,
+} from "./model_handle.ts";
+import { inspectOnnxModel } from "./onnx_inspect.ts";
+import { splitModel } from "./onnx_split.ts";
+import { SequentialRunner } from "./sequential_runner.ts";
+import { SessionWorker, WorkerStopped } from "./session_client.ts";
+import type { WorkerSessionOptions } from "./session_worker.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Statistics of one model's sessions over a run. */
+export interface ModelStats {
+  /** Model name. */
+  name: string;
+  /** How its sessions were managed. */
+  policy: "resident" | "model_offload" | "budget_offload" | "sequential_offload";
+  /** Sessions created. */
+  loads: number;
+  /** Milliseconds creating sessions. */
+  loadMs: number;
+  /** Calls. */
+  runs: number;
+  /** Milliseconds in `run()` (for split models: the sum over parts). */
+  runMs: number;
+  /** Resident memory the last session added, in bytes (process-wide measure, approximate). */
+  residentBytes: number;
+  /** The provider used. */
+  provider: string;
+  /** For split models: milliseconds runs waited for parts to load. */
+  waitMs?: number;
+  /** For split models: the number of parts. */
+  parts?: number;
+}
+
+/** Options of an {@link OnnxModelManager}. */
+export interface OnnxModelManagerOptions {
+  /** Folder where split models (sequential offload) are cached (default `.cache/split`). */
+  splitCacheDir?: string;
+  /** Receives warnings (a provider fallback, say). */
+  onWarning?: (message: string) => void;
+}
+
+interface Resident {
+  key: string;
+  model: ModelHandle;
+  worker: SessionWorker;
+  lastUsed: number;
+  busy: number;
+  residentBytes: number;
+}
+
+/** The model manager of a run. */
+export class OnnxModelManager implements ModelManager {
+  #options: OnnxModelManagerOptions;
+  #resident = new Map<string, Resident>();
+  #creating = new Map<string, Promise<Resident>>();
+  #sequential = new Map<string, Promise<SequentialRunner>>();
+  #live = new Map<string, number>();
+  #inRam = new Map<
+    string,
+    Promise<{ model: Uint8Array; externalData: { path: string; data: Uint8Array }[] }>
+  >();
+  #idle: SessionWorker[] = [];
+  #workers = new Set<SessionWorker>();
+  #stats = new Map<string, ModelStats>();
+  #closed = false;
+
+  /** Makes a manager; it starts workers only when a model first runs. */
+  constructor(options: OnnxModelManagerOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Runs a model. Cancelling stops the call at once (its worker is stopped). */
+  async run(
+    model: unknown,
+    feeds: Record<string, Tensor>,
+    options: ModelRunOptions = {},
+  ): Promise<Record<string, Tensor>> {
+    if (!isModelHandle(model)) throw new Error("Expected a model handle");
+    if (this.#closed) throw new Error("The model manager is closed");
+    options.signal?.throwIfAborted();
+    const hook = offloadHookOf(model);
+    if (hook?.kind === "sequential_offload") {
+      return await this.#runSequential(model, hook, feeds, options.signal);
+    }
+    const resident = await this.#sessionFor(model);
+    const stats = this.#statsFor(model);
+    resident.busy++;
+    resident.lastUsed = performance.now();
+    try {
+      const { outputs, runMs } = await abortable(
+        resident.worker.run(resident.key, feeds),
+        options.signal,
+        () => this.#stopWorker(resident.worker),
+      );
+      stats.runs++;
+      stats.runMs += runMs;
+      return outputs;
+    } catch (error) {
+      if (error instanceof WorkerStopped || options.signal?.aborted) {
+        throw options.signal?.reason ?? error;
+      }
+      throw new UserError(`Model "${model.name}" failed to run: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      resident.busy--;
+      resident.lastUsed = performance.now();
+    }
+  }
+
+  /** Counts a model handle produced by a node as live. */
+  retain(value: unknown): Promise<void> {
+    if (isModelHandle(value)) {
+      const key = sessionKey(value);
+      this.#live.set(key, (this.#live.get(key) ?? 0) + 1);
+    }
+    return Promise.resolve();
+  }
+
+  /** A model handle is no longer needed: under an offload policy, its session goes now. */
+  async release(value: unknown): Promise<void> {
+    if (!isModelHandle(value)) return;
+    const key = sessionKey(value);
+    const left = Math.max(0, (this.#live.get(key) ?? 1) - 1);
+    this.#live.set(key, left);
+    const hook = offloadHookOf(value);
+    if (left > 0 || !hook) return;
+    if (hook.kind === "sequential_offload") {
+      const runner = this.#sequential.get(key);
+      this.#sequential.delete(key);
+      if (runner) await (await runner.catch(() => undefined))?.close();
+      return;
+    }
+    await this.#releaseSession(key);
+  }
+
+  /** Names of the sessions resident now (parts of split models as `name[part]`). */
+  residentSessions(): string[] {
+    const names = [...this.#resident.values()].map((resident) => resident.model.name);
+    return names;
+  }
+
+  /** Statistics per model so far. */
+  stats(): ModelStats[] {
+    return [...this.#stats.values()];
+  }
+
+  /** Releases every session and stops every worker. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const runner of this.#sequential.values()) {
+      await (await runner.catch(() => undefined))?.close().catch(() => {});
+    }
+    this.#sequential.clear();
+    for (const key of [...this.#resident.keys()]) await this.#releaseSession(key).catch(() => {});
+    for (const worker of this.#workers) worker.stop();
+    this.#workers.clear();
+    this.#idle = [];
+  }
+
+  async #sessionFor(model: ModelHandle): Promise<Resident> {
+    const key = sessionKey(model);
+    const existing = this.#resident.get(key);
+    if (existing) return existing;
+    let creating = this.#creating.get(key);
+    if (!creating) {
+      creating = this.#createSession(key, model).finally(() => this.#creating.delete(key));
+      this.#creating.set(key, creating);
+    }
+    return await creating;
+  }
+
+  async #createSession(key: string, model: ModelHandle): Promise<Resident> {
+    const hook = offloadHookOf(model);
+    if (hook?.kind === "budget_offload") await this.#makeRoom(model, hook);
+    const worker = this.#takeWorker();
+    const stats = this.#statsFor(model);
+    try {
+      let created;
+      if (hook?.kind === "model_offload" && hook.keepInRam) {
+        const bytes = await this.#bytesInRam(model);
+        created = await worker.create(
+          key,
+          bytes.model,
+          this.#workerOptions(model),
+          bytes.externalData,
+        );
+      } else {
+        created = await worker.create(key, model.path, this.#workerOptions(model));
+      }
+      if (created.fallbackReason) {
+        this.#options.onWarning?.(
+          `Model "${model.name}": ${
+            model.session.executionProviders[0]
+          } is unavailable, using the CPU (${created.fallbackReason})`,
+        );
+      }
+      const residentBytes = Math.max(0, created.rssAfter - created.rssBefore);
+      stats.loads++;
+      stats.loadMs += created.createMs;
+      stats.residentBytes = residentBytes;
+      stats.provider = created.provider;
+      const resident: Resident = {
+        key,
+        model,
+        worker,
+        lastUsed: performance.now(),
+        busy: 0,
+        residentBytes,
+      };
+      this.#resident.set(key, resident);
+      return resident;
+    } catch (error) {
+      this.#giveBack(worker);
+      throw new UserError(
+        `Cannot load model "${model.name}" from "${model.path}": ${
+          (error as Error).message.split("\n")[0]
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
+  async #releaseSession(key: string): Promise<void> {
+    const resident = this.#resident.get(key);
+    if (!resident) return;
+    this.#resident.delete(key);
+    if (!resident.worker.stopped) await resident.worker.release(key).catch(() => {});
+    this.#giveBack(resident.worker);
+  }
+
+  /** Evicts least recently used sessions of the same budget until `model` fits. */
+  async #makeRoom(model: ModelHandle, hook: BudgetOffloadHook): Promise<void> {
+    const needed = model.bytes;
+    if (needed > hook.maxMemoryBytes) {
+      throw new UserError(
+        `Model "${model.name}" needs about ${formatBytes(needed)}, more than max_memory ${
+          formatBytes(hook.maxMemoryBytes)
+        } of "${hook.node}": raise max_memory or use sequential_offload`,
+      );
+    }
+    const group = () =>
+      [...this.#resident.values()].filter((resident) => {
+        const other = offloadHookOf(resident.model);
+        return other?.kind === "budget_offload" && other.node === hook.node;
+      });
+    const used = () => group().reduce((sum, resident) => sum + resident.model.bytes, 0);
+    while (used() + needed > hook.maxMemoryBytes) {
+      const candidates = group().filter((resident) => resident.busy === 0).sort((a, b) =>
+        a.lastUsed - b.lastUsed
+      );
+      if (candidates.length === 0) break;
+      await this.#releaseSession(candidates[0].key);
+    }
+  }
+
+  async #runSequential(
+    model: ModelHandle,
+    hook: SequentialOffloadHook,
+    feeds: Record<string, Tensor>,
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, Tensor>> {
+    const key = sessionKey(model);
+    let runner = this.#sequential.get(key);
+    if (!runner) {
+      runner = this.#createSequential(model, hook);
+      this.#sequential.set(key, runner);
+    }
+    const ready = await runner;
+    const stats = this.#statsFor(model);
+    try {
+      const outputs = await abortable(
+        ready.run(feeds, signal),
+        signal,
+        () => ready.workers.forEach((worker) => this.#stopWorker(worker)),
+      );
+      stats.runs++;
+      stats.runMs = sum(ready.stats.map((part) => part.runMs));
+      stats.loadMs = sum(ready.stats.map((part) => part.loadMs));
+      stats.loads = sum(ready.stats.map((part) => part.loads));
+      stats.waitMs = sum(ready.stats.map((part) => part.waitMs));
+      stats.residentBytes = Math.max(...ready.stats.map((part) => part.residentBytes));
+      return outputs;
+    } catch (error) {
+      if (error instanceof WorkerStopped || signal?.aborted) throw signal?.reason ?? error;
+      throw new UserError(
+        `Model "${model.name}" failed to run in parts: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+
+  async #createSequential(
+    model: ModelHandle,
+    hook: SequentialOffloadHook,
+  ): Promise<SequentialRunner> {
+    const split = await splitModel(model.path, {
+      cacheDir: this.#options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
+      blocksPerGroup: hook.blocksPerGroup,
+      blockPattern: hook.blockPattern,
+    }).catch((error) => {
+      throw new UserError(
+        `Cannot split model "${model.name}" for sequential offload: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    });
+    const workers = hook.prefetch ? [this.#takeWorker(), this.#takeWorker()] : [this.#takeWorker()];
+    const stats = this.#statsFor(model);
+    stats.parts = split.parts.length;
+    const runner = new SequentialRunner(
+      { parts: split.parts, modelOutputs: split.plan.modelOutputs },
+      workers,
+      { session: this.#workerOptions(model), name: model.name, prefetch: hook.prefetch },
+    );
+    return runner;
+  }
+
+  async #bytesInRam(model: ModelHandle) {
+    let bytes = this.#inRam.get(model.path);
+    if (!bytes) {
+      bytes = (async () => {
+        const info = await inspectOnnxModel(model.path);
+        const externalData = [];
+        for (const location of info.externalDataFiles) {
+          externalData.push({
+            path: location,
+            data: await Deno.readFile(join(dirname(model.path), location)),
+          });
+        }
+        return { model: await Deno.readFile(model.path), externalData };
+      })();
+      this.#inRam.set(model.path, bytes);
+    }
+    return await bytes;
+  }
+
+  #workerOptions(model: ModelHandle): WorkerSessionOptions {
+    return {
+      executionProviders: model.session.executionProviders,
+      fallbackToCpu: model.session.onUnavailableProvider === "fallback",
+      intraOpThreads: model.session.intraOpThreads,
+      interOpThreads: model.session.interOpThreads,
+      graphOptimizationLevel: model.session.graphOptimizationLevel,
+    };
+  }
+
+  #statsFor(model: ModelHandle): ModelStats {
+    const key = sessionKey(model);
+    let stats = this.#stats.get(key);
+    if (!stats) {
+      const hook = offloadHookOf(model);
+      stats = {
+        name: model.name,
+        policy: hook?.kind ?? "resident",
+        loads: 0,
+        loadMs: 0,
+        runs: 0,
+        runMs: 0,
+        residentBytes: 0,
+        provider: model.session.executionProviders[0] ?? "cpu",
+      };
+      this.#stats.set(key, stats);
+    }
+    return stats;
+  }
+
+  #takeWorker(): SessionWorker {
+    const worker = this.#idle.pop() ?? new SessionWorker();
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  #giveBack(worker: SessionWorker) {
+    if (worker.stopped || this.#closed) return;
+    if (this.#idle.length < 2) {
+      this.#idle.push(worker);
+    } else {
+      worker.stop();
+      this.#workers.delete(worker);
+    }
+  }
+
+  #stopWorker(worker: SessionWorker) {
+    worker.stop();
+    this.#workers.delete(worker);
+    for (const [key, resident] of this.#resident) {
+      if (resident.worker === worker) this.#resident.delete(key);
+    }
+  }
+}
+
+/** Races a promise with an AbortSignal; on abort, runs `onAbort` and rejects with the reason. */
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => void,
+): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => {
+      onAbort();
+      reject(signal.reason);
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener("abort", abort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort));
+  });
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}

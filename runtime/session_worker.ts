@@ -1,0 +1,215 @@
+/**
+ * The worker side of ONNX Runtime sessions. onnxruntime-node's session creation and `run()` block
+ * the thread they are called on; in a Worker they leave the main thread free for progress
+ * display, servers and cancellation. Messages are {@link WorkerRequest}s; replies carry output
+ * tensors as transferred buffers.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import * as ort from "onnxruntime-node";
+import { readProcessMemory } from "./process_memory.ts";
+import type { DType, TensorData } from "./tensor.ts";
+
+/** A tensor as it crosses between threads. */
+export interface WireTensor {
+  /** Element type. */
+  dtype: DType;
+  /** Dimensions. */
+  shape: number[];
+  /** Elements. */
+  data: TensorData;
+}
+
+/** Options of a session created in a worker. */
+export interface WorkerSessionOptions {
+  /** Providers in order of preference. */
+  executionProviders: string[];
+  /** Fall back to the CPU when the first provider fails to load. */
+  fallbackToCpu: boolean;
+  /** Threads within an operator (0: default). */
+  intraOpThreads: number;
+  /** Threads across operators (0: default). */
+  interOpThreads: number;
+  /** Graph optimization level. */
+  graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
+}
+
+/** A request to the worker. */
+export type WorkerRequest =
+  | {
+    id: number;
+    op: "create";
+    session: string;
+    /** A file path, or the model's bytes (kept in host memory by the caller). */
+    model: string | Uint8Array;
+    /** External data kept in memory: file names as the model refers to them, and bytes. */
+    externalData?: { path: string; data: Uint8Array }[];
+    options: WorkerSessionOptions;
+  }
+  | {
+    id: number;
+    op: "run";
+    session: string;
+    feeds: Record<string, WireTensor>;
+    fetches?: string[];
+  }
+  | { id: number; op: "release"; session: string };
+
+/** What `create` returns. */
+export interface CreatedSession {
+  /** Declared input names. */
+  inputNames: string[];
+  /** Declared output names. */
+  outputNames: string[];
+  /** The provider actually used. */
+  provider: string;
+  /** Why the preferred provider was not used, when the CPU was used instead. */
+  fallbackReason?: string;
+  /** Milliseconds to create the session. */
+  createMs: number;
+  /** Process resident memory before and after creating it, in bytes. */
+  rssBefore: number;
+  /** See `rssBefore`. */
+  rssAfter: number;
+}
+
+/** What `run` returns. */
+export interface RunResult {
+  /** Outputs by name. */
+  outputs: Record<string, WireTensor>;
+  /** Milliseconds spent in `session.run()`. */
+  runMs: number;
+}
+
+/** A reply from the worker. */
+export type WorkerReply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { name: string; message: string } };
+
+const sessions = new Map<string, ort.InferenceSession>();
+
+prepareFloat16();
+
+self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+  const request = event.data;
+  try {
+    const { result, transfer } = await handle(request);
+    self.postMessage({ id: request.id, ok: true, result } satisfies WorkerReply, { transfer });
+  } catch (error) {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    self.postMessage(
+      {
+        id: request.id,
+        ok: false,
+        error: { name: failure.name, message: failure.message },
+      } satisfies WorkerReply,
+    );
+  }
+};
+
+async function handle(
+  request: WorkerRequest,
+): Promise<{ result: unknown; transfer: Transferable[] }> {
+  switch (request.op) {
+    case "create":
+      return { result: await create(request), transfer: [] };
+    case "run":
+      return await run(request);
+    case "release": {
+      const session = sessions.get(request.session);
+      sessions.delete(request.session);
+      await session?.release();
+      return { result: null, transfer: [] };
+    }
+  }
+}
+
+async function create(request: Extract<WorkerRequest, { op: "create" }>): Promise<CreatedSession> {
+  const rssBefore = readProcessMemory().rss;
+  const started = performance.now();
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: request.options.graphOptimizationLevel,
+    logSeverityLevel: 3,
+  };
+  if (request.options.intraOpThreads > 0) base.intraOpNumThreads = request.options.intraOpThreads;
+  if (request.options.interOpThreads > 0) base.interOpNumThreads = request.options.interOpThreads;
+  if (request.externalData) base.externalData = request.externalData;
+  const providers = request.options.executionProviders;
+  let provider = providers[0] ?? "cpu";
+  let fallbackReason: string | undefined;
+  let session: ort.InferenceSession;
+  try {
+    session = await createSession(request.model, { ...base, executionProviders: providers });
+  } catch (error) {
+    if (provider === "cpu" || !request.options.fallbackToCpu) throw error;
+    fallbackReason = (error as Error).message.split("\n")[0];
+    provider = "cpu";
+    session = await createSession(request.model, { ...base, executionProviders: ["cpu"] });
+  }
+  sessions.get(request.session)?.release();
+  sessions.set(request.session, session);
+  return {
+    inputNames: [...session.inputNames],
+    outputNames: [...session.outputNames],
+    provider,
+    fallbackReason,
+    createMs: performance.now() - started,
+    rssBefore,
+    rssAfter: readProcessMemory().rss,
+  };
+}
+
+function createSession(
+  model: string | Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  return typeof model === "string"
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
+}
+
+async function run(
+  request: Extract<WorkerRequest, { op: "run" }>,
+): Promise<{ result: RunResult; transfer: Transferable[] }> {
+  const session = sessions.get(request.session);
+  if (!session) throw new Error(`No session "${request.session}" in this worker`);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of Object.entries(request.feeds)) {
+    feeds[name] = new ort.Tensor(tensor.dtype, tensor.data as ort.Tensor.DataType, tensor.shape);
+  }
+  const started = performance.now();
+  const produced = request.fetches
+    ? await session.run(feeds, request.fetches)
+    : await session.run(feeds);
+  const runMs = performance.now() - started;
+  const outputs: Record<string, WireTensor> = {};
+  const transfer: Transferable[] = [];
+  for (const [name, value] of Object.entries(produced)) {
+    const data = value.data as TensorData;
+    outputs[name] = { dtype: value.type as DType, shape: [...value.dims], data };
+    if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) {
+      transfer.push(data.buffer);
+    }
+  }
+  return { result: { outputs, runMs }, transfer };
+}
+
+/**
+ * onnxruntime-common picks `Float16Array` for float16 tensors when the global exists, and then
+ * rejects the `Uint16Array`s cogflow uses; building the first float16 tensor without the global
+ * makes it settle on `Uint16Array`.
+ */
+function prepareFloat16() {
+  const global = globalThis as { Float16Array?: unknown };
+  const saved = global.Float16Array;
+  if (saved === undefined) return;
+  delete global.Float16Array;
+  try {
+    new ort.Tensor("float16", new Uint16Array(1), [1]);
+  } finally {
+    global.Float16Array = saved;
+  }
+}
