@@ -8,6 +8,7 @@
 import {
   DiskCache,
   type EventListener,
+  type RunEvent,
   executeGraph,
   type ExecuteResult,
   loadWorkflow as loadWithRegistry,
@@ -19,7 +20,8 @@ import {
   type Workflow,
 } from "../engine/mod.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
-import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
+import { type ModelStats, OnnxModelManager } from "../runtime/onnx_model_manager.ts";
+import { MemoryMonitor, type MemorySample, type NodeSpan } from "../runtime/memory_monitor.ts";
 import { join } from "node:path";
 
 let builtins: Promise<NodeRegistry> | undefined;
@@ -83,39 +85,80 @@ export interface RunWorkflowOptions {
   scratchRoot?: string;
   /** Folder where models split for sequential offload are kept (default `.cache/split`). */
   splitCacheDir?: string;
+  /** Sample memory during the run: `memory` events after each node, and a timeline. */
+  memoryReport?: boolean;
+}
+
+/** What a run returns: the executor's result, model statistics, and the memory timeline. */
+export interface RunResult extends ExecuteResult {
+  /** Per-model session statistics (loads, run time, resident size), when the default manager ran. */
+  models: ModelStats[];
+  /** The memory timeline, with `memoryReport`. */
+  memory?: { samples: readonly MemorySample[]; spans: readonly NodeSpan[] };
 }
 
 /** Runs a loaded workflow. Throws `NodeFailure` when a node fails, `RunCancelled` when aborted. */
-export function runWorkflow(
+export async function runWorkflow(
   workflow: Workflow,
   options: RunWorkflowOptions = {},
-): Promise<ExecuteResult> {
+): Promise<RunResult> {
   const caches: ResultCache[] = [];
   if (options.memoryCache) caches.push(options.memoryCache);
   if (options.cacheDir) {
     caches.push(new DiskCache(options.cacheDir, { maxBytes: options.cacheMaxBytes }));
   }
-  return executeGraph(workflow.graph, {
-    only: options.only,
-    defaultTargets: workflow.document.outputs,
-    signal: options.signal,
-    onEvent: options.onEvent,
-    caches,
-    concurrency: options.concurrency,
-    models: options.models ?? new OnnxModelManager({
-      splitCacheDir: options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
-      onWarning: (message) =>
-        options.onEvent?.({
-          type: "node_log",
-          node: "models",
-          level: "warn",
-          message,
-          time: Date.now(),
-        }),
-    }),
-    scratchRoot: options.scratchRoot,
-    workflowName: workflow.document.name,
+  const emit = (event: RunEvent) => options.onEvent?.(event);
+  const manager = options.models ? undefined : new OnnxModelManager({
+    splitCacheDir: options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
+    onWarning: (message) => emit({ type: "node_log", node: "models", level: "warn", message, time: Date.now() }),
   });
+  const models = options.models ?? manager!;
+  const monitor = options.memoryReport
+    ? new MemoryMonitor({ sessions: () => models.residentSessions?.() ?? [] })
+    : undefined;
+  const onEvent = monitor ? memoryReporting(monitor, emit) : options.onEvent;
+  try {
+    const result = await executeGraph(workflow.graph, {
+      only: options.only,
+      defaultTargets: workflow.document.outputs,
+      signal: options.signal,
+      onEvent,
+      caches,
+      concurrency: options.concurrency,
+      models,
+      scratchRoot: options.scratchRoot,
+      workflowName: workflow.document.name,
+    });
+    return {
+      ...result,
+      models: manager?.stats() ?? [],
+      memory: monitor ? { samples: monitor.samples, spans: monitor.spans } : undefined,
+    };
+  } finally {
+    monitor?.stop();
+  }
+}
+
+/** Wraps an event listener so that each node's end also reports memory (`memory` events). */
+function memoryReporting(monitor: MemoryMonitor, emit: (event: RunEvent) => void): EventListener {
+  return (event) => {
+    if (event.type === "node_start") monitor.nodeStarted(event.node);
+    emit(event);
+    if (event.type === "node_end" || event.type === "node_cached") {
+      const span = monitor.nodeEnded(event.node);
+      const now = monitor.samples[monitor.samples.length - 1];
+      emit({
+        type: "memory",
+        node: event.node,
+        rssBytes: now.rss,
+        rssAnonBytes: now.rssAnon,
+        rssFileBytes: now.rssFile,
+        peakBytes: span.peak,
+        sessions: now.sessions,
+        time: Date.now(),
+      });
+    }
+  };
 }
 
 /**
@@ -135,7 +178,7 @@ export class Runner {
   run(
     workflow: Workflow,
     options: Omit<RunWorkflowOptions, "memoryCache"> = {},
-  ): Promise<ExecuteResult> {
+  ): Promise<RunResult> {
     return runWorkflow(workflow, { ...options, memoryCache: this.cache });
   }
 }

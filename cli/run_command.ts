@@ -5,14 +5,17 @@
  * @module
  */
 
-import { relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { loadWorkflow, runWorkflow } from "../api/mod.ts";
+import { loadWorkflow, type RunResult, runWorkflow } from "../api/mod.ts";
+import { memoryChartSvg } from "../media/memory_chart.ts";
+import { writeFileAtomic } from "../runtime/atomic_file.ts";
+import { formatBytes, parseByteSize } from "../runtime/byte_size.ts";
 import { NodeFailure, RunCancelled, type RunEvent, UserError } from "../engine/mod.ts";
-import { parseByteSize } from "../runtime/byte_size.ts";
+
 import { RUN_HELP } from "./help.ts";
 import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
-import { JsonReporter, PlainReporter, type Reporter, TerminalReporter } from "./reporters.ts";
+import { formatDuration, JsonReporter, PlainReporter, type Reporter, TerminalReporter } from "./reporters.ts";
 
 /** Runs `cogflow run` with its arguments; returns the exit code. */
 export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -84,9 +87,15 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       cacheDir: values.cache,
       cacheMaxBytes,
       concurrency,
+      memoryReport: values["memory-report"],
     });
+    const files = [...result.files];
+    if (result.memory) {
+      const chart = await writeMemoryReport(workflow.document.name, result, io, !values.json);
+      files.push(chart);
+    }
     if (!values.json) {
-      for (const file of result.files) io.stdout.write(`wrote ${displayPath(file)}\n`);
+      for (const file of files) io.stdout.write(`wrote ${displayPath(file)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
@@ -107,6 +116,51 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     reporter?.close();
     if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
+}
+
+/**
+ * Prints each node's time, peak memory and resident sessions, and writes the memory timeline chart
+ * beside the run's first output (or in `out/`); returns the chart's path.
+ */
+async function writeMemoryReport(
+  name: string,
+  result: RunResult,
+  io: CliIo,
+  print: boolean,
+): Promise<string> {
+  const memory = result.memory!;
+  if (print) {
+    const rows = memory.spans.map((span) => {
+      const during = memory.samples.filter((sample) => sample.t >= span.start && sample.t <= span.end);
+      const sessions = [...new Set(during.flatMap((sample) => sample.sessions))];
+      return [span.node, formatDuration(span.end - span.start), formatBytes(span.peak), sessions.join(", ") || "none"];
+    });
+    const peak = Math.max(...memory.samples.map((sample) => sample.peak));
+    io.stderr.write(formatTable(["node", "time", "peak rss", "sessions resident during the node"], rows));
+    io.stderr.write(`process peak (VmHWM): ${formatBytes(peak)}\n`);
+    for (const model of result.models) {
+      io.stderr.write(
+        `model ${model.name} (${model.policy}): ${model.loads} load${model.loads === 1 ? "" : "s"} in ${
+          formatDuration(model.loadMs)
+        }, ${model.runs} run${model.runs === 1 ? "" : "s"} in ${formatDuration(model.runMs)}, ~${formatBytes(model.residentBytes)} resident\n`,
+      );
+    }
+  }
+  const dir = result.files.length > 0 ? dirname(result.files[0]) : join(Deno.cwd(), "out");
+  const path = join(dir, `${name}.memory.svg`);
+  await writeFileAtomic(
+    path,
+    new TextEncoder().encode(memoryChartSvg({ title: `cogflow ${name}: memory`, ...memory })),
+    { overwrite: true },
+  );
+  return path;
+}
+
+/** A plain text table with aligned columns. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd();
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n") + "\n";
 }
 
 function addInterruptListener(listener: () => void): boolean {

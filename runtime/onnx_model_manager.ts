@@ -81,6 +81,7 @@ export class OnnxModelManager implements ModelManager {
   #resident = new Map<string, Resident>();
   #creating = new Map<string, Promise<Resident>>();
   #sequential = new Map<string, Promise<SequentialRunner>>();
+  #runners = new Set<SequentialRunner>();
   #live = new Map<string, number>();
   #inRam = new Map<
     string,
@@ -155,7 +156,11 @@ export class OnnxModelManager implements ModelManager {
     if (hook.kind === "sequential_offload") {
       const runner = this.#sequential.get(key);
       this.#sequential.delete(key);
-      if (runner) await (await runner.catch(() => undefined))?.close();
+      const ready = await runner?.catch(() => undefined);
+      if (ready) {
+        this.#runners.delete(ready);
+        await ready.close();
+      }
       return;
     }
     await this.#releaseSession(key);
@@ -164,6 +169,7 @@ export class OnnxModelManager implements ModelManager {
   /** Names of the sessions resident now (parts of split models as `name[part]`). */
   residentSessions(): string[] {
     const names = [...this.#resident.values()].map((resident) => resident.model.name);
+    for (const runner of this.#runners.values()) names.push(...runner.residentParts());
     return names;
   }
 
@@ -180,6 +186,7 @@ export class OnnxModelManager implements ModelManager {
       await (await runner.catch(() => undefined))?.close().catch(() => {});
     }
     this.#sequential.clear();
+    this.#runners.clear();
     for (const key of [...this.#resident.keys()]) await this.#releaseSession(key).catch(() => {});
     for (const worker of this.#workers) worker.stop();
     this.#workers.clear();
@@ -295,6 +302,7 @@ export class OnnxModelManager implements ModelManager {
       this.#sequential.set(key, runner);
     }
     const ready = await runner;
+    this.#runners.add(ready);
     const stats = this.#statsFor(model);
     try {
       const outputs = await abortable(
