@@ -19,60 +19,19 @@
  * @module
  */
 
-export { z } from "zod";
 export {
   builtinRegistry,
   loadWorkflow,
   type OpenWorkflowOptions,
   parseWorkflow,
   Runner,
+  type RunResult,
   runWorkflow,
   type RunWorkflowOptions,
 } from "./api/mod.ts";
-export {
-  type AnyNodeDefinition,
-  connectionProblem,
-  defineNode,
-  type Diagnostic,
-  DiskCache,
-  type EventListener,
-  type ExecuteResult,
-  formatDiagnostic,
-  formatPortType,
-  type GraphNode,
-  type HookSpec,
-  type InferContext,
-  inputPath,
-  type InputTypes,
-  type InputValues,
-  MemoryCache,
-  type NodeContext,
-  type NodeDefinition,
-  NodeFailure,
-  type NodeLogger,
-  NodeRegistry,
-  outputPath,
-  type OutputValues,
-  pathPort,
-  pathsPort,
-  PluginError,
-  type PortRef,
-  type PortSchemas,
-  type PortType,
-  portTypeOf,
-  RunCancelled,
-  type RunEvent,
-  type SettingValues,
-  tensorPort,
-  UserError,
-  valuePort,
-  type Workflow,
-  WorkflowError,
-  type WorkflowGraph,
-} from "./engine/mod.ts";
-export { toDot, toMermaid } from "./engine/graph_render.ts";
+export * from "./engine/mod.ts";
 export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
-export { createTensor, type DType, type Tensor } from "./runtime/tensor.ts";
+export { createTensor, type DType, type Tensor, type TensorData } from "./runtime/tensor.ts";
 
 if (import.meta.main) {
   // No top-level await: plugins import this module while the CLI runs, and a module still
