@@ -23,10 +23,11 @@ const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948"
 /** Renders the chart as SVG text. */
 export function memoryChartSvg(input: MemoryChartInput): string {
   const width = 960;
-  const left = 70;
+  const sessionNames = [...new Set(input.samples.flatMap((sample) => sample.sessions))];
+  const longestName = Math.max(0, ...sessionNames.map((name) => name.length));
+  const left = Math.min(260, Math.max(70, Math.ceil(longestName * 6.2) + 16));
   const right = 20;
   const plotWidth = width - left - right;
-  const sessionNames = [...new Set(input.samples.flatMap((sample) => sample.sessions))];
   const spanRows = packSpans(input.spans);
   const top = 40 + spanRows.length * 18 + 10;
   const plotHeight = 260;
@@ -82,7 +83,7 @@ export function memoryChartSvg(input: MemoryChartInput): string {
   );
   sessionNames.forEach((name, index) => {
     const rowY = sessionsTop + index * 16;
-    parts.push(`<text x="${left - 6}" y="${rowY + 10}" text-anchor="end">${escape(fit(name, left + 60))}</text>`);
+    parts.push(`<text x="${left - 6}" y="${rowY + 10}" text-anchor="end">${escape(fit(name, left - 10))}</text>`);
     let runStart: number | undefined;
     input.samples.forEach((sample, i) => {
       const present = sample.sessions.includes(name);
