@@ -31,7 +31,16 @@ export {
 } from "./api/mod.ts";
 export * from "./engine/mod.ts";
 export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
-export { createTensor, type DType, type Tensor, type TensorData } from "./runtime/tensor.ts";
+export type { ModelStats } from "./runtime/onnx_model_manager.ts";
+export type { MemorySample, NodeSpan } from "./runtime/memory_monitor.ts";
+export type { MemoryReading } from "./runtime/process_memory.ts";
+export {
+  createTensor,
+  type DataByDType,
+  type DType,
+  type Tensor,
+  type TensorData,
+} from "./runtime/tensor.ts";
 
 if (import.meta.main) {
   // No top-level await: plugins import this module while the CLI runs, and a module still

@@ -7,21 +7,22 @@
 import { z } from "zod";
 import type { ModelManager } from "../runtime/model_manager.ts";
 import type { PortType } from "./port_types.ts";
+import type { ObjectInput, ObjectOutput, OutputOf, PortSchema, Schema } from "./schema.ts";
 
 /** Named ports: each a zod schema (see `tensorPort`, `valuePort` and plain zod types). */
-export type PortSchemas = Record<string, z.ZodType>;
+export type PortSchemas = Record<string, Schema>;
 
 /** The values a node receives: one per input port, typed by its schema. */
-export type InputValues<I extends PortSchemas> = z.output<z.ZodObject<I>>;
+export type InputValues<I extends PortSchemas> = ObjectOutput<I>;
 
 /** The values of variadic input ports (any name), when a node type accepts them. */
-export type VariadicValues<V> = V extends z.ZodType ? Record<string, z.output<V>> : unknown;
+export type VariadicValues<V> = V extends Schema ? Record<string, OutputOf<V>> : unknown;
 
 /** The values a node returns: one per output port. */
-export type OutputValues<O extends PortSchemas> = z.input<z.ZodObject<O>>;
+export type OutputValues<O extends PortSchemas> = ObjectInput<O>;
 
 /** The parsed settings of a node. */
-export type SettingValues<S extends PortSchemas> = z.output<z.ZodObject<S>>;
+export type SettingValues<S extends PortSchemas> = ObjectOutput<S>;
 
 /** Messages a node writes for the user. */
 export interface NodeLogger {
@@ -88,7 +89,7 @@ export interface NodeDefinition<
   I extends PortSchemas = PortSchemas,
   S extends PortSchemas = PortSchemas,
   O extends PortSchemas = PortSchemas,
-  V extends z.ZodType | undefined = undefined,
+  V extends Schema | undefined = undefined,
 > {
   /** The name used in workflows (`type: sample`): lower snake case. */
   type: string;
@@ -160,7 +161,7 @@ export function defineNode<
   I extends PortSchemas,
   S extends PortSchemas,
   O extends PortSchemas,
-  V extends z.ZodType | undefined = undefined,
+  V extends Schema | undefined = undefined,
 >(definition: NodeDefinition<I, S, O, V>): NodeDefinition<I, S, O, V> {
   Object.defineProperty(definition, NODE_BRAND, { value: true });
   return definition;
@@ -181,22 +182,26 @@ const pathSettings = z.registry<{ pathRole: PathRole }>();
  * A setting holding the path of something the node reads. A relative path written in a workflow
  * file is resolved against the file's folder.
  */
-export function inputPath(): z.ZodString {
-  return z.string().min(1).register(pathSettings, { pathRole: "input" });
+export function inputPath(): PortSchema<string> {
+  return z.string().min(1).register(pathSettings, { pathRole: "input" }) as unknown as PortSchema<
+    string
+  >;
 }
 
 /**
  * A setting holding the path of something the node writes. A relative path is resolved against the
  * current directory.
  */
-export function outputPath(): z.ZodString {
-  return z.string().min(1).register(pathSettings, { pathRole: "output" });
+export function outputPath(): PortSchema<string> {
+  return z.string().min(1).register(pathSettings, { pathRole: "output" }) as unknown as PortSchema<
+    string
+  >;
 }
 
 /** The path role of a setting's schema, looking through `.optional()` and `.default()`. */
-export function pathRoleOf(schema: z.ZodType): PathRole | undefined {
-  const entry = pathSettings.get(schema);
+export function pathRoleOf(schema: Schema): PathRole | undefined {
+  const entry = pathSettings.get(schema as unknown as z.ZodType);
   if (entry) return entry.pathRole;
-  const def = (schema as unknown as { _zod: { def: { innerType?: z.ZodType } } })._zod.def;
+  const def = (schema as unknown as { _zod: { def: { innerType?: Schema } } })._zod.def;
   return def.innerType ? pathRoleOf(def.innerType) : undefined;
 }

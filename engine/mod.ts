@@ -9,6 +9,7 @@ export * from "./define_node.ts";
 export * from "./diagnostics.ts";
 export * from "./events.ts";
 export * from "./port_types.ts";
+export * from "./schema.ts";
 export { type BuildContext, buildGraph } from "./build_graph.ts";
 export { canonicalJson, nodeKey, type NodeKeyParts } from "./cache_key.ts";
 export { DiskCache, type DiskCacheOptions } from "./disk_cache.ts";
@@ -34,13 +35,14 @@ export {
   parseWorkflow,
   type Workflow,
 } from "./load_workflow.ts";
-export { type ParamOverride, parseFlowValue, parseSetArgument } from "./params.ts";
+export { type ParamOverride, parseFlowValue, parseSetArgument, type PathBases } from "./params.ts";
 export { type Plan, type PlanOptions, planRun } from "./plan.ts";
 export {
   importPlugin,
   nodeDefinitionsIn,
   NodeRegistry,
   PluginError,
+  type PluginImportOptions,
   type RegisteredNode,
 } from "./registry.ts";
 export {
@@ -51,7 +53,7 @@ export {
   stampFile,
   stampsAreCurrent,
 } from "./result_cache.ts";
-export { referencedParams, substituteParams } from "./substitute.ts";
+export { referencedParams, substituteParams, type UnknownReference } from "./substitute.ts";
 export {
   FORMAT_VERSION,
   type NodeDeclaration,
@@ -62,7 +64,7 @@ export {
   type WhenCondition,
   type WorkflowDocument,
 } from "./workflow_document.ts";
-export { parseYamlSource, type YamlSource } from "./yaml_source.ts";
+export { parseYamlSource, type YamlDocument, type YamlSource } from "./yaml_source.ts";
 export {
   describeNodeType,
   type NodeTypeDescription,

@@ -7,6 +7,9 @@
 
 import { z } from "zod";
 import { type DType, formatShape, isTensor, type Tensor } from "../runtime/tensor.ts";
+import type { PortSchema, Schema } from "./schema.ts";
+
+export type { PortSchema } from "./schema.ts";
 
 /** A tensor dimension: a size, a symbolic name (`"batch"`), or null when unknown. */
 export type Dimension = number | string | null;
@@ -29,12 +32,9 @@ export interface PortType {
 
 const portRegistry = z.registry<{ port: PortType }>();
 
-/** A zod schema that carries a port type. */
-export type PortSchema<T = unknown> = z.ZodType<T>;
-
 /** Attaches a port type to a schema and returns the schema. */
-export function withPortType<S extends z.ZodType>(schema: S, type: PortType): S {
-  portRegistry.add(schema, { port: type });
+export function withPortType<S extends Schema>(schema: S, type: PortType): S {
+  portRegistry.add(schema as unknown as z.ZodType, { port: type });
   return schema;
 }
 
@@ -42,11 +42,11 @@ export function withPortType<S extends z.ZodType>(schema: S, type: PortType): S 
  * The port type of a schema: the one attached by {@link withPortType} (looking through
  * `.optional()`, `.nullable()` and `.default()`), or one derived from plain zod types.
  */
-export function portTypeOf(schema: z.ZodType): PortType {
-  const registered = portRegistry.get(schema);
+export function portTypeOf(schema: Schema): PortType {
+  const registered = portRegistry.get(schema as unknown as z.ZodType);
   if (registered) return registered.port;
-  const def = (schema as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod
-    .def;
+  const def =
+    (schema as unknown as { _zod: { def: { type: string; innerType?: Schema } } })._zod.def;
   if (
     def.innerType && ["optional", "nullable", "default", "prefault", "readonly"].includes(def.type)
   ) {
@@ -69,7 +69,7 @@ export function portTypeOf(schema: z.ZodType): PortType {
 }
 
 /** True when a port accepts `undefined` (it need not be connected). */
-export function isOptionalPort(schema: z.ZodType): boolean {
+export function isOptionalPort(schema: Schema): boolean {
   return schema.safeParse(undefined).success;
 }
 
@@ -153,7 +153,9 @@ export function tensorPort<D extends DType = DType>(
       });
     }
   });
-  return withPortType(schema, { kind: "tensor", dtype: options.dtype, rank, shape: options.shape });
+  return asPortSchema(
+    withPortType(schema, { kind: "tensor", dtype: options.dtype, rank, shape: options.shape }),
+  );
 }
 
 /**
@@ -166,15 +168,20 @@ export function valuePort<T>(
   details: Omit<PortType, "kind"> = {},
 ): PortSchema<T> {
   const schema = z.custom<T>((value) => check(value), { message: `Expected a ${kind}` });
-  return withPortType(schema, { kind, ...details });
+  return asPortSchema(withPortType(schema, { kind, ...details }));
 }
 
 /** A port carrying a file or folder path (an absolute path string). */
 export function pathPort(): PortSchema<string> {
-  return withPortType(z.string(), { kind: "path" });
+  return asPortSchema(withPortType(z.string(), { kind: "path" }));
 }
 
 /** A port carrying a list of file or folder paths (absolute path strings). */
 export function pathsPort(): PortSchema<string[]> {
-  return withPortType(z.array(z.string()), { kind: "paths" });
+  return asPortSchema(withPortType(z.array(z.string()), { kind: "paths" }));
+}
+
+/** A zod schema as the plugin API's {@link PortSchema} (zod's own types stay out of the API). */
+function asPortSchema<T>(schema: z.ZodType<T>): PortSchema<T> {
+  return schema as unknown as PortSchema<T>;
 }

@@ -16,6 +16,15 @@ import {
 } from "yaml";
 import type { Diagnostic, DocumentPath, SourcePosition } from "./diagnostics.ts";
 
+/**
+ * A parsed YAML document of the npm `yaml` package (its `Document` class), comments and source
+ * positions included; tools that edit the text import the package's types to use it.
+ */
+export interface YamlDocument {
+  /** The document as YAML text again, comments kept. */
+  toString(): string;
+}
+
 /** A parsed YAML file: its data and a locator for positions. */
 export interface YamlSource {
   /** The file name used in positions. */
@@ -25,7 +34,7 @@ export interface YamlSource {
   /** The document's data as plain JavaScript values (undefined when the text did not parse). */
   data: unknown;
   /** The parsed document, comments and positions included (for tools that edit the text). */
-  document: Document;
+  document: YamlDocument;
   /** YAML syntax errors, with positions. */
   errors: Diagnostic[];
   /** The position of the value at `path` (or of its key, with `{ key: true }`). */
@@ -41,16 +50,31 @@ export function parseYamlSource(text: string, file: string): YamlSource {
     uniqueKeys: true,
     strict: true,
     intAsBigInt: true,
+    // Warnings are reported as errors below, not printed by the parser.
+    logLevel: "error",
   });
   const position = (offset: number): SourcePosition => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col };
   };
-  const errors: Diagnostic[] = document.errors.map((error) => ({
+  const seen = new Set<string>();
+  // A workflow is strict: what the parser only warns about (an unknown tag, an ambiguous alias)
+  // would silently change a value's meaning.
+  const errors: Diagnostic[] = [...document.errors, ...document.warnings].map((error) => ({
     code: "yaml_syntax",
-    message: `Invalid YAML: ${firstLine(error.message)}`,
+    message: error.code === "DUPLICATE_KEY"
+      ? `Invalid YAML: duplicate key ${JSON.stringify(text.slice(error.pos[0], error.pos[1]))}`
+      : error.code === "MULTIPLE_DOCS"
+      ? "Invalid YAML: a workflow is one document, but `---` starts another"
+      : `Invalid YAML: ${firstLine(error.message)}`,
     position: position(error.pos[0]),
-  }));
+  })).filter((error) => {
+    // The parser may report one problem several times at one place.
+    const text = `${error.position.line}:${error.position.col}: ${error.message}`;
+    if (seen.has(text)) return false;
+    seen.add(text);
+    return true;
+  });
   let data: unknown = undefined;
   if (errors.length === 0) {
     try {
@@ -74,21 +98,29 @@ export function parseYamlSource(text: string, file: string): YamlSource {
  * Integers are parsed as bigints so that seeds up to 2^64 stay exact; those that fit a double
  * exactly become numbers again.
  */
-export function normalizeIntegers(value: unknown): unknown {
+export function normalizeIntegers(value: unknown, parents: Set<unknown> = new Set()): unknown {
   if (typeof value === "bigint") {
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
       ? Number(value)
       : value;
   }
-  if (Array.isArray(value)) return value.map(normalizeIntegers);
-  if (typeof value === "object" && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalizeIntegers(v)]));
-  }
-  return value;
+  if (typeof value !== "object" || value === null) return value;
+  // An alias to an enclosing collection (`a: &x [*x]`) makes data that contains itself.
+  if (parents.has(value)) throw new Error("an alias refers to a collection that contains it");
+  parents.add(value);
+  const result = Array.isArray(value)
+    ? value.map((item) => normalizeIntegers(item, parents))
+    : Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, normalizeIntegers(v, parents)]),
+    );
+  parents.delete(value);
+  return result;
 }
 
+/** The first line of a library message, without its period, lower case after our colon. */
 function firstLine(message: string): string {
-  return message.split("\n")[0].replace(/\.$/, "");
+  const line = message.split("\n")[0].replace(/\.$/, "");
+  return /^[A-Z][a-z]/.test(line) ? line[0].toLowerCase() + line.slice(1) : line;
 }
 
 /** Start offset of the deepest node found along `path`. */

@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { defineNode, inputPath } from "../engine/mod.ts";
+import { defineNode, inputPath, type SettingValues } from "../engine/mod.ts";
 import { describeModel } from "../runtime/model_files.ts";
 import { modelPort, modelType } from "./ports.ts";
 import { sessionSettingsOf, sessionSettingsShape } from "./session_settings.ts";
@@ -37,7 +37,7 @@ export const loadModel = defineNode({
   },
 });
 
-function describe(settings: z.output<z.ZodObject<typeof loadModelSettings>>) {
+function describe(settings: SettingValues<typeof loadModelSettings>) {
   return describeModel(settings.path, {
     name: settings.name,
     role: settings.role,
