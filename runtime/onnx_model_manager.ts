@@ -247,12 +247,7 @@ export class OnnxModelManager implements ModelManager {
       return resident;
     } catch (error) {
       this.#giveBack(worker);
-      throw new UserError(
-        `Cannot load model "${model.name}" from "${model.path}": ${
-          (error as Error).message.split("\n")[0]
-        }`,
-        { cause: error },
-      );
+      throw new UserError(describeLoadFailure(model, error as Error), { cause: error });
     }
   }
 
@@ -425,6 +420,16 @@ export class OnnxModelManager implements ModelManager {
       if (resident.worker === worker) this.#resident.delete(key);
     }
   }
+}
+
+/** Why a session could not be created, with what to do about an unavailable provider. */
+function describeLoadFailure(model: ModelHandle, error: Error): string {
+  const detail = error.message.split("\n")[0];
+  const provider = model.session.executionProviders[0] ?? "cpu";
+  if (provider !== "cpu" && /provider|shared library/i.test(detail)) {
+    return `Cannot load model "${model.name}": the ${provider} execution provider is unavailable (${detail}); use providers: [cpu], or on_unavailable_provider: fallback to fall back to the CPU`;
+  }
+  return `Cannot load model "${model.name}" from "${model.path}": ${detail}`;
 }
 
 /** Races a promise with an AbortSignal; on abort, runs `onAbort` and rejects with the reason. */

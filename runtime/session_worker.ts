@@ -91,6 +91,8 @@ export type WorkerReply =
 
 const sessions = new Map<string, ort.InferenceSession>();
 
+// Failures reach the caller as exceptions; ONNX Runtime's own log lines would repeat them.
+ort.env.logLevel = "fatal";
 prepareFloat16();
 
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
