@@ -12,6 +12,8 @@ import { formatBytes } from "../runtime/byte_size.ts";
 export interface Reporter {
   /** Handles one event. */
   handle(event: RunEvent): void;
+  /** Prints a line of the CLI's own (an interruption notice), keeping any live display intact. */
+  note(text: string): void;
   /** Stops timers and leaves the terminal clean. */
   close(): void;
 }
@@ -66,6 +68,9 @@ export class JsonReporter implements Reporter {
   handle(event: RunEvent): void {
     this.#sink.write(`${JSON.stringify(event)}\n`);
   }
+
+  /** Notes are for people: not written as JSON. */
+  note(_text: string): void {}
 
   /** Nothing to clean up. */
   close(): void {}
@@ -151,6 +156,11 @@ export class PlainReporter implements Reporter {
         );
         break;
     }
+  }
+
+  /** Writes the note as a line. */
+  note(text: string): void {
+    this.#sink.write(`${text}\n`);
   }
 
   /** Nothing to clean up. */
@@ -243,6 +253,11 @@ export class TerminalReporter implements Reporter {
         this.close();
         break;
     }
+  }
+
+  /** Prints the note above the live area. */
+  note(text: string): void {
+    this.#print(text);
   }
 
   /** Stops redrawing and clears the live area. */
