@@ -35,7 +35,13 @@ export const loadTensor = defineNode({
 });
 
 async function readTensor(path: string, name: string | undefined): Promise<Tensor> {
-  if (path.toLowerCase().endsWith(".npy")) return await readNpy(path);
+  if (path.toLowerCase().endsWith(".npy")) {
+    try {
+      return await readNpy(path);
+    } catch (error) {
+      throw new UserError(`Cannot read a tensor from "${path}": ${(error as Error).message}`);
+    }
+  }
   let content;
   try {
     content = await readSafetensors(path);

@@ -44,7 +44,7 @@ const INPUTS = {
 /** The sample node type. */
 export const sample = defineNode({
   type: "sample",
-  version: 1,
+  version: 2,
   description: "Denoises latents with the transformer: classifier-free guidance, DDIM or DPM steps",
   category: "sampling",
   inputs: {
@@ -66,6 +66,10 @@ export const sample = defineNode({
   outputs: {
     latents: latentsPort(),
     step_latents: tensorPort({ dtype: "float32", rank: 6 }).optional(),
+    /** The timestep of each step, as the transformer got it. */
+    timesteps: tensorPort({ dtype: "int64", rank: 1 }),
+    /** The guidance scale of each step (diffusers' `guidance_scale` property during the step). */
+    guidance: tensorPort({ dtype: "float64", rank: 1 }),
   },
   infer(ctx, inputs, settings) {
     const model = modelOfType(inputs.model);
@@ -85,7 +89,15 @@ export const sample = defineNode({
       );
     }
     if (model) checkModelInputs(ctx, model, inputs);
-    return { latents: inputs.latents };
+    const latents = inputs.latents?.shape;
+    return {
+      latents: inputs.latents,
+      step_latents: latents
+        ? { kind: "tensor", dtype: "float32", shape: [settings.steps, ...latents] }
+        : undefined,
+      timesteps: { kind: "tensor", dtype: "int64", shape: [settings.steps] },
+      guidance: { kind: "tensor", dtype: "float64", shape: [settings.steps] },
+    };
   },
   async run(ctx, inputs, settings) {
     const { model, scheduler, prompt_embeds, negative_prompt_embeds } = inputs;
@@ -105,6 +117,7 @@ export const sample = defineNode({
     const stepLatents: Tensor<"float32">[] = [];
     const outputName = model.signature.outputs[0]?.name ?? "sample";
     const total = stepper.timesteps.length;
+    const guidances = new Float64Array(total);
 
     for (let index = 0; index < total; index++) {
       ctx.signal.throwIfAborted();
@@ -134,12 +147,10 @@ export const sample = defineNode({
         );
       }
       let noisePred = prediction.data as Float32Array;
-      if (doClassifierFreeGuidance) {
-        const guidance = settings.use_dynamic_cfg
-          ? dynamicGuidanceScale(settings.guidance_scale, t, settings.steps)
-          : settings.guidance_scale;
-        noisePred = classifierFreeGuidance(noisePred, guidance);
-      }
+      guidances[index] = settings.use_dynamic_cfg
+        ? dynamicGuidanceScale(settings.guidance_scale, t, settings.steps)
+        : settings.guidance_scale;
+      if (doClassifierFreeGuidance) noisePred = classifierFreeGuidance(noisePred, guidances[index]);
       latents = stepper.step(index, noisePred, latents, drawNoise).prevSample;
       if (settings.keep_step_latents) {
         stepLatents.push(createTensor("float32", latentShape, latents.slice()));
@@ -149,6 +160,12 @@ export const sample = defineNode({
     return {
       latents: createTensor("float32", latentShape, latents),
       step_latents: settings.keep_step_latents ? stack(stepLatents) : undefined,
+      timesteps: createTensor(
+        "int64",
+        [total],
+        BigInt64Array.from(stepper.timesteps, (t) => BigInt(t)),
+      ),
+      guidance: createTensor("float64", [total], guidances),
     };
   },
 });

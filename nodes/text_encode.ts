@@ -7,7 +7,7 @@
 
 import { defineNode, formatPortType, tensorPort, UserError } from "../engine/mod.ts";
 import type { ModelHandle } from "../runtime/model_handle.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import { formatShape, type Tensor } from "../runtime/tensor.ts";
 import { modelOfType, modelPort } from "./ports.ts";
 
 /** The text_encode node type. */
@@ -29,12 +29,24 @@ export const textEncode = defineNode({
   infer(ctx, inputs) {
     const model = modelOfType(inputs.model);
     if (!model) return;
+    const source = ctx.source("model");
+    const modelName = source ? `${source.node}.${source.port}` : model.name;
     const input = model.signature.inputs[0];
     if (model.signature.inputs.length !== 1 || input.dtype !== "int64") {
       ctx.error(
-        `Model "${model.name}" does not look like a text encoder: it takes ${
+        `Model "${modelName}" does not look like a text encoder: it takes ${
           model.signature.inputs.map((i) => `${i.name} ${i.dtype}`).join(", ")
         }, expected one int64 input of token ids`,
+        { port: "model" },
+      );
+      return;
+    }
+    const output = model.signature.outputs[0];
+    if (output?.shape && output.shape.length !== 3) {
+      ctx.error(
+        `Model "${modelName}" does not look like a text encoder: its output ${output.name} is ${
+          formatShape(output.shape)
+        }, expected [batch, tokens, width]`,
         { port: "model" },
       );
       return;
@@ -51,7 +63,7 @@ export const textEncode = defineNode({
       typeof ids?.[1] === "number" && input.shape[1] !== ids[1]
     ) {
       ctx.error(
-        `Model "${model.name}" takes sequences of ${input.shape[1]} tokens, but ${
+        `Model "${modelName}" takes sequences of ${input.shape[1]} tokens, but ${
           formatPortType(inputs.input_ids)
         } has ${ids[1]}`,
         { port: "input_ids" },

@@ -50,16 +50,18 @@ export const tokenize = defineNode({
   async run(ctx, { tokenizer }, { prompt, negative_prompt, max_length }) {
     const loaded = await cachedTokenizer(tokenizer.dir, tokenizer.fingerprint);
     const prompts = asList(prompt);
-    let negatives = asList(negative_prompt);
-    if (negatives.length === 1) negatives = prompts.map(() => negatives[0]);
+    const given = asList(negative_prompt);
+    // One negative prompt serves every prompt, as diffusers repeats it for the batch.
+    const negatives = given.length === 1 ? prompts.map(() => given[0]) : given;
     const positive = tokenizePrompts(loaded, prompts, { maxLength: max_length });
     const negative = tokenizePrompts(loaded, negatives, { maxLength: max_length });
     warnTruncated(ctx.log.warn, "prompt", prompts, positive.droppedTokens, positive.droppedText);
+    // A repeated negative prompt is reported once, not once per prompt.
     warnTruncated(
       ctx.log.warn,
       "negative prompt",
-      negatives,
-      negative.droppedTokens,
+      given,
+      negative.droppedTokens.slice(0, given.length),
       negative.droppedText,
     );
     return { input_ids: positive.inputIds, negative_input_ids: negative.inputIds };
@@ -79,7 +81,9 @@ function warnTruncated(
 ) {
   dropped.forEach((count, index) => {
     if (count === 0) return;
-    const which = prompts.length > 1 ? `${what} ${index + 1}` : `The ${what}`;
+    const which = prompts.length > 1
+      ? `${what[0].toUpperCase()}${what.slice(1)} ${index + 1}`
+      : `The ${what}`;
     warn(
       `${which} was truncated: ${count} token${count === 1 ? "" : "s"} dropped ("${
         droppedText[index]

@@ -40,12 +40,15 @@ export const vaeDecode = defineNode({
     );
     if (mismatch) {
       const from = ctx.source("latents");
+      const decoder = ctx.source("model");
       ctx.error(
-        `VAE decoder "${model.name}" expects ${model.signature.inputs[0].name} ${
-          formatShape(declared)
-        } (channels before frames), but "${from ? `${from.node}.${from.port}` : "latents"}" gives ${
+        `VAE decoder "${decoder ? `${decoder.node}.${decoder.port}` : model.name}" expects ${
+          model.signature.inputs[0].name
+        } ${formatShape(declared)} (channels before frames), but "${
+          from ? `${from.node}.${from.port}` : "latents"
+        }" gives ${
           formatPortType(inputs.latents!)
-        } as [batch, frames, channels, height, width]`,
+        } as [batch, frames, channels, height, width] (input "latents" of "${ctx.node}")`,
         { port: "latents" },
       );
     }

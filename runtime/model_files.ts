@@ -17,7 +17,10 @@ import { UserError } from "./user_error.ts";
 
 /** Options of {@link describeModel}. */
 export interface DescribeModelOptions {
-  /** Display name (default: the model's folder name). */
+  /**
+   * Display name (default: the folder name for a `model.onnx`, as in pipeline folders, else the
+   * file name without `.onnx`).
+   */
   name?: string;
   /** What the model is for. */
   role?: string;
@@ -63,7 +66,7 @@ export async function describeModel(
     {};
   return {
     kind: "onnx_model",
-    name: options.name ?? basename(dirname(path)),
+    name: options.name ?? defaultModelName(path),
     role: options.role ?? "model",
     path,
     bytes,
@@ -73,6 +76,12 @@ export async function describeModel(
     session: { ...DEFAULT_SESSION_SETTINGS, ...options.session },
     hooks: [],
   };
+}
+
+/** `transformer` for `.../transformer/model.onnx`, `encoder` for `.../encoder.onnx`. */
+function defaultModelName(path: string): string {
+  const file = basename(path);
+  return file === "model.onnx" ? basename(dirname(path)) : file.replace(/\.onnx$/i, "");
 }
 
 /** Reads a JSON object file, or undefined when it does not exist; other problems are errors. */
@@ -174,8 +183,13 @@ export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
   ) {
     try {
       await Deno.stat(file);
-    } catch {
-      throw new UserError(`Missing file "${file}" in model folder "${dir}"`);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new UserError(`Missing file "${file}" in model folder "${dir}"`);
+      }
+      throw new UserError(
+        `Cannot read "${file}" in model folder "${dir}": ${(error as Error).message}`,
+      );
     }
   }
   return folder;

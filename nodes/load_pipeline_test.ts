@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { SchedulerSpec } from "../diffusion/scheduler.ts";
+import type { ModelHandle } from "../runtime/model_handle.ts";
+import {
+  fixture,
+  outputsOf,
+  pipelineWith,
+  runYaml,
+  validationErrors,
+  withTempDir,
+} from "../tests/testing.ts";
+import type { TokenizerHandle } from "./ports.ts";
+
+function pipelineWorkflow(path: string): string {
+  return `
+cogflow: 1
+name: load_pipeline_test
+nodes:
+  pipe: { type: load_pipeline, with: { path: "${path}" } }
+`;
+}
+
+/** The validation errors of loading `path`, without the position prefix. */
+async function loadErrors(path: string): Promise<string[]> {
+  const errors = await validationErrors(pipelineWorkflow(path));
+  return errors.map((error) => error.replace(/^.*?nodes\.pipe: /, ""));
+}
+
+Deno.test("load_pipeline gives each component of a pipeline folder as an output", async () => {
+  const run = await runYaml(pipelineWorkflow(fixture("5b")), { only: ["pipe"] });
+  const pipe = outputsOf(run, "pipe");
+  const models = ["text_encoder", "transformer", "vae"].map((name) => pipe[name] as ModelHandle);
+  assert.deepEqual(models.map((model) => [model.name, model.role]), [
+    ["text_encoder", "text_encoder"],
+    ["transformer", "transformer"],
+    ["vae", "vae"],
+  ]);
+  assert.equal(models[2].path, fixture("5b", "vae_decoder", "model.onnx"));
+  // The VAE's config is vae/config.json: its scaling factor differs between the variants.
+  assert.equal(models[2].config.scaling_factor, 0.7);
+  assert.equal(models[1].config.use_rotary_positional_embeddings, true);
+  assert.equal((pipe.scheduler as SchedulerSpec).kind, "ddim");
+  assert.equal((pipe.scheduler as SchedulerSpec).config.snr_shift_scale, 1.0);
+  assert.equal((pipe.tokenizer as TokenizerHandle).dir, fixture("5b", "tokenizer"));
+});
+
+Deno.test("load_pipeline of a missing folder or component is a validation error", async () => {
+  await withTempDir(async (dir) => {
+    const missing = join(dir, "nowhere");
+    assert.deepEqual(await loadErrors(missing), [
+      `Node "pipe": Model folder "${missing}" does not exist`,
+    ]);
+    const folder = await pipelineWith(dir, "2b", { "vae_decoder/model.onnx": null });
+    assert.deepEqual(await loadErrors(folder), [
+      `Node "pipe": Missing file "${
+        join(folder, "vae_decoder", "model.onnx")
+      }" in model folder "${folder}"`,
+    ]);
+  });
+});
+
+Deno.test("load_pipeline with a corrupt ONNX file is a validation error naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = await Deno.readFile(fixture("2b", "transformer", "model.onnx"));
+    const folder = await pipelineWith(dir, "2b", {
+      "transformer/model.onnx": bytes.subarray(0, 100_000),
+    });
+    const errors = await loadErrors(folder);
+    assert.equal(errors.length, 1);
+    assert.ok(
+      errors[0].startsWith(
+        `Node "pipe": Not an ONNX model "${
+          join(folder, "transformer", "model.onnx")
+        }": invalid protobuf at byte `,
+      ),
+      errors[0],
+    );
+  });
+});
+
+Deno.test("load_pipeline refuses a scheduler config with unknown values or another class", async () => {
+  await withTempDir(async (dir) => {
+    const config = JSON.parse(
+      await Deno.readTextFile(fixture("2b", "scheduler", "scheduler_config.json")),
+    );
+    const folder = await pipelineWith(join(dir, "cosine"), "2b", {
+      "scheduler/scheduler_config.json": JSON.stringify({ ...config, beta_schedule: "cosine" }),
+    });
+    assert.deepEqual(await loadErrors(folder), [
+      `Node "pipe": Invalid scheduler config: "beta_schedule": expected one of "scaled_linear", "linear", got "cosine" (in "${
+        join(folder, "scheduler", "scheduler_config.json")
+      }")`,
+    ]);
+
+    const euler = await pipelineWith(join(dir, "euler"), "2b", {
+      "scheduler/scheduler_config.json": JSON.stringify({
+        ...config,
+        _class_name: "EulerDiscreteScheduler",
+      }),
+    });
+    assert.deepEqual(await loadErrors(euler), [
+      `Node "pipe": Unsupported scheduler "EulerDiscreteScheduler" in "${
+        join(euler, "scheduler", "scheduler_config.json")
+      }": expected CogVideoXDDIMScheduler or CogVideoXDPMScheduler`,
+    ]);
+  });
+});

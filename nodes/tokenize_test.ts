@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import type { Tensor } from "../runtime/tensor.ts";
+import {
+  assertBitEqual,
+  logMessages,
+  outputsOf,
+  readCase,
+  reference,
+  rows,
+  runYaml,
+  validationErrors,
+} from "../tests/testing.ts";
+
+/** A workflow that only tokenizes, with the fixture tokenizer. */
+function tokenizeWorkflow(settings: string): string {
+  return `
+cogflow: 1
+name: tokenize_test
+nodes:
+  tokenizer: { type: load_tokenizer, with: { path: 2b/tokenizer } }
+  prompts:
+    type: tokenize
+    in: { tokenizer: tokenizer }
+    with: ${settings}
+`;
+}
+
+async function tokenizeOutputs(settings: string) {
+  const run = await runYaml(tokenizeWorkflow(settings), { only: ["prompts"] });
+  const outputs = outputsOf(run, "prompts");
+  return {
+    ids: outputs.input_ids as Tensor<"int64">,
+    negativeIds: outputs.negative_input_ids as Tensor<"int64">,
+    warnings: logMessages(run.events, "prompts"),
+  };
+}
+
+function idsOf(tensor: Tensor, row = 0): number[] {
+  return Array.from(rows(tensor, row).data as BigInt64Array, Number);
+}
+
+Deno.test("tokenize pads like the pipeline: content, </s>, then <pad> up to max_length", async () => {
+  const { ids, negativeIds, warnings } = await tokenizeOutputs(
+    `{ prompt: "a red ball rolls across a table", max_length: 16 }`,
+  );
+  const ddim = await readCase("ddim-2b");
+  assertBitEqual(ids, reference(ddim, "input_ids"), "input_ids");
+  // The negative prompt defaults to "", which is `</s>` then padding.
+  assertBitEqual(negativeIds, reference(ddim, "negative_input_ids"), "negative_input_ids");
+  assert.deepEqual(idsOf(negativeIds), [1, ...new Array(15).fill(0)]);
+  assert.deepEqual(warnings, []);
+});
+
+Deno.test("tokenize warns once per truncated prompt, saying how many tokens were dropped", async () => {
+  const dpm = await readCase("dpm-5b-dynamic-cfg");
+  const args = dpm.json.pipeline_args;
+  const { ids, negativeIds, warnings } = await tokenizeOutputs(
+    JSON.stringify({ prompt: args.prompt, negative_prompt: args.negative_prompt, max_length: 16 }),
+  );
+  assertBitEqual(ids, reference(dpm, "input_ids"), "input_ids");
+  assertBitEqual(negativeIds, reference(dpm, "negative_input_ids"), "negative_input_ids");
+  assert.deepEqual(warnings, [
+    'The prompt was truncated: 8 tokens dropped ("esh snow in a quiet pine forest")',
+    'The negative prompt was truncated: 6 tokens dropped ("distorted")',
+  ]);
+});
+
+Deno.test("tokenize takes a list of prompts with one negative prompt for all of them", async () => {
+  const long = "a golden retriever runs through fresh snow in a quiet pine forest";
+  const { ids, negativeIds, warnings } = await tokenizeOutputs(
+    JSON.stringify({
+      prompt: ["a red ball rolls across a table", long],
+      negative_prompt: "blurry, low quality, distorted",
+      max_length: 16,
+    }),
+  );
+  assert.deepEqual(ids.shape, [2, 16]);
+  assert.deepEqual(negativeIds.shape, [2, 16]);
+  const ddim = await readCase("ddim-2b");
+  const dpm = await readCase("dpm-5b-dynamic-cfg");
+  assert.deepEqual(idsOf(ids, 0), idsOf(reference(ddim, "input_ids")));
+  assert.deepEqual(idsOf(ids, 1), idsOf(reference(dpm, "input_ids")));
+  // The one negative prompt is repeated for each prompt, and its truncation reported once.
+  assert.deepEqual(idsOf(negativeIds, 0), idsOf(reference(dpm, "negative_input_ids")));
+  assert.deepEqual(idsOf(negativeIds, 1), idsOf(reference(dpm, "negative_input_ids")));
+  assert.deepEqual(warnings, [
+    'Prompt 2 was truncated: 8 tokens dropped ("esh snow in a quiet pine forest")',
+    'The negative prompt was truncated: 6 tokens dropped ("distorted")',
+  ]);
+});
+
+Deno.test("tokenize takes one negative prompt per prompt", async () => {
+  const { negativeIds, warnings } = await tokenizeOutputs(
+    JSON.stringify({
+      prompt: ["a red ball", "a blue cube"],
+      negative_prompt: ["", "blurry, low quality, distorted"],
+      max_length: 16,
+    }),
+  );
+  const dpm = await readCase("dpm-5b-dynamic-cfg");
+  assert.deepEqual(idsOf(negativeIds, 0), [1, ...new Array(15).fill(0)]);
+  assert.deepEqual(idsOf(negativeIds, 1), idsOf(reference(dpm, "negative_input_ids")));
+  assert.deepEqual(warnings, [
+    'Negative prompt 2 was truncated: 6 tokens dropped ("distorted")',
+  ]);
+});
+
+Deno.test("tokenize rejects a number of negative prompts that is neither one nor one per prompt", async () => {
+  const errors = await validationErrors(
+    tokenizeWorkflow(`{ prompt: [a, b], negative_prompt: [x, y, z], max_length: 16 }`),
+  );
+  assert.equal(errors.length, 1);
+  assert.match(
+    errors[0],
+    /nodes\.prompts\.with\.negative_prompt: Got 3 negative prompts for 2 prompts: give one, or one per prompt$/,
+  );
+});

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { encodeSafetensors } from "../runtime/safetensors.ts";
+import { createTensor, type Tensor } from "../runtime/tensor.ts";
+import {
+  assertClose,
+  outputsOf,
+  readCase,
+  reference,
+  runYaml,
+  validationErrors,
+  withTempDir,
+} from "../tests/testing.ts";
+import { toFrames } from "./vae_decode.ts";
+
+/** Decodes the latents `name` of a case file with the VAE of `model`. */
+function decodeWorkflow(model: string, file: string, name: string, settings = "{}"): string {
+  return `
+cogflow: 1
+name: vae_decode_test
+nodes:
+  pipe: { type: load_pipeline, with: { path: ${model} } }
+  latents: { type: load_tensor, with: { path: "${file}", name: ${name} } }
+  decode:
+    type: vae_decode
+    in: { model: pipe.vae, latents: latents }
+    with: ${settings}
+`;
+}
+
+async function decodedFrames(workflow: string): Promise<Tensor> {
+  const run = await runYaml(workflow, { only: ["decode"] });
+  return outputsOf(run, "decode").frames as Tensor;
+}
+
+Deno.test("vae_decode divides by the VAE's scaling factor and decodes to diffusers' frames", async () => {
+  // The two pipelines share the decoder file but not the scaling factor (1.15258426 and 0.7).
+  const ddim = await readCase("ddim-2b");
+  const frames2b = await decodedFrames(
+    decodeWorkflow("2b", "cases/ddim-2b/tensors.safetensors", "latents_step_3"),
+  );
+  assert.deepEqual(frames2b.shape, [1, 9, 3, 64, 64]);
+  assertClose(frames2b, reference(ddim, "frames"), "2b frames");
+
+  const dpm = await readCase("dpm-5b-dynamic-cfg");
+  const frames5b = await decodedFrames(
+    decodeWorkflow("5b", "cases/dpm-5b-dynamic-cfg/tensors.safetensors", "latents_step_4"),
+  );
+  assertClose(frames5b, reference(dpm, "frames"), "5b frames");
+});
+
+Deno.test("vae_decode takes a scaling_factor setting over the VAE config's", async () => {
+  const ddim = await readCase("ddim-2b");
+  const frames = await decodedFrames(
+    decodeWorkflow(
+      "5b",
+      "cases/ddim-2b/tensors.safetensors",
+      "latents_step_3",
+      "{ scaling_factor: 1.15258426 }",
+    ),
+  );
+  assertClose(frames, reference(ddim, "frames"), "frames");
+});
+
+Deno.test("toFrames maps the decoder output to [0, 1] frames first: clamp(x * 0.5 + 0.5, 0, 1)", async () => {
+  const sample = createTensor("float32", [1, 3, 2, 1, 1], new Float32Array([-3, -1, 0, 0.5, 1, 3]));
+  // [batch, 3, frames, h, w] to [batch, frames, 3, h, w].
+  const frames = toFrames(sample);
+  assert.deepEqual(frames.shape, [1, 2, 3, 1, 1]);
+  assert.deepEqual(Array.from(frames.data as Float32Array), [0, 0.5, 1, 0, 0.75, 1]);
+
+  // The fixture decoder's output reaches about +-8: a part of the frames is clamped.
+  const ddim = await readCase("ddim-2b");
+  const decoded = toFrames(reference(ddim, "vae_decoder_output") as Tensor<"float32">);
+  assertClose(decoded, reference(ddim, "frames"), "frames", 1e-7);
+  const clamped = (decoded.data as Float32Array).filter((value) => value === 0 || value === 1);
+  assert.ok(clamped.length > 0);
+});
+
+Deno.test("vae_decode refuses latents whose channels the decoder does not take, before running", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, "latents.safetensors");
+    const latents = createTensor("float32", [1, 3, 8, 8, 8]);
+    await Deno.writeFile(file, encodeSafetensors([["latents", latents]]));
+    const errors = await validationErrors(decodeWorkflow("2b", file, "latents"));
+    assert.deepEqual(errors.map((error) => error.replace(/^.*?nodes\./, "nodes.")), [
+      'nodes.decode.in.latents: VAE decoder "pipe.vae" expects latent_sample [batch, 4, 3, latent_height, latent_width] (channels before frames), but "latents.tensor" gives tensor<float32, [1, 3, 8, 8, 8]> as [batch, frames, channels, height, width] (input "latents" of "decode")',
+    ]);
+  });
+});
