@@ -48,6 +48,8 @@ export interface BuildContext {
 
 interface PendingNode extends GraphNode {
   declaration: NodeDeclaration;
+  /** False when the settings could not be parsed: `infer()` gets only valid settings. */
+  settled: boolean;
 }
 
 /** Builds and checks the graph; returns it only when there were no errors. */
@@ -67,9 +69,11 @@ export async function buildGraph(
   };
 
   const declared = new Map(document.nodes.map((node) => [node.id, node]));
+  // Params declared in the file; one whose value was refused is reported already, not as unknown.
+  const declaredParams = new Set(document.params.keys());
   const disabled = new Set<string>();
   for (const node of document.nodes) {
-    if (!isEnabled(node, context.params, report)) disabled.add(node.id);
+    if (!isEnabled(node, context.params, declaredParams, report)) disabled.add(node.id);
   }
 
   // Types and settings.
@@ -85,13 +89,16 @@ export async function buildGraph(
       });
       continue;
     }
-    const settings = parseSettings(declaration, registered.definition, context, report);
+    const settings = declaration.malformed?.includes("with")
+      ? undefined
+      : parseSettings(declaration, registered.definition, context, declaredParams, report);
     nodes.set(declaration.id, {
       id: declaration.id,
       type: declaration.type,
       definition: registered.definition,
       module: registered.module,
       settings: settings ?? {},
+      settled: settings !== undefined,
       inputs: new Map(),
       path,
       outputTypes: declaredOutputTypes(registered.definition),
@@ -196,6 +203,23 @@ export async function buildGraph(
       if (ref) node.inputs.set(port, ref);
     }
   }
+
+  // The default targets must be nodes that exist in this run.
+  document.outputs?.forEach((id, index) => {
+    if (nodes.has(id)) return;
+    const path = ["outputs", index];
+    if (disabled.has(id)) {
+      report(
+        path,
+        "disabled_reference",
+        `Node "${id}" is switched off by its \`when:\` condition but \`outputs:\` names it`,
+      );
+    } else if (!declared.has(id)) {
+      report(path, "unknown_node", `Unknown node "${id}" in \`outputs:\``, {
+        hint: didYouMean(id, [...declared.keys()]),
+      });
+    }
+  });
 
   // Hooks: expand each hook into one instance per wrapped output, then reroute consumers.
   const chains = new Map<string, { ref: PortRef; kinds: Map<string, string> }>();
@@ -337,6 +361,8 @@ export async function buildGraph(
       // A port whose reference was written but failed is reported already.
       if (node.inputs.has(port) || isOptionalPort(schema)) continue;
       if (!node.hook && Object.hasOwn(node.declaration.in, port)) continue;
+      const malformed = node.declaration.malformed ?? [];
+      if (["in", `in.${port}`, "wraps"].some((part) => malformed.includes(part))) continue;
       report(
         [...node.path, "in"],
         "missing_input",
@@ -393,7 +419,7 @@ export async function buildGraph(
       }
       inputTypes[port] = from;
     }
-    if (!connected || !node.definition.infer) continue;
+    if (!connected || !node.definition.infer || !node.settled) continue;
     await inferTypes(node, graphNodes, inputTypes, report);
   }
   if (diagnostics.length > 0) return { diagnostics };
@@ -403,7 +429,9 @@ export async function buildGraph(
   );
   const graph: WorkflowGraph = {
     nodes: new Map(
-      [...graphNodes].map(([id, { declaration: _declaration, ...node }]) => [id, node]),
+      [...graphNodes].map((
+        [id, { declaration: _declaration, settled: _settled, ...node }],
+      ) => [id, node]),
     ),
     outputs,
   };
@@ -456,22 +484,27 @@ async function inferTypes(
 function isEnabled(
   node: NodeDeclaration,
   params: ReadonlyMap<string, unknown>,
+  declaredParams: ReadonlySet<string>,
   report: (path: DocumentPath, code: string, message: string, extra?: Partial<Diagnostic>) => void,
 ): boolean {
   const when = node.when;
   if (!when) return true;
   const path = ["nodes", node.id, "when"];
   if (!params.has(when.param)) {
-    report(path, "unknown_param", `Unknown param "${when.param}" in \`when:\``, {
-      node: node.id,
-      hint: didYouMean(when.param, [...params.keys()]),
-    });
+    if (!declaredParams.has(when.param)) {
+      report(path, "unknown_param", `Unknown param "${when.param}" in \`when:\``, {
+        node: node.id,
+        hint: didYouMean(when.param, declaredParams),
+      });
+    }
     return true;
   }
   const value = params.get(when.param);
   if (when.kind === "param") {
     // A boolean param switches the node; any other param switches it on when it is set.
-    return typeof value === "boolean" ? value : value !== null && value !== undefined && value !== "";
+    return typeof value === "boolean"
+      ? value
+      : value !== null && value !== undefined && value !== "";
   }
   return when.values.some((expected) => expected === value);
 }
@@ -494,6 +527,7 @@ function parseSettings(
   declaration: NodeDeclaration,
   definition: AnyNodeDefinition,
   context: BuildContext,
+  declaredParams: ReadonlySet<string>,
   report: (
     path: DocumentPath,
     code: string,
@@ -505,10 +539,18 @@ function parseSettings(
   const shape = definition.settings as Record<string, z.ZodType>;
   const { value, unknown } = substituteParams(declaration.with, context.params);
   for (const reference of unknown) {
-    report([...path, ...reference.path], "unknown_param", `Unknown param "${reference.name}"`, {
-      node: declaration.id,
-      hint: didYouMean(reference.name, [...context.params.keys()]),
-    });
+    if (declaredParams.has(reference.name)) continue;
+    report(
+      [...path, ...reference.path],
+      "unknown_param",
+      reference.name === ""
+        ? "Empty param reference `${}`: write `${name}`, or `$$` for a dollar sign"
+        : `Unknown param "${reference.name}"`,
+      {
+        node: declaration.id,
+        hint: reference.name === "" ? undefined : didYouMean(reference.name, declaredParams),
+      },
+    );
   }
   const raw = { ...(value as Record<string, unknown>) };
   let ok = unknown.length === 0;

@@ -42,3 +42,14 @@ export interface NodeKeyParts {
 export function nodeKey(parts: NodeKeyParts): string {
   return createHash("sha256").update(canonicalJson(parts)).digest("hex");
 }
+
+/**
+ * The key of a result that depends on files: its node key and the size and modification time of
+ * each file, so that whatever reads the result is keyed by the files' state too.
+ */
+export function keyWithFiles(
+  key: string,
+  files: readonly { path: string; size: number; mtimeMs: number }[],
+): string {
+  return createHash("sha256").update(`${key}\n${canonicalJson(files)}`).digest("hex");
+}

@@ -413,7 +413,9 @@ function pathOutputs(node: GraphNode, outputs: Record<string, unknown>): string[
     const value = outputs[port];
     const kind = portTypeOf(schema).kind;
     if (kind === "path" && typeof value === "string") files.push(value);
-    if (kind === "paths" && Array.isArray(value)) files.push(...value.filter((item) => typeof item === "string"));
+    if (kind === "paths" && Array.isArray(value)) {
+      files.push(...value.filter((item) => typeof item === "string"));
+    }
   }
   return files;
 }

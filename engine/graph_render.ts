@@ -20,7 +20,9 @@ export function toMermaid(graph: WorkflowGraph): string {
   for (const node of graph.nodes.values()) {
     for (const [port, ref] of node.inputs) {
       const label = ref.port === port ? port : `${ref.port} → ${port}`;
-      lines.push(`  ${ids.get(ref.node)} -->|${escapeMermaid(label)}| ${ids.get(node.id)}`);
+      // The edge into a hook from the output it wraps is dotted, as in DOT.
+      const arrow = node.hook && port === node.definition.hook?.input ? "-.->" : "-->";
+      lines.push(`  ${ids.get(ref.node)} ${arrow}|${escapeMermaid(label)}| ${ids.get(node.id)}`);
     }
   }
   return `${lines.join("\n")}\n`;
@@ -62,12 +64,23 @@ export function nodeLabel(node: GraphNode): string {
   return `${node.id} (${node.type})`;
 }
 
+/**
+ * Mermaid ids: node ids where Mermaid takes them as they are; others (`hook[target]`, `a-b`, the
+ * keyword `end`) made safe, never equal to another node's id.
+ */
 function mermaidIds(graph: WorkflowGraph): Map<string, string> {
+  const plain = (id: string) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(id) && id.toLowerCase() !== "end";
+  const used = new Set([...graph.nodes.keys()].filter(plain));
   const ids = new Map<string, string>();
-  let index = 0;
   for (const id of graph.nodes.keys()) {
-    ids.set(id, /^[A-Za-z_][A-Za-z0-9_]*$/.test(id) ? id : `n${index}`);
-    index++;
+    if (plain(id)) {
+      ids.set(id, id);
+      continue;
+    }
+    let safe = `n_${id.replace(/[^A-Za-z0-9_]/g, "_")}`;
+    while (used.has(safe)) safe += "_";
+    used.add(safe);
+    ids.set(id, safe);
   }
   return ids;
 }

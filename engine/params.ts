@@ -82,9 +82,9 @@ export function resolveParams(
     const known = [...declarations.keys()];
     diagnostics.push({
       code: "unknown_param",
-      message: `${override.origin}: Unknown param "${name}" (this workflow has ${
-        known.length > 0 ? known.join(", ") : "no params"
-      })`,
+      message: `${override.origin}: Unknown param "${name}": ${
+        known.length > 0 ? `this workflow has ${known.join(", ")}` : "this workflow has no params"
+      }`,
       hint: ID_PATTERN.test(name) ? didYouMean(name, known) : undefined,
     });
   }

@@ -58,7 +58,9 @@ export class NodeRegistry {
     if (definitions.length === 0) {
       throw new PluginError(
         module,
-        `Plugin ${module} exports no node types (define them with defineNode)`,
+        `${module.charAt(0).toUpperCase()}${
+          module.slice(1)
+        } exports no node types: define them with defineNode`,
       );
     }
     for (const definition of definitions) this.register(definition, module);
@@ -134,7 +136,9 @@ export async function importPlugin(
     } catch (error) {
       throw new PluginError(
         specifier,
-        `Plugin "${specifier}" not found (${path}): ${errorText(error)}`,
+        error instanceof Deno.errors.NotFound
+          ? `Plugin "${specifier}" not found: no file ${path}`
+          : `Plugin "${specifier}" cannot be read (${path}): ${errorText(error)}`,
       );
     }
     url = pathToFileURL(path).href;

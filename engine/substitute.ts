@@ -66,7 +66,9 @@ function substituteText(
       return match;
     }
     const param = params.get(trimmed);
-    return typeof param === "string" ? param : JSON.stringify(param, bigintReplacer);
+    if (typeof param === "string") return param;
+    if (typeof param === "bigint") return param.toString();
+    return JSON.stringify(param, bigintReplacer);
   });
 }
 

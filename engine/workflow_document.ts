@@ -67,6 +67,11 @@ export interface NodeDeclaration {
   when?: WhenCondition;
   /** A note for people. */
   description?: string;
+  /**
+   * Parts written with the wrong shape and reported already (`in`, `in.<port>`, `with`, `wraps`):
+   * later checks skip what depends on them rather than report the same mistake again.
+   */
+  malformed?: string[];
 }
 
 /** A workflow file's content, checked for shape but not yet for meaning. */
@@ -109,7 +114,9 @@ export function readWorkflowDocument(
       code,
       message,
       path,
-      position: source.locate(path, { key: code === "unknown_key" || code === "invalid_id" }),
+      // Every problem found in a file names the file, at its start when nothing closer exists.
+      position: source.locate(path, { key: code === "unknown_key" || code === "invalid_id" }) ??
+        { file: source.file, line: 1, col: 1 },
       ...extra,
     });
 
@@ -177,7 +184,11 @@ function readParams(value: unknown, report: Reporter): Map<string, ParamDeclarat
   for (const [name, raw] of Object.entries(value)) {
     const path = ["params", name];
     if (!ID_PATTERN.test(name)) {
-      report(path, "invalid_id", `Invalid param name "${name}": use letters, digits, "_" and "-", starting with a letter or "_"`);
+      report(
+        path,
+        "invalid_id",
+        `Invalid param name "${name}": use letters, digits, "_" and "-", starting with a letter or "_"`,
+      );
       continue;
     }
     if (!isRecord(raw)) {
@@ -303,8 +314,10 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       continue;
     }
     const inputs: Record<string, string> = {};
+    const malformed: string[] = [];
     if (raw.in !== undefined && raw.in !== null) {
       if (!isRecord(raw.in)) {
+        malformed.push("in");
         report(
           [...path, "in"],
           "invalid_type",
@@ -314,6 +327,7 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       } else {
         for (const [port, reference] of Object.entries(raw.in)) {
           if (typeof reference !== "string" || reference === "") {
+            malformed.push(`in.${port}`);
             report(
               [...path, "in", port],
               "invalid_reference",
@@ -331,23 +345,28 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
     let settings: Record<string, unknown> = {};
     if (raw.with !== undefined && raw.with !== null) {
       if (isRecord(raw.with)) settings = raw.with;
-      else {report(
+      else {
+        malformed.push("with");
+        report(
           [...path, "with"],
           "invalid_type",
           `\`with\` must map settings to values, got ${describe(raw.with)}`,
           { node: id },
-        );}
+        );
+      }
     }
-    const wraps = readStringList(raw.wraps, [...path, "wraps"], report, id) ?? [];
+    const wraps = readStringList(raw.wraps, [...path, "wraps"], report, id);
+    if (!wraps && raw.wraps !== undefined && raw.wraps !== null) malformed.push("wraps");
     const when = readWhen(raw.when, [...path, "when"], report, id);
     nodes.push({
       id,
       type: raw.type,
       in: inputs,
       with: settings,
-      wraps,
+      wraps: wraps ?? [],
       when,
       description: optionalString(raw, "description", path, report),
+      ...(malformed.length > 0 ? { malformed } : {}),
     });
   }
   return nodes;

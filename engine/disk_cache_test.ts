@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createTensor } from "../runtime/tensor.ts";
+import { nodeKey } from "./cache_key.ts";
+import { DiskCache } from "./disk_cache.ts";
+
+function key(name: string): string {
+  return nodeKey({ type: name, version: 1, settings: {}, inputs: {} });
+}
+
+async function withFolder(test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "cogflow-disk-cache-" });
+  try {
+    await test(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function entryFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+Deno.test("entries keep tensors and plain data exactly, and survive a new DiskCache", async () => {
+  await withFolder(async (dir) => {
+    const latents = createTensor("float32", [1, 2, 3], new Float32Array([1, 2, 3, 4, 5, 6.5]));
+    const ids = createTensor("int64", [2], new BigInt64Array([1n, -(2n ** 62n)]));
+    const outputs = {
+      latents,
+      pair: [ids, { text: "a cat", flag: true, none: null }],
+      seed: 2n ** 64n,
+      scale: 6,
+      odd: [Infinity, -Infinity, NaN],
+    };
+    const files = [{ path: "/models/vae.onnx", size: 10, mtimeMs: 1234 }];
+    await new DiskCache(dir).set(key("a"), { outputs, files });
+
+    const entry = await new DiskCache(dir).get(key("a"));
+    assert.ok(entry);
+    assert.deepEqual(entry.files, files);
+    assert.deepEqual(entry.outputs, outputs);
+    assert.deepEqual(await entryFiles(dir), [`${key("a")}.safetensors`]);
+  });
+});
+
+Deno.test("a missing key is a miss, and so is a damaged entry, which is removed", async () => {
+  await withFolder(async (dir) => {
+    const cache = new DiskCache(dir);
+    assert.equal(await cache.get(key("missing")), undefined);
+    await Deno.writeTextFile(join(dir, `${key("bad")}.safetensors`), "not a safetensors file");
+    assert.equal(await cache.get(key("bad")), undefined);
+    assert.deepEqual(await entryFiles(dir), []);
+  });
+});
+
+Deno.test("outputs that cannot be serialized are not kept", async () => {
+  await withFolder(async (dir) => {
+    const cache = new DiskCache(dir);
+    await cache.set(key("handle"), { outputs: { model: new Map([["a", 1]]) }, files: [] });
+    await cache.set(key("function"), { outputs: { run: () => 1 }, files: [] });
+    assert.equal(await cache.get(key("handle")), undefined);
+    assert.deepEqual(await entryFiles(dir).catch(() => []), []);
+  });
+});
+
+Deno.test("delete forgets an entry", async () => {
+  await withFolder(async (dir) => {
+    const cache = new DiskCache(dir);
+    await cache.set(key("a"), { outputs: { value: 1 }, files: [] });
+    await cache.delete(key("a"));
+    assert.equal(await cache.get(key("a")), undefined);
+    await cache.delete(key("never"));
+  });
+});
+
+Deno.test("past the size limit, the least recently used entries are removed", async () => {
+  await withFolder(async (dir) => {
+    const tensor = (fill: number) =>
+      createTensor("float32", [1000], new Float32Array(1000).fill(fill));
+    const probe = new DiskCache(dir);
+    await probe.set(key("probe"), { outputs: { t: tensor(0) }, files: [] });
+    const entrySize = await probe.size();
+    await probe.delete(key("probe"));
+
+    const cache = new DiskCache(dir, { maxBytes: entrySize * 3 });
+    const age = async (name: string, secondsAgo: number) => {
+      const time = new Date(Date.now() - secondsAgo * 1000);
+      await Deno.utime(join(dir, `${key(name)}.safetensors`), time, time);
+    };
+    await cache.set(key("a"), { outputs: { t: tensor(1) }, files: [] });
+    await age("a", 30);
+    await cache.set(key("b"), { outputs: { t: tensor(2) }, files: [] });
+    await age("b", 20);
+    await cache.set(key("c"), { outputs: { t: tensor(3) }, files: [] });
+    await age("c", 10);
+    // Reading `a` makes it the most recently used: `b` goes first.
+    assert.ok(await cache.get(key("a")));
+    await cache.set(key("d"), { outputs: { t: tensor(4) }, files: [] });
+    assert.equal(await cache.size(), entrySize * 3);
+    assert.ok(await cache.get(key("a")));
+    assert.equal(await cache.get(key("b")), undefined);
+    assert.ok(await cache.get(key("c")));
+    assert.ok(await cache.get(key("d")));
+  });
+});
+
+Deno.test("an entry larger than the whole limit is not written", async () => {
+  await withFolder(async (dir) => {
+    const cache = new DiskCache(dir, { maxBytes: 1000 });
+    await cache.set(key("big"), {
+      outputs: { t: createTensor("float32", [1000]) },
+      files: [],
+    });
+    assert.equal(await cache.get(key("big")), undefined);
+    assert.equal(await cache.size(), 0);
+  });
+});
+
+/** A tensor whose every element is `fill`: a reader can tell a whole entry from a torn one. */
+function uniform(fill: number) {
+  return createTensor("float32", [64, 1024], new Float32Array(64 * 1024).fill(fill));
+}
+
+function isWhole(outputs: Record<string, unknown>): boolean {
+  const tensor = outputs.t as ReturnType<typeof uniform>;
+  return tensor.data.every((value) => value === outputs.fill);
+}
+
+Deno.test("concurrent writers and readers of one key never see a torn entry", async () => {
+  await withFolder(async (dir) => {
+    const caches = [new DiskCache(dir), new DiskCache(dir)];
+    const shared = key("shared");
+    const tasks: Promise<void>[] = [];
+    let reads = 0;
+    await caches[0].set(shared, { outputs: { fill: -1, t: uniform(-1) }, files: [] });
+    for (let i = 0; i < 40; i++) {
+      const cache = caches[i % 2];
+      tasks.push(cache.set(shared, { outputs: { fill: i, t: uniform(i) }, files: [] }));
+      tasks.push(
+        cache.get(shared).then((entry) => {
+          if (!entry) return;
+          reads++;
+          assert.ok(isWhole(entry.outputs), "a whole entry");
+        }),
+      );
+    }
+    await Promise.all(tasks);
+    assert.ok(reads > 0);
+    // No temporary files are left behind.
+    assert.deepEqual(await entryFiles(dir), [`${shared}.safetensors`]);
+  });
+});
+
+Deno.test("two processes sharing a cache folder read only whole entries", async () => {
+  await withFolder(async (dir) => {
+    const moduleUrl = new URL("./disk_cache.ts", import.meta.url).href;
+    const tensorUrl = new URL("../runtime/tensor.ts", import.meta.url).href;
+    // Each process writes and reads the same few keys for a moment, under a size limit so that
+    // entries are also evicted while the other process reads them.
+    const worker = (seed: number) => `
+      import { DiskCache } from ${JSON.stringify(moduleUrl)};
+      import { createTensor } from ${JSON.stringify(tensorUrl)};
+      const cache = new DiskCache(${JSON.stringify(dir)}, { maxBytes: 4 * 64 * 1024 * 4 });
+      const keys = ["a", "b", "c", "d", "e"].map((name) => name.repeat(16));
+      let reads = 0;
+      const until = Date.now() + 400;
+      for (let i = 0; Date.now() < until; i++) {
+        const key = keys[i % keys.length];
+        const fill = ${seed} * 100000 + i;
+        await cache.set(key, {
+          outputs: { fill, t: createTensor("float32", [64, 1024], new Float32Array(64 * 1024).fill(fill)) },
+          files: [],
+        });
+        const entry = await cache.get(keys[(i * 3) % keys.length]);
+        if (entry) {
+          reads++;
+          if (!entry.outputs.t.data.every((value) => value === entry.outputs.fill)) {
+            console.error("torn entry");
+            Deno.exit(3);
+          }
+        }
+      }
+      console.log(reads);
+    `;
+    const spawn = (seed: number) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--no-check", worker(seed)],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const results = await Promise.all([spawn(1), spawn(2)]);
+    for (const result of results) {
+      const stderr = new TextDecoder().decode(result.stderr);
+      assert.equal(result.code, 0, stderr);
+      assert.ok(Number(new TextDecoder().decode(result.stdout)) > 0, "each process read entries");
+    }
+  });
+});
