@@ -5,7 +5,6 @@
  */
 
 import {
-  type Document,
   isMap,
   isPair,
   isScalar,

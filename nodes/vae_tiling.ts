@@ -9,7 +9,8 @@
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
 import { withHook } from "../runtime/model_handle.ts";
-import { modelPort } from "./ports.ts";
+import { modelOfType, modelPort } from "./ports.ts";
+import { spatialCompressionOf } from "./video_geometry.ts";
 
 /** A fraction: a number, or text like `1/6` (exactly the double Python's `1/6` gives). */
 export const fractionSetting = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -47,7 +48,27 @@ export const vaeTiling = defineNode({
   },
   outputs: { model: modelPort("vae") },
   hook: { kind: "vae_tiling", input: "model", output: "model" },
-  infer: (_ctx, inputs) => ({ model: inputs.model }),
+  infer(ctx, inputs, settings) {
+    // Tiles too small for their overlap would only fail after denoising, in vae_decode.
+    const model = modelOfType(inputs.model);
+    const spatialScale = model ? spatialCompressionOf(model) : 8;
+    const axes = [
+      ["height", settings.tile_sample_min_height, settings.tile_overlap_factor_height],
+      ["width", settings.tile_sample_min_width, settings.tile_overlap_factor_width],
+    ] as const;
+    for (const [axis, tile, factor] of axes) {
+      const tileLatentMin = Math.trunc(tile / spatialScale);
+      if (Math.trunc(tileLatentMin * (1 - factor)) < 1) {
+        ctx.error(
+          `Tiles of ${tile} pixels with overlap factor ${factor} leave no stride between tiles: ` +
+            `int(${tileLatentMin} * (1 - ${factor})) is 0 latents (${spatialScale} pixels each): ` +
+            `use larger tiles or a smaller overlap`,
+          { setting: `tile_sample_min_${axis}` },
+        );
+      }
+    }
+    return { model: inputs.model };
+  },
   run: (ctx, { model }, settings) => ({
     model: withHook(model, {
       kind: "vae_tiling",

@@ -29,7 +29,7 @@ import {
 } from "./model_handle.ts";
 import { inspectOnnxModel } from "./onnx_inspect.ts";
 import { splitModel } from "./onnx_split.ts";
-import { SequentialRunner } from "./sequential_runner.ts";
+import { type PartStats, SequentialRunner } from "./sequential_runner.ts";
 import { SessionWorker, WorkerStopped } from "./session_client.ts";
 import type { WorkerSessionOptions } from "./session_worker.ts";
 import type { Tensor } from "./tensor.ts";
@@ -56,6 +56,8 @@ export interface ModelStats {
   waitMs?: number;
   /** For split models: the number of parts. */
   parts?: number;
+  /** For split models: each part's statistics (block loads against block runs, say). */
+  partStats?: PartStats[];
 }
 
 /** Options of an {@link OnnxModelManager}. */
@@ -110,7 +112,8 @@ export class OnnxModelManager implements ModelManager {
     if (hook?.kind === "sequential_offload") {
       return await this.#runSequential(model, hook, feeds, options.signal);
     }
-    const resident = await this.#sessionFor(model);
+    // Creating the session is not cancelled (it may be shared), but the call does not wait for it.
+    const resident = await abortable(this.#sessionFor(model), options.signal, () => {});
     const stats = this.#statsFor(model);
     resident.busy++;
     resident.lastUsed = performance.now();
@@ -160,6 +163,7 @@ export class OnnxModelManager implements ModelManager {
       if (ready) {
         this.#runners.delete(ready);
         await ready.close();
+        for (const worker of ready.workers) this.#giveBack(worker);
       }
       return;
     }
@@ -191,6 +195,7 @@ export class OnnxModelManager implements ModelManager {
     for (const worker of this.#workers) worker.stop();
     this.#workers.clear();
     this.#idle = [];
+    this.#inRam.clear();
   }
 
   async #sessionFor(model: ModelHandle): Promise<Resident> {
@@ -296,21 +301,23 @@ export class OnnxModelManager implements ModelManager {
       runner = this.#createSequential(model, hook);
       this.#sequential.set(key, runner);
     }
-    const ready = await runner;
+    const ready = await abortable(runner, signal, () => {});
     this.#runners.add(ready);
     const stats = this.#statsFor(model);
     try {
-      const outputs = await abortable(
-        ready.run(feeds, signal),
-        signal,
-        () => ready.workers.forEach((worker) => this.#stopWorker(worker)),
-      );
+      const outputs = await abortable(ready.run(feeds, signal), signal, () => {
+        // Its workers are stopped: the next call makes a new runner.
+        ready.workers.forEach((worker) => this.#stopWorker(worker));
+        this.#runners.delete(ready);
+        if (this.#sequential.get(key) === runner) this.#sequential.delete(key);
+      });
       stats.runs++;
       stats.runMs = sum(ready.stats.map((part) => part.runMs));
       stats.loadMs = sum(ready.stats.map((part) => part.loadMs));
       stats.loads = sum(ready.stats.map((part) => part.loads));
       stats.waitMs = sum(ready.stats.map((part) => part.waitMs));
       stats.residentBytes = Math.max(...ready.stats.map((part) => part.residentBytes));
+      stats.partStats = ready.stats.map((part) => ({ ...part }));
       return outputs;
     } catch (error) {
       if (error instanceof WorkerStopped || signal?.aborted) throw signal?.reason ?? error;
@@ -439,6 +446,8 @@ function abortable<T>(
   onAbort: () => void,
 ): Promise<T> {
   if (!signal) return promise;
+  // Rejected after an abort (its worker stopped): nobody waits for it any more.
+  promise.catch(() => {});
   return new Promise<T>((resolve, reject) => {
     const abort = () => {
       onAbort();

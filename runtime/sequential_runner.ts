@@ -104,6 +104,7 @@ export class SequentialRunner {
     const available = new Map<string, Tensor>(Object.entries(feeds));
     const fromCaller = new Set(Object.keys(feeds));
     const lastReader = this.#lastReaders();
+    signal?.throwIfAborted();
     this.#load(0, undefined);
     for (let index = 0; index < this.#parts.length; index++) {
       signal?.throwIfAborted();
