@@ -114,8 +114,13 @@ export class DiskCache implements ResultCache {
     const entries: { path: string; size: number; mtime: number }[] = [];
     try {
       for await (const item of Deno.readDir(this.dir)) {
-        if (!item.isFile || !item.name.endsWith(EXTENSION) || item.name.startsWith(".")) continue;
+        if (!item.isFile) continue;
         const path = join(this.dir, item.name);
+        if (item.name.startsWith(".") && item.name.includes(".tmp-")) {
+          await removeIfAbandoned(path);
+          continue;
+        }
+        if (!item.name.endsWith(EXTENSION) || item.name.startsWith(".")) continue;
         try {
           const info = await Deno.stat(path);
           entries.push({ path, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
@@ -132,6 +137,20 @@ export class DiskCache implements ResultCache {
   #path(key: string): string {
     if (!/^[0-9a-f]{16,}$/.test(key)) throw new Error(`Invalid cache key "${key}"`);
     return join(this.dir, `${key}${EXTENSION}`);
+  }
+}
+
+/** A temporary file older than this was left by a writer that died. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+async function removeIfAbandoned(path: string): Promise<void> {
+  try {
+    const info = await Deno.stat(path);
+    if (Date.now() - (info.mtime?.getTime() ?? Date.now()) > ABANDONED_AFTER_MS) {
+      await Deno.remove(path);
+    }
+  } catch {
+    // Renamed or removed by its writer meanwhile.
   }
 }
 

@@ -35,8 +35,6 @@ export interface ExecuteOptions {
   models?: ModelManager;
   /** Folder under which nodes get scratch folders (default: the system's temporary folder). */
   scratchRoot?: string;
-  /** Measures memory after each node (for `--memory-report`); null when not wanted. */
-  measureMemory?: ((node: string | null) => RunEvent | undefined) | null;
   /** Name used in events. */
   workflowName?: string;
 }
@@ -147,6 +145,8 @@ export async function executeGraph(
     let result = volatileInput ? undefined : await lookUp(caches, key);
     if (result) {
       cached.push(id);
+      // A cached output node's files are still there, unchanged (their stamps were checked).
+      if (node.definition.output) files.push(...pathOutputs(node, result.outputs));
       emit({ type: "node_cached", node: id, source: result.source, time: Date.now() });
     } else {
       emit({ type: "node_start", node: id, nodeType: node.type, time: Date.now() });
@@ -172,10 +172,6 @@ export async function executeGraph(
           await cache.set(key, { outputs: produced, files: record.stamps });
         }
       }
-    }
-    if (options.measureMemory) {
-      const event = options.measureMemory(id);
-      if (event) emit(event);
     }
     outputKeys.set(id, result.files.length > 0 ? keyWithFiles(key, result.files) : key);
     for (const [port, value] of Object.entries(result.outputs)) {
@@ -206,10 +202,6 @@ export async function executeGraph(
     nodes: plan.order,
     time: Date.now(),
   });
-  if (options.measureMemory) {
-    const event = options.measureMemory(null);
-    if (event) emit(event);
-  }
   const running = new Map<string, Promise<void>>();
   try {
     while (ready.length > 0 || running.size > 0) {
@@ -246,10 +238,6 @@ export async function executeGraph(
   }
   const durationMs = performance.now() - started;
   const end = (status: "ok" | "failed" | "interrupted") => {
-    if (options.measureMemory) {
-      const event = options.measureMemory(null);
-      if (event) emit(event);
-    }
     emit({
       type: "run_end",
       status,
