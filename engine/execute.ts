@@ -309,20 +309,14 @@ async function runNode(
 ): Promise<Record<string, unknown>> {
   const definition = node.definition;
   const checkedInputs: Record<string, unknown> = {};
-  for (const [port, schema] of Object.entries(definition.inputs as Record<string, z.ZodType>)) {
+  const schemas = definition.inputs as Record<string, z.ZodType>;
+  const ports = new Set([...Object.keys(schemas), ...Object.keys(inputs)]);
+  for (const port of ports) {
+    const schema = Object.hasOwn(schemas, port)
+      ? schemas[port]
+      : definition.variadicInputs as z.ZodType;
+    if (!schema) continue;
     const parsed = schema.safeParse(inputs[port]);
-    if (!parsed.success) {
-      throw new UserError(
-        `Input "${port}" is invalid: ${
-          parsed.error.issues.map((issue) => issue.message).join("; ")
-        }`,
-      );
-    }
-    checkedInputs[port] = parsed.data;
-  }
-  for (const [port, value] of Object.entries(inputs)) {
-    if (Object.hasOwn(definition.inputs, port) || !definition.variadicInputs) continue;
-    const parsed = (definition.variadicInputs as z.ZodType).safeParse(value);
     if (!parsed.success) {
       throw new UserError(
         `Input "${port}" is invalid: ${

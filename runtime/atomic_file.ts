@@ -129,7 +129,8 @@ function alreadyExists(path: string): Error {
   );
 }
 
-async function exists(path: string): Promise<boolean> {
+/** True when something (a file, a folder, a link) is at `path`. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;

@@ -7,7 +7,7 @@
 
 import { basename, dirname, extname, join } from "node:path";
 import { z } from "zod";
-import { type AtomicOutputOptions, withAtomicOutput } from "./atomic_file.ts";
+import { type AtomicOutputOptions, exists, withAtomicOutput } from "./atomic_file.ts";
 
 /** The choices for an existing output. */
 export const IF_EXISTS = ["error", "overwrite", "increment"] as const;
@@ -68,14 +68,4 @@ export async function withIfExists(
     throw error;
   }
   return target;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }

@@ -1,0 +1,235 @@
+import assert from "node:assert/strict";
+import { readSafetensors } from "./safetensors.ts";
+import { SequentialRunner } from "./sequential_runner.ts";
+import { splitModel, type SplitResult } from "./onnx_split.ts";
+import { SessionWorker } from "./session_client.ts";
+import type { CreatedSession, WorkerSessionOptions } from "./session_worker.ts";
+import { maxAbsDiff, type Tensor } from "./tensor.ts";
+
+const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url).pathname;
+const transformerPath = (variant: string) => `${FIXTURES}${variant}/transformer/model.onnx`;
+
+const CPU: WorkerSessionOptions = {
+  executionProviders: ["cpu"],
+  fallbackToCpu: false,
+  intraOpThreads: 1,
+  interOpThreads: 1,
+  graphOptimizationLevel: "all",
+};
+
+/** A session worker that records which sessions it holds, for checking what is resident. */
+class CountingWorker extends SessionWorker {
+  /** Sessions held by all counting workers together, and the most held at once. */
+  static live = new Set<string>();
+  static most = 0;
+
+  override async create(
+    session: string,
+    model: string | Uint8Array,
+    options: WorkerSessionOptions,
+    externalData?: { path: string; data: Uint8Array }[],
+  ): Promise<CreatedSession> {
+    CountingWorker.live.add(session);
+    CountingWorker.most = Math.max(CountingWorker.most, CountingWorker.live.size);
+    return await super.create(session, model, options, externalData);
+  }
+
+  override async release(session: string): Promise<void> {
+    await super.release(session);
+    CountingWorker.live.delete(session);
+  }
+
+  static reset() {
+    CountingWorker.live.clear();
+    CountingWorker.most = 0;
+  }
+}
+
+/** Concatenates two float32 tensors along the batch axis. */
+function batchOf(a: Tensor, b: Tensor): Tensor {
+  const data = new Float32Array(a.data.length + b.data.length);
+  data.set(a.data as Float32Array);
+  data.set(b.data as Float32Array, a.data.length);
+  return { dtype: "float32", shape: [a.shape[0] + b.shape[0], ...a.shape.slice(1)], data };
+}
+
+/** The transformer inputs of a reference case's first step, as the pipeline builds them. */
+async function firstStepFeeds(variant: "2b" | "5b"): Promise<Record<string, Tensor>> {
+  const name = variant === "2b" ? "ddim-2b" : "dpm-5b-dynamic-cfg";
+  const { tensors } = await readSafetensors(`${FIXTURES}cases/${name}/tensors.safetensors`);
+  const get = (key: string) => tensors.get(key)!;
+  const latents = get("latents_init");
+  const timestep = (get("timesteps").data as BigInt64Array)[0];
+  const feeds: Record<string, Tensor> = {
+    hidden_states: batchOf(latents, latents),
+    encoder_hidden_states: batchOf(get("negative_prompt_embeds"), get("prompt_embeds")),
+    timestep: { dtype: "int64", shape: [2], data: new BigInt64Array([timestep, timestep]) },
+  };
+  if (variant === "5b") {
+    feeds.image_rotary_emb_cos = get("image_rotary_emb_cos");
+    feeds.image_rotary_emb_sin = get("image_rotary_emb_sin");
+  }
+  return feeds;
+}
+
+/** The whole model's output, from one session. */
+async function runWhole(variant: string, feeds: Record<string, Tensor>): Promise<Tensor> {
+  const worker = new SessionWorker();
+  try {
+    await worker.create("whole", transformerPath(variant), CPU);
+    return (await worker.run("whole", feeds)).outputs.sample;
+  } finally {
+    worker.stop();
+  }
+}
+
+/** Splits the fixture transformers once per variant and group size, for all tests here. */
+const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-sequential-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(cacheDir, { recursive: true }));
+const splits = new Map<string, Promise<SplitResult>>();
+function split(variant: string, blocksPerGroup: number): Promise<SplitResult> {
+  const key = `${variant}/${blocksPerGroup}`;
+  if (!splits.has(key)) {
+    splits.set(key, splitModel(transformerPath(variant), { cacheDir, blocksPerGroup }));
+  }
+  return splits.get(key)!;
+}
+
+function runnerFor(result: SplitResult, prefetch: boolean): SequentialRunner {
+  const workers = prefetch ? [new CountingWorker(), new CountingWorker()] : [new CountingWorker()];
+  return new SequentialRunner(
+    { parts: result.parts, modelOutputs: result.plan.modelOutputs },
+    workers,
+    { session: CPU, name: "transformer", prefetch },
+  );
+}
+
+async function stop(runner: SequentialRunner) {
+  await runner.close();
+  for (const worker of runner.workers) worker.stop();
+}
+
+for (const variant of ["2b", "5b"] as const) {
+  for (const blocksPerGroup of [1, 2]) {
+    for (const prefetch of [true, false]) {
+      Deno.test(
+        `the ${variant} transformer run in parts of ${blocksPerGroup} block(s)${
+          prefetch ? " with prefetch" : ""
+        } equals the whole model`,
+        async () => {
+          const feeds = await firstStepFeeds(variant);
+          const whole = await runWhole(variant, feeds);
+          const result = await split(variant, blocksPerGroup);
+          CountingWorker.reset();
+          const runner = runnerFor(result, prefetch);
+          try {
+            // Two calls, as a denoising loop makes: the second may start from a prefetched part.
+            for (let call = 0; call < 2; call++) {
+              const { sample } = await runner.run(feeds);
+              const diff = maxAbsDiff(sample, whole);
+              assert.ok(diff < 1e-5, `max abs diff ${diff} on call ${call}`);
+            }
+            // The running part, and with prefetch the next one loading: never more.
+            assert.equal(CountingWorker.most, prefetch ? 2 : 1);
+            // The caller's feeds are copied, never moved.
+            assert.equal(feeds.hidden_states.data.length, 2 * 3 * 4 * 8 * 8);
+          } finally {
+            await stop(runner);
+          }
+          assert.equal(CountingWorker.live.size, 0);
+        },
+      );
+    }
+  }
+}
+
+Deno.test("only the running part and the next one are resident", async () => {
+  const result = await split("2b", 1);
+  const feeds = await firstStepFeeds("2b");
+  CountingWorker.reset();
+  const runner = runnerFor(result, true);
+  const seen: string[][] = [];
+  const watch = setInterval(() => seen.push(runner.residentParts()), 1);
+  try {
+    assert.deepEqual(runner.residentParts(), []);
+    await runner.run(feeds);
+    // After a call, the first part is loaded ahead for the next one.
+    assert.deepEqual(runner.residentParts(), [`transformer[${result.parts[0].name}]`]);
+  } finally {
+    clearInterval(watch);
+    await stop(runner);
+  }
+  assert.ok(seen.every((parts) => parts.length <= 2), JSON.stringify(seen));
+  assert.deepEqual(runner.residentParts(), []);
+});
+
+Deno.test("per-part statistics count loads, runs and time", async () => {
+  const result = await split("2b", 1);
+  const feeds = await firstStepFeeds("2b");
+  const runner = runnerFor(result, false);
+  try {
+    await runner.run(feeds);
+    await runner.run(feeds);
+  } finally {
+    await stop(runner);
+  }
+  assert.deepEqual(
+    runner.stats.map((part) => part.name),
+    result.parts.map((part) => part.name),
+  );
+  for (const part of runner.stats) {
+    // Without prefetch every part is loaded for each call and released after it.
+    assert.equal(part.loads, 2, part.name);
+    assert.equal(part.runs, 2, part.name);
+    assert.ok(part.loadMs > 0 && part.runMs > 0, part.name);
+    assert.ok(part.waitMs >= 0 && part.residentBytes >= 0, part.name);
+  }
+});
+
+Deno.test("an aborted signal stops a split model between parts", async () => {
+  const result = await split("2b", 1);
+  const feeds = await firstStepFeeds("2b");
+  const runner = runnerFor(result, true);
+  const controller = new AbortController();
+  try {
+    controller.abort(new Error("Stopped by the test"));
+    await assert.rejects(runner.run(feeds, controller.signal), /Stopped by the test/);
+    assert.equal(runner.stats.reduce((runs, part) => runs + part.runs, 0), 0);
+  } finally {
+    await stop(runner);
+  }
+});
+
+Deno.test("a part that cannot load fails the call that needs it", async () => {
+  const result = await split("2b", 1);
+  const parts = result.parts.map((part, index) =>
+    index === 1 ? { ...part, path: `${cacheDir}/missing.onnx` } : part
+  );
+  const runner = new SequentialRunner(
+    { parts, modelOutputs: result.plan.modelOutputs },
+    [new SessionWorker()],
+    { session: CPU, name: "transformer", prefetch: false },
+  );
+  try {
+    await assert.rejects(runner.run(await firstStepFeeds("2b")), /missing\.onnx/);
+  } finally {
+    await stop(runner);
+  }
+});
+
+Deno.test("a runner needs parts, and two workers to prefetch", () => {
+  const worker = new SessionWorker();
+  try {
+    assert.throws(
+      () =>
+        new SequentialRunner({ parts: [], modelOutputs: [] }, [worker], {
+          session: CPU,
+          name: "t",
+          prefetch: false,
+        }),
+      /at least one part/,
+    );
+  } finally {
+    worker.stop();
+  }
+});

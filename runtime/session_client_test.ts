@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { writeTransformer } from "../bench/synthetic_models.ts";
+import { SessionError, SessionWorker, WorkerStopped } from "./session_client.ts";
+import type { WorkerSessionOptions } from "./session_worker.ts";
+import { createTensor, maxAbsDiff, type Tensor } from "./tensor.ts";
+
+const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url).pathname;
+const TRANSFORMER_2B = `${FIXTURES}2b/transformer/model.onnx`;
+const VAE_DECODER = `${FIXTURES}2b/vae_decoder/model.onnx`;
+
+const CPU: WorkerSessionOptions = {
+  executionProviders: ["cpu"],
+  fallbackToCpu: false,
+  intraOpThreads: 1,
+  interOpThreads: 1,
+  graphOptimizationLevel: "all",
+};
+
+/** Deterministic values in [-1, 1). */
+function ramp(count: number, seed = 1): Float32Array {
+  return Float32Array.from({ length: count }, (_, i) => (((i + seed) * 37) % 101) / 50.5 - 1);
+}
+
+/** One denoising call of the 2b transformer, batch 2 (unconditional and conditional rows). */
+function transformerFeeds(textEmbedDim = 32): Record<string, Tensor> {
+  return {
+    hidden_states: createTensor("float32", [2, 3, 4, 8, 8], ramp(2 * 3 * 4 * 8 * 8)),
+    encoder_hidden_states: createTensor(
+      "float32",
+      [2, 16, textEmbedDim],
+      ramp(2 * 16 * textEmbedDim, 7),
+    ),
+    timestep: createTensor("int64", [2], new BigInt64Array([999n, 999n])),
+  };
+}
+
+Deno.test("a session worker creates a session from a file, runs it and releases it", async () => {
+  const worker = new SessionWorker();
+  try {
+    const created = await worker.create("transformer", TRANSFORMER_2B, CPU);
+    assert.deepEqual(created.inputNames, ["hidden_states", "encoder_hidden_states", "timestep"]);
+    assert.deepEqual(created.outputNames, ["sample"]);
+    assert.equal(created.provider, "cpu");
+    assert.equal(created.fallbackReason, undefined);
+    assert.ok(created.createMs > 0);
+
+    const { outputs, runMs } = await worker.run("transformer", transformerFeeds());
+    assert.deepEqual(Object.keys(outputs), ["sample"]);
+    assert.equal(outputs.sample.dtype, "float32");
+    assert.deepEqual(outputs.sample.shape, [2, 3, 4, 8, 8]);
+    assert.ok(runMs >= 0);
+
+    await worker.release("transformer");
+    await assert.rejects(
+      worker.run("transformer", transformerFeeds()),
+      (error) => error instanceof SessionError && /No session "transformer"/.test(error.message),
+    );
+  } finally {
+    worker.stop();
+  }
+});
+
+Deno.test("one worker holds several sessions by name", async () => {
+  const worker = new SessionWorker();
+  try {
+    await worker.create("transformer", TRANSFORMER_2B, CPU);
+    await worker.create("vae", VAE_DECODER, CPU);
+    const [transformer, vae] = await Promise.all([
+      worker.run("transformer", transformerFeeds()),
+      worker.run("vae", {
+        latent_sample: createTensor("float32", [1, 4, 3, 2, 2], ramp(48)),
+      }),
+    ]);
+    assert.deepEqual(transformer.outputs.sample.shape, [2, 3, 4, 8, 8]);
+    assert.deepEqual(vae.outputs.sample.shape, [1, 3, 9, 16, 16]);
+  } finally {
+    worker.stop();
+  }
+});
+
+Deno.test("sessions can be created from bytes in memory, external data included", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cogflow-session-" });
+  const worker = new SessionWorker();
+  try {
+    // A transformer with its weights in model.onnx.data, as large exports have.
+    const written = await writeTransformer(join(dir, "model.onnx"), {
+      hiddenSize: 32,
+      numAttentionHeads: 2,
+      numLayers: 1,
+      mlpRatio: 2,
+      inChannels: 4,
+      patchSize: 2,
+      textSeqLength: 16,
+      textEmbedDim: 16,
+      timeEmbedDim: 8,
+      sampleFrames: 9,
+      sampleHeight: 8,
+      sampleWidth: 8,
+    });
+    assert.ok(written.dataPath && written.dataBytes > 0);
+    const feeds = transformerFeeds(16);
+    await worker.create("from file", written.path, CPU);
+    const fromFile = await worker.run("from file", feeds);
+
+    const model = await Deno.readFile(written.path);
+    const data = await Deno.readFile(written.dataPath);
+    // The files may go: the session is made from the bytes alone.
+    await Deno.remove(dirname(written.path), { recursive: true });
+    await worker.create("from memory", model, CPU, [{ path: "model.onnx.data", data }]);
+    const fromMemory = await worker.run("from memory", feeds);
+    assert.equal(maxAbsDiff(fromMemory.outputs.sample, fromFile.outputs.sample), 0);
+  } finally {
+    worker.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("inputs are copied to the worker unless listed as transferable", async () => {
+  const worker = new SessionWorker();
+  try {
+    await worker.create("transformer", TRANSFORMER_2B, CPU);
+    const kept = transformerFeeds();
+    await worker.run("transformer", kept);
+    assert.equal(kept.hidden_states.data.length, 2 * 3 * 4 * 8 * 8);
+
+    const moved = transformerFeeds();
+    await worker.run("transformer", moved, { transferable: new Set(["hidden_states"]) });
+    // Moved: the caller's array is detached, the others are intact.
+    assert.equal(moved.hidden_states.data.length, 0);
+    assert.equal(moved.encoder_hidden_states.data.length, 2 * 16 * 32);
+  } finally {
+    worker.stop();
+  }
+});
+
+Deno.test("ONNX Runtime errors come back as SessionErrors with its message", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cogflow-session-" });
+  const worker = new SessionWorker();
+  try {
+    const corrupt = join(dir, "corrupt.onnx");
+    await Deno.writeFile(corrupt, (await Deno.readFile(TRANSFORMER_2B)).subarray(0, 5000));
+    await assert.rejects(worker.create("corrupt", corrupt, CPU), SessionError);
+
+    await worker.create("transformer", TRANSFORMER_2B, CPU);
+    const feeds = transformerFeeds();
+    feeds.hidden_states = createTensor("float32", [2, 3, 4, 6, 6]);
+    await assert.rejects(
+      worker.run("transformer", feeds),
+      (error) => error instanceof SessionError && /hidden_states/.test(error.message),
+    );
+    // The worker is still usable after a failed call.
+    const { outputs } = await worker.run("transformer", transformerFeeds());
+    assert.deepEqual(outputs.sample.shape, [2, 3, 4, 8, 8]);
+  } finally {
+    worker.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stop() fails pending and later calls with WorkerStopped", async () => {
+  const worker = new SessionWorker();
+  await worker.create("vae", VAE_DECODER, CPU);
+  const pending = worker.run("vae", {
+    latent_sample: createTensor("float32", [1, 4, 3, 16, 16], ramp(4 * 3 * 16 * 16)),
+  });
+  worker.stop();
+  assert.equal(worker.stopped, true);
+  await assert.rejects(pending, WorkerStopped);
+  await assert.rejects(worker.release("vae"), WorkerStopped);
+  worker.stop(); // Stopping twice is harmless.
+});
