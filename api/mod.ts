@@ -8,7 +8,6 @@
 import {
   DiskCache,
   type EventListener,
-  type RunEvent,
   executeGraph,
   type ExecuteResult,
   loadWorkflow as loadWithRegistry,
@@ -17,6 +16,7 @@ import {
   NodeRegistry,
   parseWorkflow as parseWithRegistry,
   type ResultCache,
+  type RunEvent,
   type Workflow,
 } from "../engine/mod.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
@@ -110,7 +110,8 @@ export async function runWorkflow(
   const emit = (event: RunEvent) => options.onEvent?.(event);
   const manager = options.models ? undefined : new OnnxModelManager({
     splitCacheDir: options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
-    onWarning: (message) => emit({ type: "node_log", node: "models", level: "warn", message, time: Date.now() }),
+    onWarning: (message) =>
+      emit({ type: "node_log", node: "models", level: "warn", message, time: Date.now() }),
   });
   const models = options.models ?? manager!;
   const monitor = options.memoryReport

@@ -16,7 +16,8 @@ import { permissionFlags, scopesFor, splitLauncherOptions } from "./permissions.
 /** Runs the CLI in a child process with scoped permissions; returns its exit code. */
 export async function launch(args: readonly string[]): Promise<number> {
   const projectDir = dirname(dirname(fileURLToPath(import.meta.url)));
-  const list = (name: string) => (Deno.env.get(name) ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+  const list = (name: string) =>
+    (Deno.env.get(name) ?? "").split(",").map((item) => item.trim()).filter(Boolean);
   const scopes = await scopesFor(args, {
     projectDir,
     cwd: Deno.cwd(),

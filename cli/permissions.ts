@@ -8,7 +8,7 @@
 
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { parseSetArgument, type ParamOverride, resolveParams } from "../engine/params.ts";
+import { type ParamOverride, parseSetArgument, resolveParams } from "../engine/params.ts";
 import { readWorkflowDocument } from "../engine/workflow_document.ts";
 import { parseYamlSource } from "../engine/yaml_source.ts";
 
@@ -44,7 +44,9 @@ export interface ScopeContext {
 export const ENV_VARIABLES = ["COGFLOW_FFMPEG", "LOG_TOKENS", "LOG_STREAM", "NO_COLOR"];
 
 /** Removes the launcher's own options (`--allow-read DIR`, `--allow-write DIR`) from the arguments. */
-export function splitLauncherOptions(args: readonly string[]): { args: string[]; read: string[]; write: string[] } {
+export function splitLauncherOptions(
+  args: readonly string[],
+): { args: string[]; read: string[]; write: string[] } {
   const rest: string[] = [];
   const read: string[] = [];
   const write: string[] = [];
@@ -55,13 +57,18 @@ export function splitLauncherOptions(args: readonly string[]): { args: string[];
       continue;
     }
     const value = match[2] ?? args[++i];
-    if (value !== undefined) (match[1] === "read" ? read : write).push(...value.split(",").filter(Boolean));
+    if (value !== undefined) {
+      (match[1] === "read" ? read : write).push(...value.split(",").filter(Boolean));
+    }
   }
   return { args: rest, read, write };
 }
 
 /** The scopes a command line needs; unreadable or invalid workflows add nothing (the run reports them). */
-export async function scopesFor(args: readonly string[], context: ScopeContext): Promise<PermissionScopes> {
+export async function scopesFor(
+  args: readonly string[],
+  context: ScopeContext,
+): Promise<PermissionScopes> {
   const { args: commandArgs, read: extraRead, write: extraWrite } = splitLauncherOptions(args);
   const cacheRoot = join(context.cwd, ".cache");
   const scopes: PermissionScopes = {
@@ -71,7 +78,9 @@ export async function scopesFor(args: readonly string[], context: ScopeContext):
     run: context.ffmpeg ? [context.ffmpeg] : [],
     env: [...ENV_VARIABLES],
   };
-  for (const path of [...(context.extraRead ?? []), ...extraRead]) scopes.read.push(resolve(context.cwd, path));
+  for (const path of [...(context.extraRead ?? []), ...extraRead]) {
+    scopes.read.push(resolve(context.cwd, path));
+  }
   for (const path of [...(context.extraWrite ?? []), ...extraWrite]) {
     scopes.write.push(resolve(context.cwd, path));
     scopes.read.push(resolve(context.cwd, path));
@@ -96,7 +105,8 @@ export async function scopesFor(args: readonly string[], context: ScopeContext):
 
 /** The Deno flags granting `scopes` (and nothing else: no network, no system information). */
 export function permissionFlags(scopes: PermissionScopes): string[] {
-  const flag = (name: string, values: string[]) => values.length > 0 ? [`--allow-${name}=${values.join(",")}`] : [];
+  const flag = (name: string, values: string[]) =>
+    values.length > 0 ? [`--allow-${name}=${values.join(",")}`] : [];
   return [
     ...flag("read", scopes.read),
     ...flag("write", scopes.write),
@@ -134,7 +144,12 @@ function parseCommandArgs(args: string[]) {
  * Adds a workflow's folder, its plugins' folders, the paths its `path` params name (read) and the
  * folders of its `output_path` params (read and write).
  */
-async function addWorkflowScopes(file: string, set: string[], cwd: string, scopes: PermissionScopes) {
+async function addWorkflowScopes(
+  file: string,
+  set: string[],
+  cwd: string,
+  scopes: PermissionScopes,
+) {
   let text: string;
   try {
     text = await Deno.readTextFile(file);
@@ -147,7 +162,9 @@ async function addWorkflowScopes(file: string, set: string[], cwd: string, scope
   const { document } = readWorkflowDocument(source);
   if (!document) return;
   for (const plugin of document.plugins) {
-    if (!/^[a-z]+:/i.test(plugin)) scopes.read.push(dirname(isAbsolute(plugin) ? plugin : resolve(dir, plugin)));
+    if (!/^[a-z]+:/i.test(plugin)) {
+      scopes.read.push(dirname(isAbsolute(plugin) ? plugin : resolve(dir, plugin)));
+    }
   }
   const overrides = new Map<string, ParamOverride>();
   for (const argument of set) {

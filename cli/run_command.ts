@@ -15,7 +15,13 @@ import { NodeFailure, RunCancelled, type RunEvent, UserError } from "../engine/m
 
 import { RUN_HELP } from "./help.ts";
 import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
-import { formatDuration, JsonReporter, PlainReporter, type Reporter, TerminalReporter } from "./reporters.ts";
+import {
+  formatDuration,
+  JsonReporter,
+  PlainReporter,
+  type Reporter,
+  TerminalReporter,
+} from "./reporters.ts";
 
 /** Runs `cogflow run` with its arguments; returns the exit code. */
 export async function runCommand(args: readonly string[], io: CliIo): Promise<number> {
@@ -131,18 +137,29 @@ async function writeMemoryReport(
   const memory = result.memory!;
   if (print) {
     const rows = memory.spans.map((span) => {
-      const during = memory.samples.filter((sample) => sample.t >= span.start && sample.t <= span.end);
+      const during = memory.samples.filter((sample) =>
+        sample.t >= span.start && sample.t <= span.end
+      );
       const sessions = [...new Set(during.flatMap((sample) => sample.sessions))];
-      return [span.node, formatDuration(span.end - span.start), formatBytes(span.peak), sessions.join(", ") || "none"];
+      return [
+        span.node,
+        formatDuration(span.end - span.start),
+        formatBytes(span.peak),
+        sessions.join(", ") || "none",
+      ];
     });
     const peak = Math.max(...memory.samples.map((sample) => sample.peak));
-    io.stderr.write(formatTable(["node", "time", "peak rss", "sessions resident during the node"], rows));
+    io.stderr.write(
+      formatTable(["node", "time", "peak rss", "sessions resident during the node"], rows),
+    );
     io.stderr.write(`process peak (VmHWM): ${formatBytes(peak)}\n`);
     for (const model of result.models) {
       io.stderr.write(
-        `model ${model.name} (${model.policy}): ${model.loads} load${model.loads === 1 ? "" : "s"} in ${
-          formatDuration(model.loadMs)
-        }, ${model.runs} run${model.runs === 1 ? "" : "s"} in ${formatDuration(model.runMs)}, ~${formatBytes(model.residentBytes)} resident\n`,
+        `model ${model.name} (${model.policy}): ${model.loads} load${
+          model.loads === 1 ? "" : "s"
+        } in ${formatDuration(model.loadMs)}, ${model.runs} run${model.runs === 1 ? "" : "s"} in ${
+          formatDuration(model.runMs)
+        }, ~${formatBytes(model.residentBytes)} resident\n`,
       );
     }
   }
@@ -158,9 +175,14 @@ async function writeMemoryReport(
 
 /** A plain text table with aligned columns. */
 export function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd();
-  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n") + "\n";
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column].length))
+  );
+  const line = (cells: string[]) =>
+    cells.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd();
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  ) + "\n";
 }
 
 function addInterruptListener(listener: () => void): boolean {

@@ -4,15 +4,7 @@
  * @module
  */
 
-import {
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseDocument,
-} from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { Diagnostic, DocumentPath, SourcePosition } from "./diagnostics.ts";
 
 /**

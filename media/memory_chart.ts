@@ -18,7 +18,17 @@ export interface MemoryChartInput {
   spans: readonly NodeSpan[];
 }
 
-const COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"];
+const COLORS = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+];
 
 /** Renders the chart as SVG text. */
 export function memoryChartSvg(input: MemoryChartInput): string {
@@ -33,7 +43,11 @@ export function memoryChartSvg(input: MemoryChartInput): string {
   const plotHeight = 260;
   const sessionsTop = top + plotHeight + 40;
   const height = sessionsTop + sessionNames.length * 16 + 30;
-  const end = Math.max(1, ...input.samples.map((sample) => sample.t), ...input.spans.map((span) => span.end));
+  const end = Math.max(
+    1,
+    ...input.samples.map((sample) => sample.t),
+    ...input.spans.map((span) => span.end),
+  );
   const maxBytes = Math.max(1, ...input.samples.map((sample) => sample.rss)) * 1.05;
   const x = (t: number) => left + (t / end) * plotWidth;
   const y = (bytes: number) => top + plotHeight - (bytes / maxBytes) * plotHeight;
@@ -48,42 +62,75 @@ export function memoryChartSvg(input: MemoryChartInput): string {
       const color = COLORS[input.spans.indexOf(span) % COLORS.length];
       const y0 = 34 + rowIndex * 18;
       parts.push(
-        `<rect x="${x(span.start).toFixed(1)}" y="${y0}" width="${Math.max(1, x(span.end) - x(span.start)).toFixed(1)}" height="14" fill="${color}" opacity="0.8"><title>${
-          escape(`${span.node}: ${((span.end - span.start) / 1000).toFixed(2)} s, peak ${formatBytes(span.peak)}`)
+        `<rect x="${x(span.start).toFixed(1)}" y="${y0}" width="${
+          Math.max(1, x(span.end) - x(span.start)).toFixed(1)
+        }" height="14" fill="${color}" opacity="0.8"><title>${
+          escape(
+            `${span.node}: ${((span.end - span.start) / 1000).toFixed(2)} s, peak ${
+              formatBytes(span.peak)
+            }`,
+          )
         }</title></rect>`,
-        `<text x="${(x(span.start) + 2).toFixed(1)}" y="${y0 + 11}" fill="white">${escape(fit(span.node, x(span.end) - x(span.start)))}</text>`,
+        `<text x="${(x(span.start) + 2).toFixed(1)}" y="${y0 + 11}" fill="white">${
+          escape(fit(span.node, x(span.end) - x(span.start)))
+        }</text>`,
       );
     }
   });
-  const area = (value: (sample: MemorySample) => number, base: (sample: MemorySample) => number) => {
-    const upper = input.samples.map((sample) => `${x(sample.t).toFixed(1)},${y(value(sample)).toFixed(1)}`);
-    const lower = [...input.samples].reverse().map((sample) => `${x(sample.t).toFixed(1)},${y(base(sample)).toFixed(1)}`);
+  const area = (
+    value: (sample: MemorySample) => number,
+    base: (sample: MemorySample) => number,
+  ) => {
+    const upper = input.samples.map((sample) =>
+      `${x(sample.t).toFixed(1)},${y(value(sample)).toFixed(1)}`
+    );
+    const lower = [...input.samples].reverse().map((sample) =>
+      `${x(sample.t).toFixed(1)},${y(base(sample)).toFixed(1)}`
+    );
     return [...upper, ...lower].join(" ");
   };
   if (input.samples.length > 0) {
     parts.push(
-      `<polygon points="${area((s) => s.rssAnon, () => 0)}" fill="#4e79a7" opacity="0.7"><title>anonymous memory</title></polygon>`,
-      `<polygon points="${area((s) => s.rssAnon + s.rssFile, (s) => s.rssAnon)}" fill="#a0cbe8" opacity="0.8"><title>file-backed memory</title></polygon>`,
+      `<polygon points="${
+        area((s) => s.rssAnon, () => 0)
+      }" fill="#4e79a7" opacity="0.7"><title>anonymous memory</title></polygon>`,
+      `<polygon points="${
+        area((s) => s.rssAnon + s.rssFile, (s) => s.rssAnon)
+      }" fill="#a0cbe8" opacity="0.8"><title>file-backed memory</title></polygon>`,
     );
   }
   for (let i = 0; i <= 4; i++) {
     const bytes = (maxBytes / 4) * i;
     parts.push(
-      `<line x1="${left}" x2="${left + plotWidth}" y1="${y(bytes).toFixed(1)}" y2="${y(bytes).toFixed(1)}" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${(y(bytes) + 4).toFixed(1)}" text-anchor="end">${formatBytes(bytes)}</text>`,
+      `<line x1="${left}" x2="${left + plotWidth}" y1="${y(bytes).toFixed(1)}" y2="${
+        y(bytes).toFixed(1)
+      }" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${(y(bytes) + 4).toFixed(1)}" text-anchor="end">${
+        formatBytes(bytes)
+      }</text>`,
     );
   }
   for (let i = 0; i <= 5; i++) {
     const t = (end / 5) * i;
-    parts.push(`<text x="${x(t).toFixed(1)}" y="${top + plotHeight + 16}" text-anchor="middle">${(t / 1000).toFixed(1)} s</text>`);
+    parts.push(
+      `<text x="${x(t).toFixed(1)}" y="${top + plotHeight + 16}" text-anchor="middle">${
+        (t / 1000).toFixed(1)
+      } s</text>`,
+    );
   }
   parts.push(
-    `<text x="${left + plotWidth}" y="${top - 4}" text-anchor="end" fill="#555">resident memory: anonymous (dark), file-backed (light)</text>`,
+    `<text x="${left + plotWidth}" y="${
+      top - 4
+    }" text-anchor="end" fill="#555">resident memory: anonymous (dark), file-backed (light)</text>`,
     `<text x="${left}" y="${sessionsTop - 8}" fill="#555">sessions resident</text>`,
   );
   sessionNames.forEach((name, index) => {
     const rowY = sessionsTop + index * 16;
-    parts.push(`<text x="${left - 6}" y="${rowY + 10}" text-anchor="end">${escape(fit(name, left - 10))}</text>`);
+    parts.push(
+      `<text x="${left - 6}" y="${rowY + 10}" text-anchor="end">${
+        escape(fit(name, left - 10))
+      }</text>`,
+    );
     let runStart: number | undefined;
     input.samples.forEach((sample, i) => {
       const present = sample.sessions.includes(name);
@@ -91,9 +138,9 @@ export function memoryChartSvg(input: MemoryChartInput): string {
       const last = i === input.samples.length - 1;
       if (runStart !== undefined && (!present || last)) {
         parts.push(
-          `<rect x="${x(runStart).toFixed(1)}" y="${rowY}" width="${Math.max(1, x(sample.t) - x(runStart)).toFixed(1)}" height="12" fill="${
-            COLORS[(index + 3) % COLORS.length]
-          }"/>`,
+          `<rect x="${x(runStart).toFixed(1)}" y="${rowY}" width="${
+            Math.max(1, x(sample.t) - x(runStart)).toFixed(1)
+          }" height="12" fill="${COLORS[(index + 3) % COLORS.length]}"/>`,
         );
         runStart = undefined;
       }
