@@ -32,6 +32,7 @@ export {
 export * from "./engine/mod.ts";
 export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
 export type { ModelStats } from "./runtime/onnx_model_manager.ts";
+export type { PartStats } from "./runtime/sequential_runner.ts";
 export type { MemorySample, NodeSpan } from "./runtime/memory_monitor.ts";
 export type { MemoryReading } from "./runtime/process_memory.ts";
 export {
