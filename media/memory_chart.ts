@@ -89,7 +89,15 @@ export function memoryChartSvg(input: MemoryChartInput): string {
     );
     return [...upper, ...lower].join(" ");
   };
-  if (input.samples.length > 0) {
+  // Without /proc (scoped permissions) only the total is known.
+  const split = input.samples.some((sample) => sample.rssAnon + sample.rssFile > 0);
+  if (input.samples.length > 0 && !split) {
+    parts.push(
+      `<polygon points="${
+        area((s) => s.rss, () => 0)
+      }" fill="#4e79a7" opacity="0.7"><title>resident memory</title></polygon>`,
+    );
+  } else if (input.samples.length > 0) {
     parts.push(
       `<polygon points="${
         area((s) => s.rssAnon, () => 0)
@@ -119,9 +127,9 @@ export function memoryChartSvg(input: MemoryChartInput): string {
     );
   }
   parts.push(
-    `<text x="${left + plotWidth}" y="${
-      top - 4
-    }" text-anchor="end" fill="#555">resident memory: anonymous (dark), file-backed (light)</text>`,
+    `<text x="${left + plotWidth}" y="${top - 4}" text-anchor="end" fill="#555">${
+      split ? "resident memory: anonymous (dark), file-backed (light)" : "resident memory"
+    }</text>`,
     `<text x="${left}" y="${sessionsTop - 8}" fill="#555">sessions resident</text>`,
   );
   sessionNames.forEach((name, index) => {

@@ -28,7 +28,7 @@ import {
   sessionKey,
 } from "./model_handle.ts";
 import { inspectOnnxModel } from "./onnx_inspect.ts";
-import { splitModel } from "./onnx_split.ts";
+import { modelContentHash, splitModel } from "./onnx_split.ts";
 import { type PartStats, SequentialRunner } from "./sequential_runner.ts";
 import { SessionWorker, WorkerStopped } from "./session_client.ts";
 import type { WorkerSessionOptions } from "./session_worker.ts";
@@ -332,11 +332,15 @@ export class OnnxModelManager implements ModelManager {
     model: ModelHandle,
     hook: SequentialOffloadHook,
   ): Promise<SequentialRunner> {
-    const split = await splitModel(model.path, {
-      cacheDir: this.#options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split"),
-      blocksPerGroup: hook.blocksPerGroup,
-      blockPattern: hook.blockPattern,
-    }).catch((error) => {
+    const cacheDir = this.#options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split");
+    const split = await contentHashOf(model, cacheDir).then((contentHash) =>
+      splitModel(model.path, {
+        cacheDir,
+        blocksPerGroup: hook.blocksPerGroup,
+        blockPattern: hook.blockPattern,
+        contentHash,
+      })
+    ).catch((error) => {
       throw new UserError(
         `Cannot split model "${model.name}" for sequential offload: ${(error as Error).message}`,
         {
@@ -350,7 +354,14 @@ export class OnnxModelManager implements ModelManager {
     const runner = new SequentialRunner(
       { parts: split.parts, modelOutputs: split.plan.modelOutputs },
       workers,
-      { session: this.#workerOptions(model), name: model.name, prefetch: hook.prefetch },
+      {
+        // A part's session serves one call: repacking its weights would cost more CPU than the
+        // call saves (and compete with the running part), and the repacked copies are heap memory
+        // that glibc keeps after the release. Unpacked, the weights stay in the mapped file.
+        session: { ...this.#workerOptions(model), prepackWeights: false },
+        name: model.name,
+        prefetch: hook.prefetch,
+      },
     );
     return runner;
   }
@@ -437,6 +448,32 @@ function describeLoadFailure(model: ModelHandle, error: Error): string {
     return `Cannot load model "${model.name}": the ${provider} execution provider is unavailable (${detail}); use providers: [cpu], or on_unavailable_provider: fallback to fall back to the CPU`;
   }
   return `Cannot load model "${model.name}" from "${model.path}": ${detail}`;
+}
+
+/**
+ * The content hash of a model (the key of its splits), remembered in
+ * `<cacheDir>/content-hashes.json` by path and fingerprint (sizes and modification times of the
+ * model and its external data): hashing reads every weight, about a second per GB, which every
+ * run would otherwise pay on its first transformer call.
+ */
+async function contentHashOf(model: ModelHandle, cacheDir: string): Promise<string> {
+  const file = join(cacheDir, "content-hashes.json");
+  const known: Record<string, { fingerprint?: unknown; hash?: unknown }> = await Deno.readTextFile(
+    file,
+  ).then((text) => JSON.parse(text)).catch(() => ({}));
+  const entry = known[model.path];
+  if (entry?.fingerprint === model.fingerprint && typeof entry.hash === "string") return entry.hash;
+  const hash = await modelContentHash(model.path);
+  try {
+    known[model.path] = { fingerprint: model.fingerprint, hash };
+    await Deno.mkdir(cacheDir, { recursive: true });
+    const temporary = `${file}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeTextFile(temporary, JSON.stringify(known, null, 2));
+    await Deno.rename(temporary, file);
+  } catch {
+    // Only a shortcut for the next run.
+  }
+  return hash;
 }
 
 /** Races a promise with an AbortSignal; on abort, runs `onAbort` and rejects with the reason. */

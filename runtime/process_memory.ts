@@ -6,6 +6,8 @@
  * @module
  */
 
+import process from "node:process";
+
 /** One reading of the process's memory, in bytes. */
 export interface MemoryReading {
   /** Resident set size (VmRSS). */
@@ -14,7 +16,7 @@ export interface MemoryReading {
   rssAnon: number;
   /** File-backed resident memory (RssFile). */
   rssFile: number;
-  /** Peak resident set size since start or the last reset (VmHWM). */
+  /** Peak resident set size since start or the last reset (VmHWM; see `readProcessMemory`). */
   peak: number;
 }
 
@@ -35,10 +37,26 @@ export function parseProcStatus(text: string): MemoryReading {
   return reading;
 }
 
-/** Reads the process's memory now; zeros where `/proc` is unavailable (not Linux). */
+let procReadable = true;
+
+/**
+ * Reads the process's memory now. Deno lets only `--allow-all` read `/proc`: without it (as under
+ * the CLI's scoped permissions) the resident size comes from `Deno.memoryUsage()`, the peak from
+ * the kernel's maximum resident size (`getrusage`), and the split into anonymous and file-backed
+ * memory is unknown (0). Zeros where neither works.
+ */
 export function readProcessMemory(): MemoryReading {
+  if (procReadable) {
+    try {
+      return parseProcStatus(Deno.readTextFileSync("/proc/self/status"));
+    } catch {
+      procReadable = false;
+    }
+  }
   try {
-    return parseProcStatus(Deno.readTextFileSync("/proc/self/status"));
+    const rss = Deno.memoryUsage().rss;
+    const peak = (process.resourceUsage?.().maxRSS ?? 0) * 1024;
+    return { rss, rssAnon: 0, rssFile: 0, peak: Math.max(peak, rss) };
   } catch {
     return { rss: 0, rssAnon: 0, rssFile: 0, peak: 0 };
   }
