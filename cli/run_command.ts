@@ -152,7 +152,7 @@ async function writeMemoryReport(
     io.stderr.write(
       formatTable(["node", "time", "peak rss", "sessions resident during the node"], rows),
     );
-    io.stderr.write(`process peak (VmHWM): ${formatBytes(peak)}\n`);
+    io.stderr.write(`process peak: ${formatBytes(peak)}\n`);
     for (const model of result.models) {
       io.stderr.write(
         `model ${model.name} (${model.policy}): ${model.loads} load${
