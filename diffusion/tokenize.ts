@@ -105,11 +105,10 @@ export function createPromptTokenizer(
 export async function loadPromptTokenizer(directory: string): Promise<PromptTokenizer> {
   const source = directory.replace(/\/+$/, "");
   const path = (name: string) => `${source}/${name}`;
-  const [tokenizerJson, tokenizerConfig, specialTokensMap] = await Promise.all([
-    readJson(path("tokenizer.json"), true),
-    readJson(path("tokenizer_config.json"), true),
-    readJson(path("special_tokens_map.json"), false),
-  ]);
+  // One after another, so that a folder missing several files always names the same one first.
+  const tokenizerJson = await readJson(path("tokenizer.json"), true);
+  const tokenizerConfig = await readJson(path("tokenizer_config.json"), true);
+  const specialTokensMap = await readJson(path("special_tokens_map.json"), false);
   return createPromptTokenizer({ tokenizerJson, tokenizerConfig, specialTokensMap }, source);
 }
 
