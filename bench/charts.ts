@@ -183,7 +183,8 @@ export function lineChartSvg(input: LineChartInput): string {
         }</title></circle>`,
       );
     }
-    const legendX = LEFT + index * 220;
+    // Four series share the row; fewer get 220 px each.
+    const legendX = LEFT + index * Math.min(220, (WIDTH - LEFT) / input.series.length);
     const legendY = TOP - 16;
     parts.push(
       `<line x1="${legendX}" x2="${legendX + 24}" y1="${legendY - 4}" y2="${

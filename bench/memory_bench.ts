@@ -9,11 +9,13 @@
  * deno run -A bench/memory_bench.ts --quick # small models, about 30 seconds
  * deno run -A bench/memory_bench.ts --only hooks --only tiling
  * deno run -A bench/memory_bench.ts --only sweep --sweep-tokens 48,768 --tag try
+ * deno run -A bench/memory_bench.ts --only sweep --before bench/out/memory.before-prepack.json
  * deno run -A bench/memory_bench.ts --redraw-from bench/out/memory.json   # charts only
  * ```
  *
- * Sections: `hooks`, `sweep`, `tiling`, `cycles`. Prints markdown; writes `bench/out/memory.json`
- * and, in the full mode, the charts `bench/memory_tradeoff.svg`, `bench/sequential_overhead.svg`
+ * Sections: `hooks`, `sweep`, `tiling`, `cycles`. `--before` takes an earlier results file: the
+ * sweep's table and charts then show its numbers beside the new ones. Prints markdown; writes
+ * `bench/out/memory.json` and, in the full mode, the charts `bench/memory_tradeoff.svg`, `bench/sequential_overhead.svg`
  * and `bench/sequential_block_times.svg` (quick mode: under bench/out/).
  *
  * @module
@@ -65,7 +67,12 @@ export interface MemoryBenchOptions {
   sweepTokens?: readonly number[];
   /** Names a side run: results and charts go to bench/out/ with this in their names. */
   tag?: string;
+  /** Earlier results to compare the sweep with (a `memory.json`). */
+  before?: MemoryBenchResults;
 }
+
+/** A sweep point: the sample node with no hook and with sequential offload. */
+type SweepPoint = { videoTokens: number; none: WorkflowResult; sequential: WorkflowResult };
 
 /** One hook configuration of the tiny workflow. */
 interface HookConfig {
@@ -192,8 +199,8 @@ export async function runMemoryBench(options: MemoryBenchOptions): Promise<Memor
       sweep.push(await measureSweepPoint(pipeline, splitCacheDir, videoTokens, log));
     }
     results.sweep = sweep;
-    out.push(...sweepReport(sweep, size));
-    await writeSweepCharts(sweep, chartDir, suffix, size);
+    out.push(...sweepReport(sweep, size, options.before?.sweep));
+    await writeSweepCharts(sweep, chartDir, suffix, size, options.before?.sweep);
   }
 
   if (sections.has("tiling")) {
@@ -454,6 +461,16 @@ function blockCount(point: { sequential: WorkflowResult }): number {
   return Math.max(1, (parts ?? []).filter((part) => part.name.includes("block")).length);
 }
 
+/** A block's share of a no-hook step: the last step over the blocks. */
+function blockShareMs(point: SweepPoint): number {
+  return lastStepMs(point.none) / blockCount(point);
+}
+
+/** Sequential offload's last step over no hook's. */
+function stepRatio(point: SweepPoint): number {
+  return lastStepMs(point.sequential) / lastStepMs(point.none);
+}
+
 /** The last step's wall time (the first includes loading the model). */
 function lastStepMs(run: WorkflowResult): number {
   const ends = run.sampleStepEndMs;
@@ -474,12 +491,18 @@ function crossover(
 }
 
 function sweepReport(
-  sweep: { videoTokens: number; none: WorkflowResult; sequential: WorkflowResult }[],
+  sweep: SweepPoint[],
   size: PipelineSize,
+  before?: SweepPoint[],
 ): string[] {
   const t = pipelineOptions(size).transformer;
   const from = crossover(sweep);
-  const rows = sweep.map(({ videoTokens, none, sequential }) => {
+  const earlier = (videoTokens: number, ratio: (point: SweepPoint) => number) => {
+    const point = before?.find((p) => p.videoTokens === videoTokens);
+    return point ? formatRatio(ratio(point)) : "-";
+  };
+  const rows = sweep.map((point) => {
+    const { videoTokens, none, sequential } = point;
     const latent = latentSizeForVideoTokens(videoTokens);
     const blocks = blockTimes(sequential);
     return [
@@ -487,7 +510,12 @@ function sweepReport(
       String(sequenceLength(t, latent)),
       `${latent.frames}x${latent.height}x${latent.width}`,
       formatRatio(sequential.nodeMs.sample / none.nodeMs.sample),
-      formatRatio(lastStepMs(sequential) / lastStepMs(none)),
+      formatRatio(stepRatio(point)),
+      ...(before ? [earlier(videoTokens, stepRatio)] : []),
+      formatRatio(blocks.runMs / blockShareMs(point)),
+      ...(before
+        ? [earlier(videoTokens, (p) => blockTimes(p.sequential).runMs / blockShareMs(p))]
+        : []),
       formatSeconds(none.nodeMs.sample),
       formatSeconds(sequential.nodeMs.sample),
       `${blocks.runMs.toFixed(0)} ms`,
@@ -528,6 +556,9 @@ function sweepReport(
       "latent f x h x w",
       "sequential / none (sample node)",
       "last step ratio",
+      ...(before ? ["last step ratio before"] : []),
+      "block run / no-hook share",
+      ...(before ? ["the same before"] : []),
       "none",
       "sequential",
       "block run",
@@ -604,19 +635,40 @@ async function writeChart(path: string, svg: string): Promise<void> {
 }
 
 /** Draws the charts again from a results file (`bench/out/memory.json`) into `dir`. */
-export async function redrawCharts(file: string, dir: string): Promise<void> {
+export async function redrawCharts(
+  file: string,
+  dir: string,
+  before?: MemoryBenchResults,
+): Promise<void> {
   const results = JSON.parse(await Deno.readTextFile(file)) as MemoryBenchResults;
   if (results.hooks) await writeTradeoffChart(results.hooks.runs, dir, "", results.size);
-  if (results.sweep) await writeSweepCharts(results.sweep, dir, "", results.size);
+  if (results.sweep) {
+    await writeSweepCharts(results.sweep, dir, "", results.size, before?.sweep);
+  }
 }
 
 async function writeSweepCharts(
-  sweep: { videoTokens: number; none: WorkflowResult; sequential: WorkflowResult }[],
+  sweep: SweepPoint[],
   dir: string,
   suffix: string,
   size: PipelineSize,
+  before?: SweepPoint[],
 ): Promise<void> {
   const from = crossover(sweep);
+  const beforeSteps = before
+    ? [{
+      name: "last step, before",
+      dashed: true,
+      points: before.map((p) => ({ x: p.videoTokens, y: stepRatio(p) })),
+    }]
+    : [];
+  const beforeRuns = before
+    ? [{
+      name: "block run, before",
+      dashed: true,
+      points: before.map((p) => ({ x: p.videoTokens, y: blockTimes(p.sequential).runMs })),
+    }]
+    : [];
   await writeChart(
     join(dir, `sequential_overhead${suffix}.svg`),
     lineChartSvg({
@@ -636,12 +688,9 @@ async function writeSweepCharts(
         },
         {
           name: "last step only",
-          dashed: true,
-          points: sweep.map((p) => ({
-            x: p.videoTokens,
-            y: lastStepMs(p.sequential) / lastStepMs(p.none),
-          })),
+          points: sweep.map((p) => ({ x: p.videoTokens, y: stepRatio(p) })),
         },
+        ...beforeSteps,
       ],
       guides: [{ y: 1.5, label: "target 1.5x" }, { y: 1, label: "no overhead", color: "#999" }],
       marker: from === undefined ? undefined : { x: from, label: "block compute >= load" },
@@ -653,22 +702,23 @@ async function writeSweepCharts(
     join(dir, `sequential_block_times${suffix}.svg`),
     lineChartSvg({
       title: "Sequential offload: a block's load against its compute",
-      subtitle: `${size} synthetic transformer, means over the block parts (blocks_per_group 1); ` +
-        "dashed: a block's share of a no-hook step",
+      subtitle: `${size} synthetic transformer, means over block parts (blocks_per_group 1); ` +
+        "no-hook share: a step / blocks",
       xLabel: "video tokens (plus 226 text tokens), log scale",
       yLabel: "milliseconds",
       logX: true,
       series: [
         {
-          name: "block run per call",
+          name: "block run",
           points: sweep.map((p) => ({ x: p.videoTokens, y: blockTimes(p.sequential).runMs })),
         },
+        ...beforeRuns,
         {
-          name: "block load per session",
+          name: "block load",
           points: sweep.map((p) => ({ x: p.videoTokens, y: blockTimes(p.sequential).loadMs })),
         },
         {
-          name: "no hook: last step / blocks",
+          name: "no-hook share",
           dashed: true,
           points: sweep.map((p) => ({ x: p.videoTokens, y: lastStepMs(p.none) / blockCount(p) })),
         },
@@ -803,10 +853,14 @@ if (import.meta.main) {
       "sweep-tokens": { type: "string" },
       tag: { type: "string" },
       "redraw-from": { type: "string" },
+      before: { type: "string" },
     },
   });
+  const before = values.before
+    ? JSON.parse(await Deno.readTextFile(values.before)) as MemoryBenchResults
+    : undefined;
   if (values["redraw-from"]) {
-    await redrawCharts(values["redraw-from"], join(PROJECT_DIR, "bench"));
+    await redrawCharts(values["redraw-from"], join(PROJECT_DIR, "bench"), before);
     Deno.exit(0);
   }
   const only = (values.only ?? []).filter((name): name is Section =>
@@ -817,6 +871,7 @@ if (import.meta.main) {
     only,
     sweepTokens: values["sweep-tokens"]?.split(",").map(Number),
     tag: values.tag,
+    before,
   });
   console.log(results.markdown);
 }

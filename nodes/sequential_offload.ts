@@ -23,6 +23,13 @@ export const sequentialOffload = defineNode({
     blocks_per_group: z.number().int().min(1).default(1),
     block_pattern: z.string().optional(),
     prefetch: z.boolean().default(true),
+    /**
+     * Repack part weights at load. `never` (default): fast loads, the same result every run.
+     * `always`: the resident model's kernels, bit for bit, but slow loads. `auto`: switches to
+     * packed loads mid-run where the prefetch hides them (many cores, long sequences), so the last
+     * bits of the result can depend on timing.
+     */
+    prepack_weights: z.enum(["never", "always", "auto"]).default("never"),
   },
   outputs: { model: modelPort() },
   hook: { kind: "offload", input: "model", output: "model" },
@@ -64,6 +71,7 @@ export const sequentialOffload = defineNode({
       blocksPerGroup: settings.blocks_per_group,
       blockPattern: settings.block_pattern ?? DEFAULT_BLOCK_PATTERN,
       prefetch: settings.prefetch,
+      prepackWeights: settings.prepack_weights,
     }),
   }),
 });

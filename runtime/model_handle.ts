@@ -59,6 +59,8 @@ export interface SequentialOffloadHook {
   blockPattern?: string;
   /** Load the next part in a second worker while the current one runs. */
   prefetch: boolean;
+  /** Whether parts repack their weights when loaded: never (default), always, or by measurement. */
+  prepackWeights?: "auto" | "always" | "never";
 }
 
 /** Keep sessions while they fit a memory budget, evicting the least recently used. */

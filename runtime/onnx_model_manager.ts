@@ -58,6 +58,8 @@ export interface ModelStats {
   parts?: number;
   /** For split models: each part's statistics (block loads against block runs, say). */
   partStats?: PartStats[];
+  /** For split models: whether parts load with their weights repacked now, and why. */
+  prepack?: { packed: boolean; why: string };
 }
 
 /** Options of an {@link OnnxModelManager}. */
@@ -318,6 +320,7 @@ export class OnnxModelManager implements ModelManager {
       stats.waitMs = sum(ready.stats.map((part) => part.waitMs));
       stats.residentBytes = Math.max(...ready.stats.map((part) => part.residentBytes));
       stats.partStats = ready.stats.map((part) => ({ ...part }));
+      stats.prepack = ready.prepack;
       return outputs;
     } catch (error) {
       if (error instanceof WorkerStopped || signal?.aborted) throw signal?.reason ?? error;
@@ -355,10 +358,14 @@ export class OnnxModelManager implements ModelManager {
       { parts: split.parts, modelOutputs: split.plan.modelOutputs },
       workers,
       {
-        // A part's session serves one call: repacking its weights would cost more CPU than the
-        // call saves (and compete with the running part), and the repacked copies are heap memory
-        // that glibc keeps after the release. Unpacked, the weights stay in the mapped file.
-        session: { ...this.#workerOptions(model), prepackWeights: false },
+        // A part's session serves one call. Repacking its weights costs more CPU than the call
+        // saves unless spare CPUs do it while the prefetch hides it, and the repacked copies are
+        // heap memory that glibc keeps after the release; unpacked, the weights stay in the
+        // mapped file. So parts load unpacked unless `prepack_weights` (auto: by measurement,
+        // see AutoPrepack) says otherwise. Idle intra-op threads sleep instead of spinning: the
+        // next part, created in the other worker while this one runs, would otherwise hold a CPU.
+        session: { ...this.#workerOptions(model), intraOpSpinning: false },
+        prepack: hook.prepackWeights ?? "never",
         name: model.name,
         prefetch: hook.prefetch,
       },

@@ -218,8 +218,12 @@ for (const blocksPerGroup of [1, 2]) {
       assert.equal(stats.policy, "sequential_offload");
       assert.equal(stats.parts, blocksPerGroup === 1 ? 4 : 3);
       assert.equal(stats.runs, 2);
-      // Each part loaded once per call, the first one ahead of the second call.
-      assert.equal(stats.loads, 2 * stats.parts!);
+      // Each part loaded once per call, the first one ahead of the second call; the first part of
+      // a third call may also be counted already, depending on when its load ends.
+      assert.ok(
+        stats.loads === 2 * stats.parts! || stats.loads === 2 * stats.parts! + 1,
+        `${stats.loads} loads of ${stats.parts} parts`,
+      );
       assert.ok(stats.runMs > 0 && stats.loadMs > 0 && stats.waitMs! >= 0);
 
       // The last release of the handle unloads every part.

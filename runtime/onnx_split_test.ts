@@ -10,6 +10,7 @@ import {
   splitCacheKey,
   splitModel,
   type SplitResult,
+  transposeMatrix,
 } from "./onnx_split.ts";
 import { readSafetensors } from "./safetensors.ts";
 import type { Tensor } from "./tensor.ts";
@@ -62,10 +63,14 @@ async function runWhole(path: string, feeds: Feeds): Promise<Feeds> {
 }
 
 /** Runs the parts in order, feeding each from the model inputs and earlier outputs. */
-async function runParts(split: SplitResult, feeds: Feeds): Promise<Map<string, ort.Tensor>> {
+async function runParts(
+  split: SplitResult,
+  feeds: Feeds,
+  options: ort.InferenceSession.SessionOptions = {},
+): Promise<Map<string, ort.Tensor>> {
   const values = new Map(Object.entries(feeds));
   for (const part of split.parts) {
-    const session = await ort.InferenceSession.create(part.path);
+    const session = await ort.InferenceSession.create(part.path, options);
     try {
       assert.deepEqual([...session.inputNames].sort(), [...part.inputs].sort());
       const inputs = Object.fromEntries(part.inputs.map((name) => [name, values.get(name)!]));
@@ -429,7 +434,18 @@ Deno.test("part files keep the model's opsets and declared input types", async (
   try {
     const split = await splitModel(transformerPath("2b"), { cacheDir, blocksPerGroup: 2 });
     const prologue = await inspectOnnxModel(split.parts[0].path);
-    assert.deepEqual(prologue.opsets, [{ domain: "", version: 17 }]);
+    // FusedMatMul, which reads the transposed MatMul weights, comes from com.microsoft.
+    assert.deepEqual(prologue.opsets, [{ domain: "", version: 17 }, {
+      domain: "com.microsoft",
+      version: 1,
+    }]);
+    const plain = await splitModel(transformerPath("2b"), {
+      cacheDir,
+      blocksPerGroup: 2,
+      transposeMatMulWeights: false,
+    });
+    const plainPrologue = await inspectOnnxModel(plain.parts[0].path);
+    assert.deepEqual(plainPrologue.opsets, [{ domain: "", version: 17 }]);
     assert.deepEqual(prologue.inputs.find((input) => input.name === "timestep"), {
       name: "timestep",
       kind: "tensor",
@@ -445,4 +461,51 @@ Deno.test("part files keep the model's opsets and declared input types", async (
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
   }
+});
+
+Deno.test("MatMul weights are stored transposed and give the same results", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  try {
+    const split = await splitModel(transformerPath("2b"), { cacheDir });
+    const plain = await splitModel(transformerPath("2b"), {
+      cacheDir,
+      transposeMatMulWeights: false,
+    });
+    assert.notEqual(split.key, plain.key);
+    const blocks = split.parts.filter((part) => part.kind === "blocks");
+    assert.ok(blocks.every((part) => part.transposedWeights >= 6));
+    assert.ok(plain.parts.every((part) => part.transposedWeights === 0));
+    const block = onnx.ModelProto.decode(await Deno.readFile(blocks[0].path)).graph!;
+    const fused = block.node!.filter((node) => node.opType === "FusedMatMul");
+    assert.equal(fused.length, blocks[0].transposedWeights);
+    assert.ok(fused.every((node) => node.domain === "com.microsoft"));
+    assert.ok(
+      !block.node!.some((node) =>
+        node.opType === "MatMul" && fused.some((f) => f.input![1] === node.input![1])
+      ),
+    );
+
+    // Parts run without repacking (as sequential offload runs them): the same bits as MatMul.
+    const feeds = await firstStepFeeds("2b");
+    const unpacked = { extra: { session: { disable_prepacking: "1" } } };
+    const transposed = await runParts(split, feeds, unpacked);
+    const original = await runParts(plain, feeds, unpacked);
+    assert.deepEqual(transposed.get("sample")!.data, original.get("sample")!.data);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("transposeMatrix moves 4-byte words, NaN payloads included", () => {
+  const words = new Uint32Array([1, 2, 3, 0x7fa00001, 5, 6]);
+  const out = new Uint32Array(transposeMatrix(new Uint8Array(words.buffer), 2, 3).buffer);
+  assert.deepEqual([...out], [1, 0x7fa00001, 2, 5, 3, 6]);
+  // Unaligned input is copied first.
+  const shifted = new Uint8Array(words.byteLength + 1);
+  shifted.set(new Uint8Array(words.buffer), 1);
+  assert.deepEqual(
+    transposeMatrix(shifted.subarray(1), 3, 2),
+    transposeMatrix(new Uint8Array(words.buffer), 3, 2),
+  );
+  assert.throws(() => transposeMatrix(new Uint8Array(8), 3, 2), /Cannot transpose 8 bytes/);
 });

@@ -6,6 +6,9 @@
  * After the last part, the first part of the next call is loaded ahead: a denoising loop calls the
  * transformer again right away.
  *
+ * Parts load without repacking their weights unless the prepacking policy says otherwise (see
+ * {@link AutoPrepack}).
+ *
  * @module
  */
 
@@ -20,6 +23,8 @@ export interface PartStats {
   name: string;
   /** Sessions created. */
   loads: number;
+  /** Of those, sessions created with their weights repacked. */
+  packedLoads: number;
   /** Milliseconds creating sessions. */
   loadMs: number;
   /** Runs. */
@@ -32,10 +37,15 @@ export interface PartStats {
   residentBytes: number;
 }
 
+/** Whether parts repack their weights when loaded: decided by measurement, always, or never. */
+export type PrepackPolicy = "auto" | "always" | "never";
+
 /** Options of a {@link SequentialRunner}. */
 export interface SequentialRunnerOptions {
-  /** Session options of every part. */
+  /** Session options of every part (`prepackWeights` is set by `prepack`). */
   session: WorkerSessionOptions;
+  /** Whether parts repack their weights when loaded (default "never"). */
+  prepack?: PrepackPolicy;
   /** Name prefix for sessions (`transformer`). */
   name: string;
   /** Load the next part while the current one runs (needs two workers). */
@@ -47,6 +57,88 @@ interface Loaded {
   ready: Promise<void>;
 }
 
+/** Below this mean block run, a trial of packed loads is not worth a call. */
+const MIN_TRIAL_RUN_MS = 20;
+/**
+ * An optimistic rate of repacking weights at load: faster than the 2-CPU bench VM (0.5-0.9 bytes
+ * per ns), so that only parts whose packed load surely cannot be hidden skip the trial.
+ */
+const PACK_BYTES_PER_MS = 1e6;
+/** Packed loads stay when the trial call took at most this fraction of the unpacked one. */
+const TRIAL_GAIN = 0.95;
+
+/**
+ * The `auto` prepacking policy. Unpacked, a part is created in milliseconds (its weights stay in
+ * the mapped file) but its MatMuls pack each weight again on every call; packed, it computes at
+ * full speed, but creating it repacks every weight (0.2-0.3 s per 150 MB block on 2 CPUs). Packed
+ * loads pay only when the prefetch hides them AND spare CPUs do the packing: when every core runs
+ * the current part, packing the next one slows it by about what packing saves. (ONNX Runtime can
+ * save prepacked weights beside an optimized model, `session.save_external_prepacked_constant_
+ * initializers`, but repacks them at load all the same: it finds the saved copy by a hash of the
+ * packed bytes. That saves heap, not time.) So, per runner:
+ *
+ * 1. Calls 1 and 2 load parts unpacked; call 2 is the steady reference.
+ * 2. If a block part's mean run is under {@link MIN_TRIAL_RUN_MS}, or under its packed load at
+ *    {@link PACK_BYTES_PER_MS}, the prefetch cannot hide packing: unpacked for good.
+ * 3. Otherwise call 3 loads its parts packed (a trial), and packed loads stay if that call took at
+ *    most {@link TRIAL_GAIN} of call 2's time; else unpacked for good.
+ *
+ * Packed and unpacked MatMuls add in a different order: results differ in the last bits (about
+ * 1e-6 on the transformer's output), within the 1e-5 that splitting keeps.
+ */
+export class AutoPrepack {
+  #walls: number[] = [];
+  #packed = false;
+  #settled = false;
+  #why = "calls 1-2 load parts unpacked, as a reference";
+
+  /** Whether the next call's parts load packed, from the block parts' statistics so far. */
+  next(blocks: { runs: number; runMs: number; weightBytes: number }[]): boolean {
+    const call = this.#walls.length;
+    if (this.#settled || call < 2) return this.#packed;
+    if (call === 2) {
+      const runs = blocks.reduce((sum, part) => sum + part.runs, 0);
+      const runMs = blocks.reduce((sum, part) => sum + part.runMs, 0) / Math.max(1, runs);
+      const loadMs = blocks.reduce((sum, part) => sum + part.weightBytes, 0) /
+        Math.max(1, blocks.length) / PACK_BYTES_PER_MS;
+      if (blocks.length === 0 || runMs < Math.max(MIN_TRIAL_RUN_MS, loadMs)) {
+        this.#settle(
+          false,
+          `a block runs ${runMs.toFixed(0)} ms, less than packing it could take (${
+            loadMs.toFixed(0)
+          } ms)`,
+        );
+        return false;
+      }
+      this.#packed = true;
+      this.#why = "call 3 loads parts packed, as a trial";
+      return true;
+    }
+    const [reference, trial] = [this.#walls[1], this.#walls[2]];
+    this.#settle(
+      trial <= TRIAL_GAIN * reference,
+      `a call took ${trial.toFixed(0)} ms with packed parts, ${reference.toFixed(0)} ms unpacked`,
+    );
+    return this.#packed;
+  }
+
+  /** Records the wall time of a finished call. */
+  finished(wallMs: number): void {
+    this.#walls.push(wallMs);
+  }
+
+  /** The current choice and why. */
+  get state(): { packed: boolean; settled: boolean; why: string } {
+    return { packed: this.#packed, settled: this.#settled, why: this.#why };
+  }
+
+  #settle(packed: boolean, why: string) {
+    this.#packed = packed;
+    this.#settled = true;
+    this.#why = why;
+  }
+}
+
 /** Runs the parts of one split model in order. */
 export class SequentialRunner {
   #parts: SplitPart[];
@@ -55,6 +147,8 @@ export class SequentialRunner {
   #options: SequentialRunnerOptions;
   #loaded = new Map<number, Loaded>();
   #stats: PartStats[];
+  #auto = new AutoPrepack();
+  #packed: boolean;
 
   /** Uses `workers` (two when prefetching, else one) for the parts of a split. */
   constructor(
@@ -71,9 +165,11 @@ export class SequentialRunner {
     this.#parts = parts;
     this.#workers = workers;
     this.#options = options;
+    this.#packed = options.prepack === "always";
     this.#stats = parts.map((part) => ({
       name: part.name,
       loads: 0,
+      packedLoads: 0,
       loadMs: 0,
       runs: 0,
       runMs: 0,
@@ -92,6 +188,15 @@ export class SequentialRunner {
     return this.#stats;
   }
 
+  /** Whether parts load packed now, and why. */
+  get prepack(): { packed: boolean; why: string } {
+    const policy = this.#options.prepack ?? "never";
+    if (policy !== "auto") return { packed: this.#packed, why: `prepack: ${policy}` };
+    if (!this.#options.prefetch) return { packed: false, why: "no prefetch to hide packing" };
+    const { packed, why } = this.#auto.state;
+    return { packed, why };
+  }
+
   /** Names of the parts resident or loading now. */
   residentParts(): string[] {
     return [...this.#loaded.keys()].sort((a, b) => a - b).map((index) =>
@@ -105,6 +210,13 @@ export class SequentialRunner {
     const fromCaller = new Set(Object.keys(feeds));
     const lastReader = this.#lastReaders();
     signal?.throwIfAborted();
+    const started = performance.now();
+    if (this.#options.prepack === "auto" && this.#options.prefetch) {
+      this.#packed = this.#auto.next(
+        this.#parts.map((part, index) => ({ ...this.#stats[index], ...part }))
+          .filter((part) => part.kind === "blocks"),
+      );
+    }
     this.#load(0, undefined);
     for (let index = 0; index < this.#parts.length; index++) {
       signal?.throwIfAborted();
@@ -143,6 +255,7 @@ export class SequentialRunner {
       if (!tensor) throw new Error(`The parts made no model output "${name}"`);
       result[name] = tensor;
     }
+    this.#auto.finished(performance.now() - started);
     return result;
   }
 
@@ -163,9 +276,12 @@ export class SequentialRunner {
     const worker = this.#workers.find((candidate) => candidate !== busy) ?? this.#workers[0];
     const part = this.#parts[index];
     const stats = this.#stats[index];
-    const ready = worker.create(this.#sessionName(index), part.path, this.#options.session).then(
+    const packed = this.#packed;
+    const session = { ...this.#options.session, prepackWeights: packed };
+    const ready = worker.create(this.#sessionName(index), part.path, session).then(
       (created) => {
         stats.loads++;
+        if (packed) stats.packedLoads++;
         stats.loadMs += created.createMs;
         stats.residentBytes = Math.max(0, created.rssAfter - created.rssBefore);
       },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readSafetensors } from "./safetensors.ts";
-import { SequentialRunner } from "./sequential_runner.ts";
+import { AutoPrepack, type PrepackPolicy, SequentialRunner } from "./sequential_runner.ts";
 import { splitModel, type SplitResult } from "./onnx_split.ts";
 import { SessionWorker } from "./session_client.ts";
 import type { CreatedSession, WorkerSessionOptions } from "./session_worker.ts";
@@ -95,12 +95,16 @@ function split(variant: string, blocksPerGroup: number): Promise<SplitResult> {
   return splits.get(key)!;
 }
 
-function runnerFor(result: SplitResult, prefetch: boolean): SequentialRunner {
+function runnerFor(
+  result: SplitResult,
+  prefetch: boolean,
+  prepack?: PrepackPolicy,
+): SequentialRunner {
   const workers = prefetch ? [new CountingWorker(), new CountingWorker()] : [new CountingWorker()];
   return new SequentialRunner(
     { parts: result.parts, modelOutputs: result.plan.modelOutputs },
     workers,
-    { session: CPU, name: "transformer", prefetch },
+    { session: CPU, name: "transformer", prefetch, prepack },
   );
 }
 
@@ -232,4 +236,80 @@ Deno.test("a runner needs parts, and two workers to prefetch", () => {
   } finally {
     worker.stop();
   }
+});
+
+Deno.test("parts load packed or unpacked as the prepack policy says, with the same results", async () => {
+  const result = await split("2b", 1);
+  const feeds = await firstStepFeeds("2b");
+  const whole = await runWhole("2b", feeds);
+  for (const policy of ["always", "never", "auto"] as const) {
+    const runner = runnerFor(result, true, policy);
+    try {
+      for (let call = 0; call < 4; call++) {
+        const diff = maxAbsDiff((await runner.run(feeds)).sample, whole);
+        assert.ok(diff < 1e-5, `${policy}: max abs diff ${diff} on call ${call}`);
+      }
+    } finally {
+      await stop(runner);
+    }
+    const packed = runner.stats.reduce((sum, part) => sum + part.packedLoads, 0);
+    const loads = runner.stats.reduce((sum, part) => sum + part.loads, 0);
+    // The fixture's blocks run for well under a millisecond: auto never tries packing them.
+    assert.equal(packed, policy === "always" ? loads : 0, policy);
+    assert.equal(runner.prepack.packed, policy === "always");
+  }
+});
+
+/** Block part statistics for AutoPrepack: `runMs` per call, 150 MB of weights. */
+function blocks(runMs: number, runs: number) {
+  return [0, 1].map(() => ({ runs, runMs: runMs * runs, weightBytes: 150e6 }));
+}
+
+Deno.test("auto prepacking keeps packed loads when a trial call is faster", () => {
+  const auto = new AutoPrepack();
+  assert.equal(auto.next(blocks(0, 0)), false);
+  auto.finished(5000);
+  assert.equal(auto.next(blocks(600, 1)), false);
+  auto.finished(4000);
+  // Blocks run 600 ms, longer than packing 150 MB could take: call 3 tries packed loads.
+  assert.equal(auto.next(blocks(600, 2)), true);
+  assert.equal(auto.state.settled, false);
+  auto.finished(3500);
+  assert.equal(auto.next(blocks(550, 3)), true);
+  assert.deepEqual(auto.state, {
+    packed: true,
+    settled: true,
+    why: "a call took 3500 ms with packed parts, 4000 ms unpacked",
+  });
+  auto.finished(3500);
+  assert.equal(auto.next(blocks(550, 4)), true);
+});
+
+Deno.test("auto prepacking goes back to unpacked loads when the trial is not faster", () => {
+  const auto = new AutoPrepack();
+  for (const wall of [5000, 4000]) {
+    auto.next(blocks(600, 1));
+    auto.finished(wall);
+  }
+  assert.equal(auto.next(blocks(600, 2)), true);
+  auto.finished(3900);
+  assert.equal(auto.next(blocks(650, 3)), false);
+  assert.equal(auto.state.settled, true);
+  auto.finished(4000);
+  assert.equal(auto.next(blocks(600, 4)), false);
+});
+
+Deno.test("auto prepacking skips the trial when the prefetch cannot hide packing", () => {
+  const auto = new AutoPrepack();
+  for (const wall of [1200, 800]) {
+    auto.next(blocks(80, 1));
+    auto.finished(wall);
+  }
+  // 80 ms of compute cannot hide packing 150 MB (150 ms at the optimistic rate).
+  assert.equal(auto.next(blocks(80, 2)), false);
+  assert.deepEqual(auto.state, {
+    packed: false,
+    settled: true,
+    why: "a block runs 80 ms, less than packing it could take (150 ms)",
+  });
 });
