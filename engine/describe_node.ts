@@ -110,9 +110,14 @@ export function summarizeSchema(schema: Record<string, unknown>): string {
     ? schema.type.join(" | ")
     : "any";
   const bounds: string[] = [];
-  if (schema.minimum !== undefined) bounds.push(`>= ${schema.minimum}`);
+  // zod's integers carry the safe-integer range as bounds; they say nothing to a reader.
+  if (schema.minimum !== undefined && schema.minimum !== Number.MIN_SAFE_INTEGER) {
+    bounds.push(`>= ${schema.minimum}`);
+  }
   if (schema.exclusiveMinimum !== undefined) bounds.push(`> ${schema.exclusiveMinimum}`);
-  if (schema.maximum !== undefined) bounds.push(`<= ${schema.maximum}`);
+  if (schema.maximum !== undefined && schema.maximum !== Number.MAX_SAFE_INTEGER) {
+    bounds.push(`<= ${schema.maximum}`);
+  }
   if (schema.exclusiveMaximum !== undefined) bounds.push(`< ${schema.exclusiveMaximum}`);
   if (type === "array" && typeof schema.items === "object" && schema.items !== null) {
     return `list of ${summarizeSchema(schema.items as Record<string, unknown>)}`;
