@@ -1,7 +1,8 @@
 /**
  * sequential_offload: the wrapped model runs as parts (embedding, groups of transformer blocks,
- * head), one part resident at a time, the next part loading in a second worker while the current
- * one runs (diffusers' `enable_sequential_cpu_offload()`, without its synchronous loading).
+ * head; or a VAE decoder's mid block, up blocks, output layers), one part resident at a time, the
+ * next part loading in a second worker while the current one runs (diffusers'
+ * `enable_sequential_cpu_offload()`, without its synchronous loading).
  *
  * @module
  */
@@ -16,7 +17,8 @@ import { modelOfType, modelPort } from "./ports.ts";
 export const sequentialOffload = defineNode({
   type: "sequential_offload",
   version: 1,
-  description: "Runs a transformer in parts, one group of blocks resident at a time (wraps models)",
+  description:
+    "Runs a transformer or VAE decoder in parts, one group of blocks resident at a time (wraps models)",
   category: "memory",
   inputs: { model: modelPort() },
   settings: {
@@ -54,8 +56,10 @@ export const sequentialOffload = defineNode({
     } catch (error) {
       if (!(error instanceof NoBlocksError)) throw error;
       ctx.error(
-        `Cannot run model "${model.name}" in parts: no transformer blocks found with pattern "${error.pattern}"${
-          settings.block_pattern === undefined ? " (the default for CogVideoX exports)" : ""
+        `Cannot run model "${model.name}" in parts: no blocks found with pattern "${error.pattern}"${
+          settings.block_pattern === undefined
+            ? " (the default: CogVideoX transformer blocks and VAE decoder up blocks)"
+            : ""
         }; node names look like ${
           error.nodeNames.slice(0, 3).map((name) => `"${name}"`).join(", ")
         }: set block_pattern`,

@@ -53,7 +53,7 @@ export interface SequentialOffloadHook {
   kind: "sequential_offload";
   /** The hook node. */
   node: string;
-  /** Transformer blocks per part. */
+  /** Blocks per part (transformer blocks, or a VAE decoder's up blocks). */
   blocksPerGroup: number;
   /** Regular expression finding a block's index in node and weight names (first group). */
   blockPattern?: string;

@@ -243,15 +243,47 @@ for (const blocksPerGroup of [1, 2]) {
   });
 }
 
+Deno.test("sequential_offload runs the VAE decoder in parts, its up blocks one at a time", async () => {
+  const splitCacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  const manager = new OnnxModelManager({ splitCacheDir });
+  try {
+    const inParts = sequential(vae, 1);
+    await manager.retain(inParts);
+    const parts = [await manager.run(inParts, vaeFeeds()), await manager.run(inParts, vaeFeeds(4))];
+    const stats = statsOf(manager, "vae");
+    assert.equal(stats.policy, "sequential_offload");
+    // conv_in and the mid block, 4 up blocks, norm_out and conv_out.
+    assert.equal(stats.parts, 6);
+    assert.equal(stats.runs, 2);
+    await manager.release(inParts);
+    assert.deepEqual(manager.residentSessions(), []);
+
+    const whole = new OnnxModelManager();
+    try {
+      for (const [index, size] of [8, 4].entries()) {
+        const expected = await whole.run(vae, vaeFeeds(size));
+        assert.deepEqual(parts[index].sample.shape, [1, 3, 9, 8 * size, 8 * size]);
+        assert.equal(maxAbsDiff(parts[index].sample, expected.sample), 0);
+      }
+    } finally {
+      await whole.close();
+    }
+  } finally {
+    await manager.close();
+    await Deno.remove(splitCacheDir, { recursive: true });
+  }
+});
+
 Deno.test("sequential_offload on a model without blocks is an error naming the pattern", async () => {
   const splitCacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
   const manager = new OnnxModelManager({ splitCacheDir });
   try {
+    // The T5 encoder's blocks are "encoder.block.N", which the default pattern does not match.
     await assert.rejects(
-      manager.run(sequential(vae, 1), vaeFeeds()),
+      manager.run(sequential(textEncoder, 1), textFeeds()),
       (error) =>
-        error instanceof UserError && /Cannot split model "vae"/.test(error.message) &&
-        /transformer_blocks/.test(error.message),
+        error instanceof UserError && /Cannot split model "text_encoder"/.test(error.message) &&
+        error.message.includes("(?:transformer_blocks|up_blocks)"),
     );
   } finally {
     await manager.close();

@@ -1,9 +1,11 @@
 /**
- * Splits a transformer ONNX model into parts that run one after another ("sequential offload"):
- * a prologue (patch and time embeddings), groups of consecutive transformer blocks, and an
- * epilogue (final norm, projection, unpatchify). Only one part's weights need to be resident
- * at a time. Parts are written with their weights in external data files and cached on disk,
- * keyed by the model's content hash and the split settings.
+ * Splits an ONNX model into parts that run one after another ("sequential offload"): a prologue,
+ * groups of consecutive blocks, and an epilogue. For a transformer: the patch and time embeddings,
+ * the transformer blocks, then the final norm, projection and unpatchify; for a VAE decoder:
+ * `conv_in` and the mid block, the up blocks, then `norm_out`, `conv_act` and `conv_out`. Only
+ * one part's weights need to be resident at a time (a decoder's activations still grow with the
+ * picture: tiles bound those). Parts are written with their weights in external data files and
+ * cached on disk, keyed by the model's content hash and the split settings.
  *
  * How nodes are placed:
  * - A node whose name (else one of its output names, else the names of the initializers it
@@ -63,8 +65,13 @@ type GraphProto = onnxProto.onnx.IGraphProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
 
-/** Block pattern of CogVideoX exports: `/m/transformer_blocks.3/attn1/...`, `transformer_blocks.3.ff...`. */
-export const DEFAULT_BLOCK_PATTERN = String.raw`(?:^|[/.])transformer_blocks\.(\d+)(?=[/.]|$)`;
+/**
+ * Block pattern of CogVideoX exports: transformer blocks (`/m/transformer_blocks.3/attn1/...`,
+ * `transformer_blocks.3.ff...`) and the VAE decoder's up blocks (`/decoder/up_blocks.2/...`,
+ * `m.decoder.up_blocks.2.resnets...`).
+ */
+export const DEFAULT_BLOCK_PATTERN =
+  "(?:^|[/.])(?:transformer_blocks|up_blocks)\\.(\\d+)(?=[/.]|$)";
 
 /** Settings of a split. */
 export interface SplitOptions {

@@ -12,6 +12,7 @@ import {
   type SplitResult,
   transposeMatrix,
 } from "./onnx_split.ts";
+import { presets, writeVaeDecoder } from "../bench/synthetic_models.ts";
 import { readSafetensors } from "./safetensors.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -324,6 +325,149 @@ Deno.test("the 5b transformer parts follow dynamic frame and latent sizes", asyn
     assert.ok(diff < 1e-5, `max abs diff ${diff}`);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+const vaeDecoderPath = `${FIXTURES}2b/vae_decoder/model.onnx`;
+
+/** Deterministic latents in [-1, 1) for a VAE decoder: [batch, channels, 3 frames, h, w]. */
+function latents(channels: number, [batch, height, width]: number[]): Feeds {
+  let seed = 11 + height * 7 + width;
+  const count = batch * channels * 3 * height * width;
+  const data = new Float32Array(count).map(() =>
+    (seed = (seed * 16807) % 2147483647) / 1073741823.5 - 1
+  );
+  return { latent_sample: new ort.Tensor("float32", data, [batch, channels, 3, height, width]) };
+}
+
+// [batch, latent height, latent width]: the whole 64 x 64 px video, the tiles of ddim-2b-tiled
+// (32 px, overlap 1/4: 4 and 2 latents), those of 48 px tiles (6 and 4), an odd size, a batch.
+const VAE_LATENT_SIZES = [
+  [1, 8, 8],
+  [1, 4, 4],
+  [1, 4, 2],
+  [1, 2, 4],
+  [1, 2, 2],
+  [1, 6, 6],
+  [1, 6, 4],
+  [1, 5, 7],
+  [2, 4, 4],
+];
+
+for (const blocksPerGroup of [1, 2]) {
+  Deno.test(`the VAE decoder split into groups of ${blocksPerGroup} up block(s) runs like the whole decoder at every latent size`, async () => {
+    const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+    try {
+      const split = await splitModel(vaeDecoderPath, { cacheDir, blocksPerGroup });
+      assert.deepEqual(split.plan.blocks, [0, 1, 2, 3]);
+      assert.deepEqual(
+        split.parts.map((part) => part.name),
+        blocksPerGroup === 1
+          ? [
+            "part_00_prologue",
+            "part_01_block_0",
+            "part_02_block_1",
+            "part_03_block_2",
+            "part_04_block_3",
+            "part_05_epilogue",
+          ]
+          : ["part_00_prologue", "part_01_blocks_0_1", "part_02_blocks_2_3", "part_03_epilogue"],
+      );
+      // conv_in and the mid block open; norm_out and conv_out close; each up block in its part.
+      const stored = await partInitializers(split);
+      const partOf = (name: string) => stored.find((tensor) => tensor.name === name)?.part;
+      const prologue = split.parts[0].name;
+      const epilogue = split.parts.at(-1)!.name;
+      assert.equal(partOf("m.decoder.conv_in.conv.weight"), prologue);
+      assert.equal(partOf("m.decoder.mid_block.resnets.1.conv2.conv.weight"), prologue);
+      assert.equal(partOf("m.decoder.norm_out.conv_y.conv.weight"), epilogue);
+      assert.equal(partOf("m.decoder.conv_out.conv.weight"), epilogue);
+      for (const tensor of stored) {
+        const block = /up_blocks\.(\d+)\./.exec(tensor.name)?.[1];
+        if (block === undefined) continue;
+        const part = split.parts.find((p) => p.name === tensor.part)!;
+        assert.ok(part.blocks.includes(Number(block)), `${tensor.name} in ${tensor.part}`);
+      }
+      // Only two 32-byte constants are stored in several parts.
+      assert.ok(split.plan.shared.every((shared) => shared.bytes <= 32), "shared weights");
+
+      const whole = await ort.InferenceSession.create(vaeDecoderPath);
+      try {
+        for (const size of VAE_LATENT_SIZES) {
+          const feeds = latents(4, size);
+          const expected = (await whole.run(feeds)).sample;
+          // Unpacked, as sequential offload loads parts; the whole decoder packs its weights.
+          const values = await runParts(split, feeds, {
+            extra: { session: { disable_prepacking: "1" } },
+          });
+          const sample = values.get("sample")!;
+          assert.deepEqual(sample.dims, [size[0], 3, 9, 8 * size[1], 8 * size[2]]);
+          const diff = maxAbsDiff(sample, expected);
+          assert.ok(diff < 1e-5, `latents ${size.join(" x ")}: max abs diff ${diff}`);
+        }
+      } finally {
+        await whole.release();
+      }
+    } finally {
+      await Deno.remove(cacheDir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("VAE decoder parts keep the decoder's dynamic batch and spatial sizes", async () => {
+  const plan = await planSplit(vaeDecoderPath);
+  // The latents feed every up block (CogVideoX's spatial norms read them), not only the first.
+  for (const part of plan.parts.slice(1, -1)) {
+    assert.ok(part.inputs.some((name) => plan.parts[0].outputs.includes(name)), part.name);
+  }
+  const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  try {
+    const split = await splitModel(vaeDecoderPath, { cacheDir });
+    const first = await inspectOnnxModel(split.parts[0].path);
+    assert.deepEqual(first.inputs.map((input) => input.shape), [
+      ["batch", 4, 3, "latent_height", "latent_width"],
+    ]);
+    const last = await inspectOnnxModel(split.parts.at(-1)!.path);
+    assert.deepEqual(last.outputs.map((output) => output.shape), [
+      ["batch", 3, 9, "height", "width"],
+    ]);
+    // Tensors crossing parts are typed only: their shapes follow the latents.
+    for (const part of split.parts.slice(1)) {
+      const info = await inspectOnnxModel(part.path);
+      assert.ok(info.inputs.every((input) => input.shape === null), part.name);
+    }
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("the synthetic VAE decoder splits into its up blocks and runs like the whole", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  try {
+    const written = await writeVaeDecoder(`${dir}/model.onnx`, presets.small.vaeDecoder);
+    const split = await splitModel(written.path, { cacheDir: `${dir}/cache` });
+    assert.deepEqual(split.plan.blocks, [0, 1, 2, 3]);
+    assert.deepEqual(split.plan.shared, []);
+    assert.equal(
+      split.parts.reduce((sum, part) => sum + part.weightBytes, 0),
+      split.plan.weightBytes,
+    );
+    const whole = await ort.InferenceSession.create(written.path);
+    try {
+      for (const size of [[1, 8, 8], [1, 4, 4], [1, 4, 2], [1, 6, 4], [2, 3, 5]]) {
+        const feeds = latents(presets.small.vaeDecoder.latentChannels, size);
+        const expected = (await whole.run(feeds)).sample;
+        const values = await runParts(split, feeds, {
+          extra: { session: { disable_prepacking: "1" } },
+        });
+        const diff = maxAbsDiff(values.get("sample")!, expected);
+        assert.ok(diff < 1e-5, `latents ${size.join(" x ")}: max abs diff ${diff}`);
+      }
+    } finally {
+      await whole.release();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -72,12 +72,19 @@ async function firstStepFeeds(variant: "2b" | "5b"): Promise<Record<string, Tens
   return feeds;
 }
 
-/** The whole model's output, from one session. */
+/** The whole transformer's output, from one session. */
 async function runWhole(variant: string, feeds: Record<string, Tensor>): Promise<Tensor> {
+  return (await runWholeCalls(transformerPath(variant), [feeds]))[0];
+}
+
+/** The whole model's `sample` for each of `calls`, from one session. */
+async function runWholeCalls(path: string, calls: Record<string, Tensor>[]): Promise<Tensor[]> {
   const worker = new SessionWorker();
   try {
-    await worker.create("whole", transformerPath(variant), CPU);
-    return (await worker.run("whole", feeds)).outputs.sample;
+    await worker.create("whole", path, CPU);
+    const samples = [];
+    for (const feeds of calls) samples.push((await worker.run("whole", feeds)).outputs.sample);
+    return samples;
   } finally {
     worker.stop();
   }
@@ -146,6 +153,41 @@ for (const variant of ["2b", "5b"] as const) {
     }
   }
 }
+
+/** Latents of one decoder call, [1, 4, 3, h, w], with deterministic values in [-1, 1). */
+function vaeTile(height: number, width: number): Record<string, Tensor> {
+  const count = 4 * 3 * height * width;
+  const data = Float32Array.from(
+    { length: count },
+    (_, i) => (((i + height) * 37) % 101) / 50.5 - 1,
+  );
+  return { latent_sample: { dtype: "float32", shape: [1, 4, 3, height, width], data } };
+}
+
+Deno.test("the VAE decoder run in parts equals the whole decoder, call after call of tiles", async () => {
+  const path = `${FIXTURES}2b/vae_decoder/model.onnx`;
+  // The calls vae_tiling makes on ddim-2b-tiled's 8 x 8 latents (tiles of 4, cut to 2 at the
+  // edges), then the untiled 8 x 8.
+  const calls = [[4, 4], [4, 4], [4, 2], [4, 4], [4, 4], [4, 2], [2, 4], [2, 4], [2, 2], [8, 8]]
+    .map(([height, width]) => vaeTile(height, width));
+  const expected = await runWholeCalls(path, calls);
+  const result = await splitModel(path, { cacheDir });
+  assert.equal(result.parts.length, 6);
+  CountingWorker.reset();
+  const runner = runnerFor(result, true);
+  try {
+    for (const [index, feeds] of calls.entries()) {
+      const { sample } = await runner.run(feeds);
+      assert.deepEqual(sample.shape, expected[index].shape);
+      const diff = maxAbsDiff(sample, expected[index]);
+      assert.ok(diff < 1e-5, `call ${index}: max abs diff ${diff}`);
+    }
+    assert.equal(CountingWorker.most, 2);
+  } finally {
+    await stop(runner);
+  }
+  assert.ok(runner.stats.every((part) => part.runs === calls.length));
+});
 
 Deno.test("only the running part and the next one are resident", async () => {
   const result = await split("2b", 1);
