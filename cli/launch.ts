@@ -11,6 +11,7 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ffmpegPath } from "../media/video_writer.ts";
 import { permissionFlags, scopesFor, splitLauncherOptions } from "./permissions.ts";
 
 /** Runs the CLI in a child process with scoped permissions; returns its exit code. */
@@ -21,7 +22,8 @@ export async function launch(args: readonly string[]): Promise<number> {
   const scopes = await scopesFor(args, {
     projectDir,
     cwd: Deno.cwd(),
-    ffmpeg: await findFfmpeg(),
+    // Without ffmpeg the child may run no program; saving a video then says what is missing.
+    ffmpeg: await ffmpegPath().catch(() => undefined),
     extraRead: list("COGFLOW_ALLOW_READ"),
     extraWrite: list("COGFLOW_ALLOW_WRITE"),
   });
@@ -57,17 +59,6 @@ export async function launch(args: readonly string[]): Promise<number> {
  */
 function childEnvironment(): Record<string, string> {
   return Deno.env.has("MALLOC_TRIM_THRESHOLD_") ? {} : { MALLOC_TRIM_THRESHOLD_: "0" };
-}
-
-async function findFfmpeg(): Promise<string | undefined> {
-  const fromEnvironment = Deno.env.get("COGFLOW_FFMPEG");
-  if (fromEnvironment) return fromEnvironment;
-  try {
-    const installer = await import("@ffmpeg-installer/ffmpeg");
-    return installer.default.path;
-  } catch {
-    return undefined;
-  }
 }
 
 function signalNumber(signal: Deno.Signal): number {
