@@ -3,28 +3,14 @@ import { join } from "node:path";
 import { createTensor } from "../runtime/tensor.ts";
 import { nodeKey } from "./cache_key.ts";
 import { DiskCache } from "./disk_cache.ts";
+import { fileNames, withTempDir } from "../tests/testing.ts";
 
 function key(name: string): string {
   return nodeKey({ type: name, version: 1, settings: {}, inputs: {} });
 }
 
-async function withFolder(test: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "cogflow-disk-cache-" });
-  try {
-    await test(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function entryFiles(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names.sort();
-}
-
 Deno.test("entries keep tensors and plain data exactly, and survive a new DiskCache", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const latents = createTensor("float32", [1, 2, 3], new Float32Array([1, 2, 3, 4, 5, 6.5]));
     const ids = createTensor("int64", [2], new BigInt64Array([1n, -(2n ** 62n)]));
     const outputs = {
@@ -41,32 +27,32 @@ Deno.test("entries keep tensors and plain data exactly, and survive a new DiskCa
     assert.ok(entry);
     assert.deepEqual(entry.files, files);
     assert.deepEqual(entry.outputs, outputs);
-    assert.deepEqual(await entryFiles(dir), [`${key("a")}.safetensors`]);
+    assert.deepEqual(await fileNames(dir), [`${key("a")}.safetensors`]);
   });
 });
 
 Deno.test("a missing key is a miss, and so is a damaged entry, which is removed", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const cache = new DiskCache(dir);
     assert.equal(await cache.get(key("missing")), undefined);
     await Deno.writeTextFile(join(dir, `${key("bad")}.safetensors`), "not a safetensors file");
     assert.equal(await cache.get(key("bad")), undefined);
-    assert.deepEqual(await entryFiles(dir), []);
+    assert.deepEqual(await fileNames(dir), []);
   });
 });
 
 Deno.test("outputs that cannot be serialized are not kept", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const cache = new DiskCache(dir);
     await cache.set(key("handle"), { outputs: { model: new Map([["a", 1]]) }, files: [] });
     await cache.set(key("function"), { outputs: { run: () => 1 }, files: [] });
     assert.equal(await cache.get(key("handle")), undefined);
-    assert.deepEqual(await entryFiles(dir).catch(() => []), []);
+    assert.deepEqual(await fileNames(dir).catch(() => []), []);
   });
 });
 
 Deno.test("delete forgets an entry", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const cache = new DiskCache(dir);
     await cache.set(key("a"), { outputs: { value: 1 }, files: [] });
     await cache.delete(key("a"));
@@ -76,7 +62,7 @@ Deno.test("delete forgets an entry", async () => {
 });
 
 Deno.test("past the size limit, the least recently used entries are removed", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const tensor = (fill: number) =>
       createTensor("float32", [1000], new Float32Array(1000).fill(fill));
     const probe = new DiskCache(dir);
@@ -107,7 +93,7 @@ Deno.test("past the size limit, the least recently used entries are removed", as
 });
 
 Deno.test("an entry larger than the whole limit is not written", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const cache = new DiskCache(dir, { maxBytes: 1000 });
     await cache.set(key("big"), {
       outputs: { t: createTensor("float32", [1000]) },
@@ -129,7 +115,7 @@ function isWhole(outputs: Record<string, unknown>): boolean {
 }
 
 Deno.test("concurrent writers and readers of one key never see a torn entry", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const caches = [new DiskCache(dir), new DiskCache(dir)];
     const shared = key("shared");
     const tasks: Promise<void>[] = [];
@@ -149,12 +135,12 @@ Deno.test("concurrent writers and readers of one key never see a torn entry", as
     await Promise.all(tasks);
     assert.ok(reads > 0);
     // No temporary files are left behind.
-    assert.deepEqual(await entryFiles(dir), [`${shared}.safetensors`]);
+    assert.deepEqual(await fileNames(dir), [`${shared}.safetensors`]);
   });
 });
 
 Deno.test("two processes sharing a cache folder read only whole entries", async () => {
-  await withFolder(async (dir) => {
+  await withTempDir(async (dir) => {
     const moduleUrl = new URL("./disk_cache.ts", import.meta.url).href;
     const tensorUrl = new URL("../runtime/tensor.ts", import.meta.url).href;
     // Each process writes and reads the same few keys for a moment, under a size limit so that

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createImage, type RgbImage } from "./image.ts";
 import { decodePng } from "./png.ts";
+import { fileNames, withTempDir } from "../tests/testing.ts";
 import {
   ffmpegPath,
   videoFormatOf,
@@ -19,21 +20,6 @@ function solidFrames(count: number, width: number, height: number, rgb = RED): R
     for (let i = 0; i < frame.data.length; i += 3) frame.data.set(rgb, i);
     return frame;
   });
-}
-
-async function withTempDir(run: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "cogflow_video_" });
-  try {
-    await run(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function entries(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names.sort();
 }
 
 /** What `ffmpeg -i path` says about the input (it exits with an error: no output given). */
@@ -90,7 +76,7 @@ Deno.test("writeMp4 writes H.264 yuv420p with faststart, padding odd sizes to ev
   await withTempDir(async (dir) => {
     const path = join(dir, "out", "video.mp4");
     await writeMp4(path, solidFrames(3, 17, 9), { fps: 8, preset: "ultrafast" });
-    assert.deepEqual(await entries(join(dir, "out")), ["video.mp4"]);
+    assert.deepEqual(await fileNames(join(dir, "out")), ["video.mp4"]);
 
     const info = await probe(path);
     assert.match(info, /Video: h264 .*yuv420p\(tv, bt709.*\), 18x10/);
@@ -120,7 +106,7 @@ Deno.test("writeMp4 keeps an existing file and leaves no temporary file when ffm
       },
     );
     assert.equal(await Deno.readTextFile(path), "previous");
-    assert.deepEqual(await entries(dir), ["video.mp4"]);
+    assert.deepEqual(await fileNames(dir), ["video.mp4"]);
 
     await assert.rejects(writeMp4(path, solidFrames(2, 8, 8)), /already exists/);
   });
@@ -151,13 +137,13 @@ Deno.test("writePngFrames writes numbered PNG files into a new folder", async ()
     const frames = [...solidFrames(1, 5, 3), ...solidFrames(1, 5, 3, [1, 2, 3])];
     const written = await writePngFrames(path, frames);
     assert.deepEqual(written, [join(path, "frame_0000.png"), join(path, "frame_0001.png")]);
-    assert.deepEqual(await entries(dir), ["frames"]);
+    assert.deepEqual(await fileNames(dir), ["frames"]);
     for (const [index, file] of written.entries()) {
       assert.deepEqual(decodePng(await Deno.readFile(file)), frames[index]);
     }
     await assert.rejects(writePngFrames(path, frames), /already exists/);
     await writePngFrames(path, frames.slice(1), { overwrite: true });
-    assert.deepEqual(await entries(path), ["frame_0000.png"]);
+    assert.deepEqual(await fileNames(path), ["frame_0000.png"]);
   });
 });
 
@@ -171,12 +157,12 @@ Deno.test("aborting kills ffmpeg and leaves nothing behind", async () => {
     const path = join(dir, "out", "video.mp4");
     const controller = new AbortController();
     const writing = writeMp4(path, solidFrames(4, 64, 64), { ffmpeg, signal: controller.signal });
-    while (!(await entries(join(dir, "out")).catch(() => [])).length) {
+    while (!(await fileNames(join(dir, "out")).catch(() => [])).length) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     controller.abort(new Error("Stopped by the user"));
     await assert.rejects(writing, /Stopped by the user/);
-    assert.deepEqual(await entries(join(dir, "out")), []);
+    assert.deepEqual(await fileNames(join(dir, "out")), []);
   });
 });
 
@@ -191,7 +177,7 @@ Deno.test("an already aborted signal writes nothing", async () => {
       writePngFrames(join(dir, "a"), solidFrames(1, 2, 2), { signal }),
       /Too late/,
     );
-    assert.deepEqual(await entries(dir), []);
+    assert.deepEqual(await fileNames(dir), []);
   });
 });
 
@@ -210,7 +196,7 @@ Deno.test("ffmpeg's stderr is trimmed into the error message", async () => {
       writeGif(join(dir, "v.gif"), solidFrames(1, 2, 2), { ffmpeg: join(dir, "missing") }),
       /Cannot run ffmpeg ".*missing"/,
     );
-    assert.deepEqual(await entries(dir), ["fake_ffmpeg.sh"]);
+    assert.deepEqual(await fileNames(dir), ["fake_ffmpeg.sh"]);
   });
 });
 
@@ -240,7 +226,7 @@ Deno.test("writeVideo picks the format from the extension", async () => {
   await withTempDir(async (dir) => {
     await writeVideo(join(dir, "frames"), solidFrames(2, 2, 2));
     await writeVideo(join(dir, "clip"), solidFrames(2, 2, 2), { format: "gif" });
-    assert.deepEqual(await entries(dir), ["clip", "frames"]);
+    assert.deepEqual(await fileNames(dir), ["clip", "frames"]);
     assert.equal(
       new TextDecoder().decode((await Deno.readFile(join(dir, "clip"))).subarray(0, 3)),
       "GIF",

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { temporaryPathFor, withAtomicOutput, writeFileAtomic } from "./atomic_file.ts";
-
-async function withTempDir(run: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "cogflow_atomic_" });
-  try {
-    await run(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function entries(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names.sort();
-}
+import { fileNames, withTempDir } from "../tests/testing.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -32,7 +18,7 @@ Deno.test("writeFileAtomic creates missing directories and leaves no temporary f
     const path = join(dir, "a", "b", "out.txt");
     await writeFileAtomic(path, encoder.encode("hello"));
     assert.equal(await Deno.readTextFile(path), "hello");
-    assert.deepEqual(await entries(join(dir, "a", "b")), ["out.txt"]);
+    assert.deepEqual(await fileNames(join(dir, "a", "b")), ["out.txt"]);
   });
 });
 
@@ -55,7 +41,7 @@ Deno.test("writeFileAtomic refuses to replace an existing file unless overwrite 
 
     await writeFileAtomic(path, encoder.encode("new"), { overwrite: true });
     assert.equal(await Deno.readTextFile(path), "new");
-    assert.deepEqual(await entries(dir), ["out.txt"]);
+    assert.deepEqual(await fileNames(dir), ["out.txt"]);
   });
 });
 
@@ -71,7 +57,7 @@ Deno.test("withAtomicOutput keeps the existing target when writing fails", async
       /Encoder crashed/,
     );
     assert.equal(await Deno.readTextFile(path), "previous video");
-    assert.deepEqual(await entries(dir), ["video.mp4"]);
+    assert.deepEqual(await fileNames(dir), ["video.mp4"]);
   });
 });
 
@@ -86,7 +72,7 @@ Deno.test("withAtomicOutput leaves nothing behind when aborted", async () => {
       }, { signal: controller.signal }),
       /Cancelled by the user/,
     );
-    assert.deepEqual(await entries(join(dir, "out")), []);
+    assert.deepEqual(await fileNames(join(dir, "out")), []);
 
     // An already aborted signal fails before anything is created.
     await assert.rejects(
@@ -95,7 +81,7 @@ Deno.test("withAtomicOutput leaves nothing behind when aborted", async () => {
       }),
       /Cancelled by the user/,
     );
-    assert.deepEqual(await entries(dir), ["out"]);
+    assert.deepEqual(await fileNames(dir), ["out"]);
   });
 });
 
@@ -116,7 +102,7 @@ Deno.test("withAtomicOutput fails when the writer creates nothing", async () => 
       withAtomicOutput(join(dir, "x.gif"), () => Promise.resolve()),
       /Output ".*x\.gif" was not written/,
     );
-    assert.deepEqual(await entries(dir), []);
+    assert.deepEqual(await fileNames(dir), []);
   });
 });
 
@@ -128,12 +114,12 @@ Deno.test("withAtomicOutput produces and replaces directories", async () => {
       for (const name of names) await Deno.writeTextFile(join(temporaryPath, name), name);
     };
     await withAtomicOutput(path, writeFrames(["frame_0000.png", "frame_0001.png"]));
-    assert.deepEqual(await entries(path), ["frame_0000.png", "frame_0001.png"]);
+    assert.deepEqual(await fileNames(path), ["frame_0000.png", "frame_0001.png"]);
 
     await assert.rejects(withAtomicOutput(path, writeFrames(["a"])), /already exists/);
     await withAtomicOutput(path, writeFrames(["frame_0000.png"]), { overwrite: true });
-    assert.deepEqual(await entries(path), ["frame_0000.png"]);
-    assert.deepEqual(await entries(dir), ["frames"]);
+    assert.deepEqual(await fileNames(path), ["frame_0000.png"]);
+    assert.deepEqual(await fileNames(dir), ["frames"]);
   });
 });
 
@@ -145,7 +131,7 @@ Deno.test("withAtomicOutput will not replace a directory with a file", async () 
       writeFileAtomic(path, encoder.encode("x"), { overwrite: true }),
       /Cannot replace output ".*frames": it is a directory/,
     );
-    assert.deepEqual(await entries(dir), ["frames"]);
+    assert.deepEqual(await fileNames(dir), ["frames"]);
   });
 });
 
@@ -161,6 +147,6 @@ Deno.test("concurrent writers of one target: exactly one wins without overwrite"
       if (result.status === "rejected") assert.match(result.reason.message, /already exists/);
     }
     assert.match(decoder.decode(await Deno.readFile(path)), /^writer \d$/);
-    assert.deepEqual(await entries(dir), ["out.txt"]);
+    assert.deepEqual(await fileNames(dir), ["out.txt"]);
   });
 });

@@ -117,6 +117,13 @@ export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise
   }
 }
 
+/** The names of the entries of a folder, sorted. */
+export async function fileNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
 /** A run of workflow text in this process, with every event it sent. */
 export interface YamlRun {
   /** What `runWorkflow` returned. */
