@@ -19,7 +19,8 @@ import { loadWorkflow, runWorkflow } from "../api/mod.ts";
 import { memoryChartSvg } from "../media/memory_chart.ts";
 import { tiledDecode } from "../diffusion/tiled_decode.ts";
 import { MemoryMonitor } from "../runtime/memory_monitor.ts";
-import { describeModel, readPipelineFolder } from "../runtime/model_files.ts";
+import { describeModel } from "../runtime/model_files.ts";
+import { readPipelineFolder } from "../runtime/pipeline_folder.ts";
 import { withHook } from "../runtime/model_handle.ts";
 import { type ModelStats, OnnxModelManager } from "../runtime/onnx_model_manager.ts";
 import {
@@ -262,7 +263,8 @@ async function runWorkflowJob(job: WorkflowJob): Promise<WorkflowResult> {
 async function runVaeJob(job: VaeJob): Promise<VaeResult> {
   const before = loadavg();
   const folder = await readPipelineFolder(job.pipeline);
-  const model = await describeModel(folder.vaeDecoder, {
+  if (folder.vae.format !== "onnx") throw new Error("The VAE benchmark needs an ONNX decoder");
+  const model = await describeModel(folder.vae.path, {
     name: "vae",
     role: "vae",
     config: folder.vaeConfig,

@@ -6,11 +6,17 @@
  */
 
 import { join } from "node:path";
+import { z } from "zod";
 import { defineNode, inputPath, UserError } from "../engine/mod.ts";
 import { parseSchedulerConfig, SchedulerConfigError } from "../diffusion/scheduler_config.ts";
 import { schedulerKindOf, type SchedulerSpec } from "../diffusion/scheduler.ts";
 import type { SessionSettings } from "../runtime/model_handle.ts";
-import { describeModel, readPipelineFolder } from "../runtime/model_files.ts";
+import { resolveModelFolder } from "../runtime/hf_cache.ts";
+import { type ComponentSource, readPipelineFolder } from "../runtime/pipeline_folder.ts";
+import { componentModel } from "../builders/component_model.ts";
+import type { GraphBuilderFunction } from "../builders/built_model.ts";
+import type { ComputeDType } from "../builders/onnx_graph.ts";
+import { buildCogVideoXTransformer, buildCogVideoXVaeDecoder, buildT5Encoder } from "../builders/mod.ts";
 import {
   modelPort,
   modelType,
@@ -28,7 +34,18 @@ export const loadPipeline = defineNode({
     "Loads a CogVideoX pipeline folder: text encoder, transformer, VAE decoder, tokenizer, scheduler",
   category: "models",
   inputs: {},
-  settings: { path: inputPath(), ...sessionSettingsShape },
+  settings: {
+    // A pipeline folder (diffusers layout with safetensors, or with ONNX files), a Hugging Face
+    // cache folder (models--org--name), or a model id in the local Hugging Face cache.
+    path: inputPath(),
+    revision: z.string().min(1).optional().describe(
+      "Hugging Face cache only: the branch, tag or commit to use (default: main, else the newest snapshot)",
+    ),
+    dtype: z.enum(["float32", "float16", "bfloat16"]).default("float32").describe(
+      "What built graphs compute in: float32 on the CPU; float16 or bfloat16 on a GPU (the T5 text encoder stays in float32 for float16)",
+    ),
+    ...sessionSettingsShape,
+  },
   outputs: {
     text_encoder: modelPort("text_encoder"),
     transformer: modelPort("transformer"),
@@ -37,7 +54,7 @@ export const loadPipeline = defineNode({
     scheduler: schedulerPort(),
   },
   async infer(_ctx, _inputs, settings) {
-    const pipeline = await openPipeline(settings.path, sessionSettingsOf(settings));
+    const pipeline = await openPipeline(settings.path, sessionSettingsOf(settings), settings);
     return {
       text_encoder: modelType(pipeline.text_encoder),
       transformer: modelType(pipeline.transformer),
@@ -46,35 +63,46 @@ export const loadPipeline = defineNode({
     };
   },
   async run(ctx, _inputs, settings) {
-    const pipeline = await openPipeline(settings.path, sessionSettingsOf(settings));
+    const { schedulerPath, ...pipeline } = await openPipeline(
+      settings.path,
+      sessionSettingsOf(settings),
+      settings,
+    );
     for (const model of [pipeline.text_encoder, pipeline.transformer, pipeline.vae]) {
       await ctx.dependsOnFile(model.path);
     }
-    await ctx.dependsOnFile(join(settings.path, "scheduler", "scheduler_config.json"));
-    await ctx.dependsOnFile(join(pipeline.tokenizer.dir, "tokenizer.json"));
+    await ctx.dependsOnFile(schedulerPath);
     return pipeline;
   },
 });
 
-async function openPipeline(dir: string, session: SessionSettings) {
+async function openPipeline(
+  path: string,
+  session: SessionSettings,
+  options: { revision?: string; dtype: ComputeDType },
+) {
+  const { folder: dir } = await resolveModelFolder(path, { revision: options.revision });
   const folder = await readPipelineFolder(dir);
-  const [text_encoder, transformer, vae] = await Promise.all([
-    describeModel(folder.textEncoder, { name: "text_encoder", role: "text_encoder", session }),
-    describeModel(folder.transformer, { name: "transformer", role: "transformer", session }),
-    describeModel(folder.vaeDecoder, {
-      name: "vae",
-      role: "vae",
+  const component = (name: string, source: ComponentSource, build: GraphBuilderFunction) =>
+    componentModel(source, {
+      name,
+      role: name,
       session,
-      config: folder.vaeConfig,
-    }),
+      build,
+      // T5 overflows in float16 (a property of the model): it stays in float32 then.
+      dtype: name === "text_encoder" && options.dtype === "float16" ? "float32" : options.dtype,
+    });
+  const [text_encoder, transformer, vae] = await Promise.all([
+    component("text_encoder", folder.textEncoder, buildT5Encoder),
+    component("transformer", folder.transformer, buildCogVideoXTransformer),
+    component("vae", folder.vae, buildCogVideoXVaeDecoder),
   ]);
+  const schedulerPath = join(dir, "scheduler", "scheduler_config.json");
   const className = String(folder.schedulerConfig._class_name ?? "");
   const kind = schedulerKindOf(className);
   if (!kind) {
     throw new UserError(
-      `Unsupported scheduler "${className}" in "${
-        join(dir, "scheduler", "scheduler_config.json")
-      }": expected CogVideoXDDIMScheduler or CogVideoXDPMScheduler`,
+      `Unsupported scheduler "${className}" in "${schedulerPath}": expected CogVideoXDDIMScheduler or CogVideoXDPMScheduler`,
     );
   }
   let scheduler: SchedulerSpec;
@@ -82,15 +110,25 @@ async function openPipeline(dir: string, session: SessionSettings) {
     scheduler = { kind, config: parseSchedulerConfig(folder.schedulerConfig) };
   } catch (error) {
     if (!(error instanceof SchedulerConfigError)) throw error;
-    throw new UserError(
-      `${error.message} (in "${join(dir, "scheduler", "scheduler_config.json")}")`,
-    );
+    throw new UserError(`${error.message} (in "${schedulerPath}")`);
   }
-  const tokenizerJson = await Deno.stat(join(folder.tokenizer, "tokenizer.json"));
-  const tokenizer: TokenizerHandle = {
-    kind: "tokenizer",
-    dir: folder.tokenizer,
-    fingerprint: `${tokenizerJson.size}:${tokenizerJson.mtime?.getTime() ?? 0}`,
-  };
-  return { text_encoder, transformer, vae, tokenizer, scheduler };
+  const tokenizer = await describeTokenizerFolder(folder.tokenizer);
+  return { text_encoder, transformer, vae, tokenizer, scheduler, schedulerPath };
+}
+
+/** The tokenizer of a folder: `tokenizer.json`, else SentencePiece's `spiece.model`. */
+async function describeTokenizerFolder(dir: string): Promise<TokenizerHandle> {
+  for (const file of ["tokenizer.json", "spiece.model"]) {
+    try {
+      const stat = await Deno.stat(join(dir, file));
+      return {
+        kind: "tokenizer",
+        dir,
+        fingerprint: `${file}:${stat.size}:${stat.mtime?.getTime() ?? 0}`,
+      };
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  throw new UserError(`Missing tokenizer in "${dir}": expected tokenizer.json or spiece.model`);
 }

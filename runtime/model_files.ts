@@ -1,7 +1,6 @@
 /**
  * Model files on disk: a model's handle from its `.onnx` file (declared inputs and outputs,
- * external data checked, size and fingerprint), and pipeline folders in the diffusers/Optimum
- * layout (`model_index.json`, one folder per component).
+ * external data checked, size and fingerprint), and reading JSON config files.
  *
  * @module
  */
@@ -28,6 +27,8 @@ export interface DescribeModelOptions {
   session?: Partial<SessionSettings>;
   /** The component's config (default: `config.json` beside the model, if any). */
   config?: Record<string, unknown>;
+  /** The folder external data locations are relative to, when not the model's own. */
+  externalDataFolder?: string;
 }
 
 /**
@@ -41,7 +42,7 @@ export async function describeModel(
   let info;
   try {
     info = await inspectOnnxModel(path);
-    await verifyExternalData(path, info);
+    await verifyExternalData(path, info, options.externalDataFolder);
   } catch (error) {
     if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
       throw new UserError(
@@ -55,7 +56,9 @@ export async function describeModel(
   for (
     const file of [
       path,
-      ...info.externalDataFiles.map((location) => join(dirname(path), location)),
+      ...info.externalDataFiles.map((location) =>
+        join(options.externalDataFolder ?? dirname(path), location)
+      ),
     ]
   ) {
     const stat = await Deno.stat(file);
@@ -72,6 +75,7 @@ export async function describeModel(
     bytes,
     fingerprint: stamps.join(";"),
     signature: { inputs: info.inputs, outputs: info.outputs },
+    ...(options.externalDataFolder ? { externalDataFolder: options.externalDataFolder } : {}),
     config,
     session: { ...DEFAULT_SESSION_SETTINGS, ...options.session },
     hooks: [],
@@ -121,76 +125,4 @@ function parseJsonObject(text: string, path: string): Record<string, unknown> {
     throw new UserError(`Invalid "${path}": expected a JSON object`);
   }
   return value as Record<string, unknown>;
-}
-
-/** The components of a pipeline folder and where their files are. */
-export interface PipelineFolder {
-  /** The folder. */
-  dir: string;
-  /** `model_index.json`. */
-  index: Record<string, unknown>;
-  /** The text encoder's `.onnx`. */
-  textEncoder: string;
-  /** The transformer's `.onnx`. */
-  transformer: string;
-  /** The VAE decoder's `.onnx`. */
-  vaeDecoder: string;
-  /** The VAE's config (`vae/config.json`, else `vae_decoder/config.json`). */
-  vaeConfig: Record<string, unknown>;
-  /** The tokenizer folder. */
-  tokenizer: string;
-  /** `scheduler/scheduler_config.json`. */
-  schedulerConfig: Record<string, unknown>;
-}
-
-/** Reads a pipeline folder's index and checks that every component's files are there. */
-export async function readPipelineFolder(dir: string): Promise<PipelineFolder> {
-  let stat;
-  try {
-    stat = await Deno.stat(dir);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UserError(`Model folder "${dir}" does not exist`);
-    }
-    throw new UserError(`Cannot read model folder "${dir}": ${(error as Error).message}`);
-  }
-  if (!stat.isDirectory) throw new UserError(`Model folder "${dir}" is not a folder`);
-  const index = await readJsonObject(join(dir, "model_index.json"));
-  const vaeConfig = await readJsonIfPresent(join(dir, "vae", "config.json")) ??
-    await readJsonIfPresent(join(dir, "vae_decoder", "config.json"));
-  if (!vaeConfig) {
-    throw new UserError(
-      `Missing VAE config in "${dir}": expected vae/config.json or vae_decoder/config.json`,
-    );
-  }
-  const folder: PipelineFolder = {
-    dir,
-    index,
-    textEncoder: join(dir, "text_encoder", "model.onnx"),
-    transformer: join(dir, "transformer", "model.onnx"),
-    vaeDecoder: join(dir, "vae_decoder", "model.onnx"),
-    vaeConfig,
-    tokenizer: join(dir, "tokenizer"),
-    schedulerConfig: await readJsonObject(join(dir, "scheduler", "scheduler_config.json")),
-  };
-  for (
-    const file of [
-      folder.textEncoder,
-      folder.transformer,
-      folder.vaeDecoder,
-      join(folder.tokenizer, "tokenizer.json"),
-    ]
-  ) {
-    try {
-      await Deno.stat(file);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw new UserError(`Missing file "${file}" in model folder "${dir}"`);
-      }
-      throw new UserError(
-        `Cannot read "${file}" in model folder "${dir}": ${(error as Error).message}`,
-      );
-    }
-  }
-  return folder;
 }

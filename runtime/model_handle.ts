@@ -118,6 +118,11 @@ export interface ModelHandle {
   role: string;
   /** Absolute path of the `.onnx` file. */
   path: string;
+  /**
+   * The folder the model's external data locations are relative to, when not the model file's
+   * own (a graph built from a downloaded component points into the component's weight files).
+   */
+  externalDataFolder?: string;
   /** Bytes on disk, external data included (an estimate of its memory). */
   bytes: number;
   /** Size and modification time of the model files, for cache keys. */

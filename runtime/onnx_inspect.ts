@@ -520,17 +520,21 @@ export async function inspectOnnxSource(source: ByteSource, path: string): Promi
   };
 }
 
-/** Joins a location written in a model to the model's folder, refusing paths that leave it. */
-export function externalDataPath(modelPath: string, location: string): string {
+/**
+ * Joins a location written in a model to the model's folder (or to `folder`, for graphs whose
+ * weights live elsewhere), refusing paths that leave it.
+ */
+export function externalDataPath(modelPath: string, location: string, folder?: string): string {
   const parts = location.split(/[\\/]/);
   if (location.startsWith("/") || /^[a-zA-Z]:/.test(location) || parts.includes("..")) {
     throw new Error(
       `External data location "${location}" in "${modelPath}" is outside the model's folder`,
     );
   }
+  if (folder !== undefined) return `${folder.replace(/[\\/]$/, "")}/${parts.join("/")}`;
   const slash = Math.max(modelPath.lastIndexOf("/"), modelPath.lastIndexOf("\\"));
-  const folder = slash >= 0 ? modelPath.slice(0, slash + 1) : "";
-  return folder + parts.join("/");
+  const modelFolder = slash >= 0 ? modelPath.slice(0, slash + 1) : "";
+  return modelFolder + parts.join("/");
 }
 
 /**
@@ -540,6 +544,7 @@ export function externalDataPath(modelPath: string, location: string): string {
 export async function verifyExternalData(
   modelPath: string,
   info?: OnnxModelInfo,
+  folder?: string,
 ): Promise<void> {
   const model = info ?? await inspectOnnxModel(modelPath);
   const needed = new Map<string, number>();
@@ -548,7 +553,7 @@ export async function verifyExternalData(
     needed.set(ref.location, Math.max(needed.get(ref.location) ?? 0, end));
   }
   for (const [location, end] of needed) {
-    const path = externalDataPath(modelPath, location);
+    const path = externalDataPath(modelPath, location, folder);
     let size: number;
     try {
       const stat = await Deno.stat(path);

@@ -50,6 +50,12 @@ export interface WorkerSessionOptions {
    * spinning (a part's run slowed by a quarter when the next part was created beside it).
    */
   intraOpSpinning?: boolean;
+  /**
+   * The folder the model's external data locations are relative to, when it is not the model
+   * file's folder (graphs built from safetensors files). The session is then created from the
+   * graph's bytes, since ONNX Runtime refuses locations and links leaving a model file's folder.
+   */
+  externalDataFolder?: string;
 }
 
 /** A request to the worker. */
@@ -158,18 +164,23 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   const entries: Record<string, string> = {};
   if (request.options.prepackWeights === false) entries.disable_prepacking = "1";
   if (request.options.intraOpSpinning === false) entries["intra_op.allow_spinning"] = "0";
+  let model = request.model;
+  if (request.options.externalDataFolder && typeof model === "string") {
+    model = await Deno.readFile(model);
+    entries.model_external_initializers_file_folder_path = request.options.externalDataFolder;
+  }
   if (Object.keys(entries).length > 0) base.extra = { session: entries };
   const providers = request.options.executionProviders;
   let provider = providers[0] ?? "cpu";
   let fallbackReason: string | undefined;
   let session: ort.InferenceSession;
   try {
-    session = await createSession(request.model, { ...base, executionProviders: providers });
+    session = await createSession(model, { ...base, executionProviders: providers });
   } catch (error) {
     if (provider === "cpu" || !request.options.fallbackToCpu) throw error;
     fallbackReason = (error as Error).message.split("\n")[0];
     provider = "cpu";
-    session = await createSession(request.model, { ...base, executionProviders: ["cpu"] });
+    session = await createSession(model, { ...base, executionProviders: ["cpu"] });
   }
   sessions.get(request.session)?.release();
   sessions.set(request.session, session);
