@@ -1,0 +1,646 @@
+/**
+ * The CogVideoX 1.0 transformer (diffusers' `CogVideoXTransformer3DModel`, 2b and 5b styles) as
+ * an ONNX graph built from `transformer/config.json` and its safetensors weights.
+ *
+ * Graph inputs (float32 at the boundary, cast to the compute dtype inside):
+ * - `hidden_states` `[batch, frames, in_channels, height, width]` (latents, frames first)
+ * - `encoder_hidden_states` `[batch, text_tokens, text_embed_dim]`
+ * - `timestep` int64 `[batch]`
+ * - rotary models (`use_rotary_positional_embeddings`): `image_rotary_emb_cos` and
+ *   `image_rotary_emb_sin` `[video_tokens, attention_head_dim]` (diffusion/rotary_embedding.ts)
+ * - sin-cos models: `pos_embedding` `[video_tokens, heads * attention_head_dim]`, the video rows
+ *   of diffusers' joint table (its text rows are zeros, so they are not added;
+ *   diffusion/sincos_pos_embedding.ts computes it)
+ *
+ * `video_tokens` is `frames * (height / patch_size) * (width / patch_size)`, rows ordered frame,
+ * patch row, patch column. Output `sample` float32, shaped like `hidden_states` with
+ * `out_channels`. Batch, frames, height, width and text length are all dynamic.
+ *
+ * Nodes are named by module path (`transformer_blocks.1.attn1/...`), weights by checkpoint key.
+ *
+ * @module
+ */
+
+import { type ComputeDType, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
+import { concat, dim, geluTanh, layerNorm, linear, reshape, silu, transpose } from "./layers.ts";
+import type { ComponentWeights } from "./safetensors_weights.ts";
+import { UserError } from "../runtime/user_error.ts";
+
+/** Options of {@link buildCogVideoXTransformer}. */
+export interface BuildCogVideoXTransformerOptions {
+  /** The component's parsed config.json. */
+  config: Record<string, unknown>;
+  /** Path of that config.json, for error messages. */
+  configPath: string;
+  /** The component's weights. */
+  weights: ComponentWeights;
+  /** Compute dtype (default float32). */
+  dtype?: ComputeDType;
+}
+
+/** The `CogVideoXTransformer3DModel` arguments the graph depends on, defaults filled in. */
+export interface CogVideoXTransformerConfig {
+  /** Attention heads. */
+  num_attention_heads: number;
+  /** Channels per head. */
+  attention_head_dim: number;
+  /** Latent channels in. */
+  in_channels: number;
+  /** Latent channels out. */
+  out_channels: number;
+  /** Timestep embedding order `cos, sin` (true) or `sin, cos`. */
+  flip_sin_to_cos: boolean;
+  /** `downscale_freq_shift` of the timestep embedding. */
+  freq_shift: number;
+  /** Width of the time embedding. */
+  time_embed_dim: number;
+  /** Width of the text encoder's output. */
+  text_embed_dim: number;
+  /** Transformer blocks. */
+  num_layers: number;
+  /** Bias on to_q, to_k, to_v. */
+  attention_bias: boolean;
+  /** Spatial patch size. */
+  patch_size: number;
+  /** Pixel frames per latent frame (used by the sin-cos table). */
+  temporal_compression_ratio: number;
+  /** Text rows of the sin-cos table. */
+  max_text_seq_length: number;
+  /** Affine parameters on the block and output layer norms. */
+  norm_elementwise_affine: boolean;
+  /** Epsilon of the block and output layer norms. */
+  norm_eps: number;
+  /** Divides spatial positions of the sin-cos table. */
+  spatial_interpolation_scale: number;
+  /** Divides temporal positions of the sin-cos table. */
+  temporal_interpolation_scale: number;
+  /** Rotary tables (5b) instead of the sin-cos table (2b). */
+  use_rotary_positional_embeddings: boolean;
+  /** Bias on the patch embedding convolution. */
+  patch_bias: boolean;
+}
+
+/** Epsilon of the query and key layer norms (`Attention(eps=1e-6)` in `CogVideoXBlock`). */
+const QK_NORM_EPS = 1e-6;
+
+/** Reads and validates a `CogVideoXTransformer3DModel` config; missing keys take diffusers' defaults. */
+export function readCogVideoXTransformerConfig(
+  config: Record<string, unknown>,
+  configPath: string,
+): CogVideoXTransformerConfig {
+  const where = `in "${configPath}"`;
+  const className = config._class_name;
+  if (className !== undefined && className !== "CogVideoXTransformer3DModel") {
+    throw new UserError(
+      `Unsupported "_class_name": ${
+        JSON.stringify(className)
+      } ${where}: expected "CogVideoXTransformer3DModel"`,
+    );
+  }
+  const known = new Set([
+    ...Object.keys(DEFAULTS),
+    "dropout",
+    "sample_width",
+    "sample_height",
+    "sample_frames",
+    "patch_size_t",
+    "activation_fn",
+    "timestep_activation_fn",
+    "use_learned_positional_embeddings",
+    "ofs_embed_dim",
+  ]);
+  for (const key of Object.keys(config)) {
+    if (!key.startsWith("_") && !known.has(key)) {
+      throw new UserError(`Unknown key "${key}" ${where}: not a CogVideoXTransformer3DModel argument`);
+    }
+  }
+  const value = (key: string) => config[key] === undefined ? defaultOf(key) : config[key];
+  const unsupported = (key: string, expected: string) =>
+    new UserError(`Unsupported "${key}": ${JSON.stringify(config[key])} ${where}: expected ${expected}`);
+  const positiveInteger = (key: string) => {
+    const v = value(key);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+      throw unsupported(key, "a positive integer");
+    }
+    return v;
+  };
+  const finite = (key: string) => {
+    const v = value(key);
+    if (typeof v !== "number" || !Number.isFinite(v)) throw unsupported(key, "a number");
+    return v;
+  };
+  const positive = (key: string) => {
+    const v = finite(key);
+    if (v <= 0) throw unsupported(key, "a positive number");
+    return v;
+  };
+  const boolean = (key: string) => {
+    const v = value(key);
+    if (typeof v !== "boolean") throw unsupported(key, "true or false");
+    return v;
+  };
+  const exactly = (key: string, allowed: unknown) => {
+    if (config[key] !== undefined && config[key] !== allowed) {
+      throw unsupported(key, JSON.stringify(allowed));
+    }
+  };
+
+  exactly("activation_fn", "gelu-approximate");
+  exactly("timestep_activation_fn", "silu");
+  if (config.patch_size_t !== undefined && config.patch_size_t !== null) {
+    throw unsupported("patch_size_t", "null (temporal patches of CogVideoX 1.5 are not supported)");
+  }
+  if (config.ofs_embed_dim !== undefined && config.ofs_embed_dim !== null) {
+    throw unsupported("ofs_embed_dim", "null (the ofs embedding of CogVideoX 1.5 is not supported)");
+  }
+  if (
+    config.use_learned_positional_embeddings !== undefined &&
+    config.use_learned_positional_embeddings !== false
+  ) {
+    throw unsupported(
+      "use_learned_positional_embeddings",
+      "false (learned positional embeddings are not supported)",
+    );
+  }
+  const dropout = value("dropout");
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout <= 1)) {
+    throw unsupported("dropout", "a number from 0 to 1");
+  }
+  for (const key of ["sample_width", "sample_height", "sample_frames"]) positiveInteger(key);
+
+  const parsed: CogVideoXTransformerConfig = {
+    num_attention_heads: positiveInteger("num_attention_heads"),
+    attention_head_dim: positiveInteger("attention_head_dim"),
+    in_channels: positiveInteger("in_channels"),
+    out_channels: positiveInteger("out_channels"),
+    flip_sin_to_cos: boolean("flip_sin_to_cos"),
+    freq_shift: finite("freq_shift"),
+    time_embed_dim: positiveInteger("time_embed_dim"),
+    text_embed_dim: positiveInteger("text_embed_dim"),
+    num_layers: positiveInteger("num_layers"),
+    attention_bias: boolean("attention_bias"),
+    patch_size: positiveInteger("patch_size"),
+    temporal_compression_ratio: positiveInteger("temporal_compression_ratio"),
+    max_text_seq_length: positiveInteger("max_text_seq_length"),
+    norm_elementwise_affine: boolean("norm_elementwise_affine"),
+    norm_eps: positive("norm_eps"),
+    spatial_interpolation_scale: positive("spatial_interpolation_scale"),
+    temporal_interpolation_scale: positive("temporal_interpolation_scale"),
+    use_rotary_positional_embeddings: boolean("use_rotary_positional_embeddings"),
+    patch_bias: boolean("patch_bias"),
+  };
+  const innerDim = parsed.num_attention_heads * parsed.attention_head_dim;
+  if (parsed.use_rotary_positional_embeddings && parsed.attention_head_dim % 2 !== 0) {
+    throw unsupported("attention_head_dim", "an even number (rotary embeddings rotate pairs)");
+  }
+  if (!parsed.use_rotary_positional_embeddings && innerDim % 16 !== 0) {
+    throw new UserError(
+      `Unsupported "num_attention_heads" * "attention_head_dim" = ${innerDim} ${where}: the sin-cos positional embedding needs a multiple of 16`,
+    );
+  }
+  if (Math.floor(innerDim / 2) === parsed.freq_shift) {
+    throw unsupported("freq_shift", `a value other than half the inner dimension (${innerDim / 2})`);
+  }
+  return parsed;
+}
+
+/** diffusers' defaults of the arguments {@link CogVideoXTransformerConfig} holds. */
+const DEFAULTS: Readonly<Record<keyof CogVideoXTransformerConfig, unknown>> = {
+  num_attention_heads: 30,
+  attention_head_dim: 64,
+  in_channels: 16,
+  out_channels: 16,
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+  time_embed_dim: 512,
+  text_embed_dim: 4096,
+  num_layers: 30,
+  attention_bias: true,
+  patch_size: 2,
+  temporal_compression_ratio: 4,
+  max_text_seq_length: 226,
+  norm_elementwise_affine: true,
+  norm_eps: 1e-5,
+  spatial_interpolation_scale: 1.875,
+  temporal_interpolation_scale: 1.0,
+  use_rotary_positional_embeddings: false,
+  patch_bias: true,
+};
+
+function defaultOf(key: string): unknown {
+  if (key in DEFAULTS) return DEFAULTS[key as keyof CogVideoXTransformerConfig];
+  return { dropout: 0.0, sample_width: 90, sample_height: 60, sample_frames: 49 }[key];
+}
+
+/** Builds the transformer graph; returns the ModelProto bytes. */
+export function buildCogVideoXTransformer(options: BuildCogVideoXTransformerOptions): Uint8Array {
+  return cogVideoXTransformerGraph(options).toBytes();
+}
+
+/**
+ * The transformer graph before encoding (tests read {@link GraphBuilder.usedWeights} from it).
+ * Config errors and missing or misshapen weights are UserErrors naming the key.
+ */
+export function cogVideoXTransformerGraph(options: BuildCogVideoXTransformerOptions): GraphBuilder {
+  const config = readCogVideoXTransformerConfig(options.config, options.configPath);
+  const b = new GraphBuilder({
+    name: "transformer",
+    weights: options.weights,
+    computeDType: options.dtype,
+  });
+  cogVideoXTransformer3DModel({ b, config, configPath: options.configPath });
+  return b;
+}
+
+/** What the module functions share. */
+interface Model {
+  b: GraphBuilder;
+  config: CogVideoXTransformerConfig;
+  configPath: string;
+}
+
+/** The rotary tables shaped to broadcast over `[batch, video_tokens, heads, head_dim]`. */
+interface Rotary {
+  cos: string;
+  sin: string;
+}
+
+/** `CogVideoXTransformer3DModel.forward`. */
+function cogVideoXTransformer3DModel(m: Model): void {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const hiddenInput = b.input("hidden_states", "float32", [
+    "batch",
+    "frames",
+    config.in_channels,
+    "height",
+    "width",
+  ]);
+  const encoderInput = b.input("encoder_hidden_states", "float32", [
+    "batch",
+    "text_tokens",
+    config.text_embed_dim,
+  ]);
+  const timestep = b.input("timestep", "int64", ["batch"]);
+  let rotary: Rotary | undefined;
+  let posEmbedding: string | undefined;
+  if (config.use_rotary_positional_embeddings) {
+    const head = config.attention_head_dim;
+    const cos = b.input("image_rotary_emb_cos", "float32", ["video_tokens", head]);
+    const sin = b.input("image_rotary_emb_sin", "float32", ["video_tokens", head]);
+    // apply_rotary_emb computes in float32 whatever the model dtype: the tables stay float32.
+    rotary = { cos: b.op("Unsqueeze", [cos, b.int64s([1])]), sin: b.op("Unsqueeze", [sin, b.int64s([1])]) };
+  } else {
+    posEmbedding = toCompute(b, b.input("pos_embedding", "float32", ["video_tokens", innerDim]));
+  }
+  const hiddenStates = toCompute(b, hiddenInput);
+  const encoderHiddenStates = toCompute(b, encoderInput);
+
+  const tEmb = b.scope("time_proj", () => timesteps(m, timestep, innerDim));
+  const emb = b.scope("time_embedding", () => timestepEmbedding(m, toCompute(b, tEmb), innerDim));
+
+  let [encoder, hidden] = b.scope(
+    "patch_embed",
+    () => cogVideoXPatchEmbed(m, encoderHiddenStates, hiddenStates, posEmbedding),
+  );
+  const textLength = dim(b, encoderInput, 1);
+
+  for (let i = 0; i < config.num_layers; i++) {
+    [hidden, encoder] = b.scope(
+      "transformer_blocks",
+      () => b.scope(String(i), () => cogVideoXBlock(m, hidden, encoder, emb, textLength, rotary)),
+    );
+  }
+
+  hidden = b.scope("norm_final", () => normLayer(m, hidden, innerDim, config.norm_eps));
+  hidden = b.scope("norm_out", () => adaLayerNorm(m, hidden, emb, innerDim));
+  const p = config.patch_size;
+  hidden = b.scope(
+    "proj_out",
+    () => checkedLinear(m, hidden, innerDim, p * p * config.out_channels, true),
+  );
+  const output = unpatchify(m, hidden, hiddenInput);
+  const sample = b.computeDType === "float32"
+    ? output
+    : b.op("Cast", [output], { to: ONNX_DTYPES.float32 });
+  b.output(sample, "sample", "float32", [
+    "batch",
+    "frames",
+    config.out_channels,
+    "height",
+    "width",
+  ]);
+}
+
+/**
+ * `Timesteps(inner_dim, flip_sin_to_cos, freq_shift)`: `get_timestep_embedding` in float32, as
+ * diffusers computes it whatever the model dtype. The frequencies are rounded the way torch
+ * rounds each float32 step.
+ */
+function timesteps(m: Model, timestep: string, embeddingDim: number): string {
+  const { b, config } = m;
+  const f = Math.fround;
+  const halfDim = Math.floor(embeddingDim / 2);
+  const frequencies = Array.from({ length: halfDim }, (_, k) => {
+    const exponent = f(f(f(-Math.log(10000)) * k) / f(halfDim - config.freq_shift));
+    return f(Math.exp(exponent));
+  });
+  const t = b.op("Unsqueeze", [b.op("Cast", [timestep], { to: ONNX_DTYPES.float32 }), b.int64s([1])]);
+  const angles = b.op("Mul", [t, b.constant("float32", [1, halfDim], frequencies)]);
+  const sin = b.op("Sin", [angles]);
+  const cos = b.op("Cos", [angles]);
+  let emb = concat(b, config.flip_sin_to_cos ? [cos, sin] : [sin, cos], 1);
+  if (embeddingDim % 2 === 1) {
+    emb = b.op("Pad", [emb, b.int64s([0, 0, 0, 1]), b.scalar(0, "float32")]);
+  }
+  return emb;
+}
+
+/** `TimestepEmbedding(inner_dim, time_embed_dim, "silu")`: linear_1, SiLU, linear_2. */
+function timestepEmbedding(m: Model, sample: string, inChannels: number): string {
+  const { b, config } = m;
+  const dimOut = config.time_embed_dim;
+  let x = b.scope("linear_1", () => checkedLinear(m, sample, inChannels, dimOut, true));
+  x = silu(b, x);
+  return b.scope("linear_2", () => checkedLinear(m, x, dimOut, dimOut, true));
+}
+
+/**
+ * `CogVideoXPatchEmbed` (CogVideoX 1.0, no temporal patches): the text projection and the
+ * per-frame patch convolution, returned apart (`[text, video]`) since the model splits them
+ * right after; the sin-cos table is added to the video tokens (its text rows are zeros).
+ */
+function cogVideoXPatchEmbed(
+  m: Model,
+  textEmbeds: string,
+  imageEmbeds: string,
+  posEmbedding: string | undefined,
+): [string, string] {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const p = config.patch_size;
+  const text = b.scope(
+    "text_proj",
+    () => checkedLinear(m, textEmbeds, config.text_embed_dim, innerDim, true),
+  );
+  const frames = b.op("Reshape", [
+    imageEmbeds,
+    concat(b, [b.int64s([-1, config.in_channels]), dim(b, imageEmbeds, 3), dim(b, imageEmbeds, 4)], 0),
+  ]);
+  const patches = b.scope("proj", () => {
+    checkShape(m, "weight", [innerDim, config.in_channels, p, p]);
+    const inputs = [frames, b.weight("weight")];
+    if (config.patch_bias) {
+      checkShape(m, "bias", [innerDim]);
+      inputs.push(b.weight("bias"));
+    }
+    return b.op("Conv", inputs, { kernel_shape: [p, p], strides: [p, p] });
+  });
+  // [batch * frames, inner, h, w] -> [batch, frames * h * w, inner]
+  const perFrame = b.op("Reshape", [
+    patches,
+    concat(b, [dim(b, imageEmbeds, 0), dim(b, imageEmbeds, 1), b.int64s([innerDim, -1])], 0),
+  ]);
+  let video = reshape(b, transpose(b, perFrame, [0, 1, 3, 2]), [0, -1, innerDim]);
+  if (posEmbedding) video = b.op("Add", [video, posEmbedding]);
+  return [text, video];
+}
+
+/** `CogVideoXBlock.forward`: returns `[hidden_states, encoder_hidden_states]`. */
+function cogVideoXBlock(
+  m: Model,
+  hiddenStates: string,
+  encoderHiddenStates: string,
+  temb: string,
+  textLength: string,
+  rotary: Rotary | undefined,
+): [string, string] {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const [normHidden, normEncoder, gateMsa, encGateMsa] = b.scope(
+    "norm1",
+    () => cogVideoXLayerNormZero(m, hiddenStates, encoderHiddenStates, temb),
+  );
+  const [attnHidden, attnEncoder] = b.scope(
+    "attn1",
+    () => cogVideoXAttention(m, normHidden, normEncoder, textLength, rotary),
+  );
+  let hidden = b.op("Add", [hiddenStates, b.op("Mul", [gateMsa, attnHidden])]);
+  let encoder = b.op("Add", [encoderHiddenStates, b.op("Mul", [encGateMsa, attnEncoder])]);
+
+  const [normHidden2, normEncoder2, gateFf, encGateFf] = b.scope(
+    "norm2",
+    () => cogVideoXLayerNormZero(m, hidden, encoder, temb),
+  );
+  const joint = concat(b, [normEncoder2, normHidden2], 1);
+  const ffOutput = b.scope("ff", () => feedForward(m, joint, innerDim));
+  hidden = b.op("Add", [hidden, b.op("Mul", [gateFf, tokensFrom(b, ffOutput, textLength)])]);
+  encoder = b.op("Add", [encoder, b.op("Mul", [encGateFf, tokensBefore(b, ffOutput, textLength)])]);
+  return [hidden, encoder];
+}
+
+/**
+ * `CogVideoXLayerNormZero`: one `linear(silu(temb))` gives shift, scale, gate for the video and
+ * the text tokens; returns `[hidden, encoder, gate, enc_gate]`, the gates `[batch, 1, dim]`.
+ */
+function cogVideoXLayerNormZero(
+  m: Model,
+  hiddenStates: string,
+  encoderHiddenStates: string,
+  temb: string,
+): [string, string, string, string] {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const modulation = b.scope(
+    "linear",
+    () => checkedLinear(m, silu(b, temb), config.time_embed_dim, 6 * innerDim, true),
+  );
+  const [shift, scale, gate, encShift, encScale, encGate] = b.ops(
+    "Split",
+    [b.op("Unsqueeze", [modulation, b.int64s([1])])],
+    { axis: 2, num_outputs: 6 },
+    { outputs: 6 },
+  );
+  const modulate = (x: string, shiftOf: string, scaleOf: string) => {
+    const normed = b.scope("norm", () => normLayer(m, x, innerDim, config.norm_eps));
+    const scaled = b.op("Mul", [normed, b.op("Add", [b.scalar(1), scaleOf])]);
+    return b.op("Add", [scaled, shiftOf]);
+  };
+  const hidden = modulate(hiddenStates, shift, scale);
+  const encoder = modulate(encoderHiddenStates, encShift, encScale);
+  return [hidden, encoder, gate, encGate];
+}
+
+/**
+ * `Attention` with `CogVideoXAttnProcessor2_0`: joint self-attention over text then video
+ * tokens, per-head layer norms on queries and keys, rotary embeddings on the video tokens only.
+ * Returns `[hidden_states, encoder_hidden_states]`.
+ */
+function cogVideoXAttention(
+  m: Model,
+  hiddenStates: string,
+  encoderHiddenStates: string,
+  textLength: string,
+  rotary: Rotary | undefined,
+): [string, string] {
+  const { b, config } = m;
+  const heads = config.num_attention_heads;
+  const headDim = config.attention_head_dim;
+  const innerDim = heads * headDim;
+  const joint = concat(b, [encoderHiddenStates, hiddenStates], 1);
+  const project = (name: string) =>
+    b.scope(name, () => checkedLinear(m, joint, innerDim, innerDim, config.attention_bias));
+  let query = project("to_q");
+  let key = project("to_k");
+  const value = project("to_v");
+
+  query = reshape(b, query, [0, 0, heads, headDim]);
+  key = reshape(b, key, [0, 0, heads, headDim]);
+  query = b.scope("norm_q", () => normLayer(m, query, headDim, QK_NORM_EPS, true));
+  key = b.scope("norm_k", () => normLayer(m, key, headDim, QK_NORM_EPS, true));
+  if (rotary) {
+    const rotate = (x: string) =>
+      concat(b, [
+        tokensBefore(b, x, textLength),
+        applyRotaryEmb(b, tokensFrom(b, x, textLength), rotary),
+      ], 1);
+    query = rotate(query);
+    key = rotate(key);
+  }
+  query = reshape(b, query, [0, 0, innerDim]);
+  key = reshape(b, key, [0, 0, innerDim]);
+
+  // Scaled dot product attention with the default scale 1 / sqrt(head_dim).
+  const attended = b.op("MultiHeadAttention", [query, key, value], { num_heads: heads }, {
+    domain: "com.microsoft",
+  });
+  const out = b.scope(
+    "to_out",
+    () => b.scope("0", () => checkedLinear(m, attended, innerDim, innerDim, true)),
+  );
+  return [tokensFrom(b, out, textLength), tokensBefore(b, out, textLength)];
+}
+
+/**
+ * `apply_rotary_emb(x, (cos, sin), use_real=True, use_real_unbind_dim=-1)` on `[batch, tokens,
+ * heads, head_dim]`: `x * cos + rotated * sin` with the interleaved pairs `(x0, x1) -> (-x1, x0)`,
+ * in float32.
+ */
+function applyRotaryEmb(b: GraphBuilder, x: string, rotary: Rotary): string {
+  const x32 = b.computeDType === "float32" ? x : b.op("Cast", [x], { to: ONNX_DTYPES.float32 });
+  const pairs = reshape(b, x32, [0, 0, 0, -1, 2]);
+  const [real, imag] = b.ops("Split", [pairs], { axis: -1, num_outputs: 2 }, { outputs: 2 });
+  const rotated = reshape(b, concat(b, [b.op("Neg", [imag]), real], -1), [0, 0, 0, -1]);
+  const out = b.op("Add", [
+    b.op("Mul", [x32, rotary.cos]),
+    b.op("Mul", [rotated, rotary.sin]),
+  ]);
+  return b.computeDType === "float32"
+    ? out
+    : b.op("Cast", [out], { to: ONNX_DTYPES[b.computeDType] });
+}
+
+/** `FeedForward(dim, activation_fn="gelu-approximate")`: net.0.proj, GELU tanh, net.2. */
+function feedForward(m: Model, x: string, dimIn: number): string {
+  const { b } = m;
+  const inner = 4 * dimIn;
+  const projected = b.scope(
+    "net",
+    () => b.scope("0", () => b.scope("proj", () => checkedLinear(m, x, dimIn, inner, true))),
+  );
+  const activated = geluTanh(b, projected);
+  return b.scope("net", () => b.scope("2", () => checkedLinear(m, activated, inner, dimIn, true)));
+}
+
+/** `AdaLayerNorm(chunk_dim=1)`: `linear(silu(temb))` chunked into shift then scale. */
+function adaLayerNorm(m: Model, x: string, temb: string, innerDim: number): string {
+  const { b, config } = m;
+  const modulation = b.scope(
+    "linear",
+    () => checkedLinear(m, silu(b, temb), config.time_embed_dim, 2 * innerDim, true),
+  );
+  const [shift, scale] = b.ops(
+    "Split",
+    [b.op("Unsqueeze", [modulation, b.int64s([1])])],
+    { axis: 2, num_outputs: 2 },
+    { outputs: 2 },
+  );
+  const normed = b.scope("norm", () => normLayer(m, x, innerDim, config.norm_eps));
+  return b.op("Add", [b.op("Mul", [normed, b.op("Add", [b.scalar(1), scale])]), shift]);
+}
+
+/** The model's output tokens `[batch, frames * h * w, C p p]` back to `[batch, frames, C, H, W]`. */
+function unpatchify(m: Model, x: string, hiddenInput: string): string {
+  const { b, config } = m;
+  const p = config.patch_size;
+  const pixelsPerPatch = b.int64s([p]);
+  const h = b.op("Div", [dim(b, hiddenInput, 3), pixelsPerPatch]);
+  const w = b.op("Div", [dim(b, hiddenInput, 4), pixelsPerPatch]);
+  const batchAndFrames = b.op("Shape", [hiddenInput], { start: 0, end: 2 });
+  const grid = b.op("Reshape", [x, concat(b, [batchAndFrames, h, w, b.int64s([-1, p, p])], 0)]);
+  const ordered = transpose(b, grid, [0, 1, 4, 2, 5, 3, 6]);
+  return b.op("Reshape", [
+    ordered,
+    concat(b, [
+      batchAndFrames,
+      b.int64s([config.out_channels]),
+      b.op("Mul", [h, pixelsPerPatch]),
+      b.op("Mul", [w, pixelsPerPatch]),
+    ], 0),
+  ]);
+}
+
+/** `nn.LayerNorm(channels, eps)` under the current scope, affine as the config says (or `affine`). */
+function normLayer(
+  m: Model,
+  x: string,
+  channels: number,
+  epsilon: number,
+  affine = m.config.norm_elementwise_affine,
+): string {
+  if (affine) {
+    checkShape(m, "weight", [channels]);
+    checkShape(m, "bias", [channels]);
+  }
+  return layerNorm(m.b, x, { epsilon, affine, channels });
+}
+
+/** `nn.Linear(inFeatures, outFeatures, bias)` under the current scope, shapes checked. */
+function checkedLinear(
+  m: Model,
+  x: string,
+  inFeatures: number,
+  outFeatures: number,
+  bias: boolean,
+): string {
+  checkShape(m, "weight", [outFeatures, inFeatures]);
+  if (bias) checkShape(m, "bias", [outFeatures]);
+  return linear(m.b, x, { bias });
+}
+
+/** Fails with a UserError naming the key when a weight is missing or has another shape. */
+function checkShape(m: Model, name: string, expected: readonly number[]): void {
+  const ref = m.b.weightRef(name);
+  if (ref.shape.length !== expected.length || ref.shape.some((d, i) => d !== expected[i])) {
+    throw new UserError(
+      `Weight "${ref.name}" in "${ref.file}" has shape [${ref.shape.join(", ")}]: "${m.configPath}" implies [${
+        expected.join(", ")
+      }]`,
+    );
+  }
+}
+
+/** `x[:, :length]` on the token axis. */
+function tokensBefore(b: GraphBuilder, x: string, length: string): string {
+  return b.op("Slice", [x, b.int64s([0]), length, b.int64s([1])]);
+}
+
+/** `x[:, start:]` on the token axis. */
+function tokensFrom(b: GraphBuilder, x: string, start: string): string {
+  return b.op("Slice", [x, start, b.int64s([Number.MAX_SAFE_INTEGER]), b.int64s([1])]);
+}
+
+/** A float32 graph input in the compute dtype. */
+function toCompute(b: GraphBuilder, x: string): string {
+  return b.computeDType === "float32" ? x : b.op("Cast", [x], { to: ONNX_DTYPES[b.computeDType] });
+}
