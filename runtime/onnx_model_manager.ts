@@ -382,7 +382,9 @@ export class OnnxModelManager implements ModelManager {
         for (const location of info.externalDataFiles) {
           externalData.push({
             path: location,
-            data: await Deno.readFile(join(dirname(model.path), location)),
+            data: await Deno.readFile(
+              join(model.externalDataFolder ?? dirname(model.path), location),
+            ),
           });
         }
         return { model: await Deno.readFile(model.path), externalData };
@@ -399,6 +401,7 @@ export class OnnxModelManager implements ModelManager {
       intraOpThreads: model.session.intraOpThreads,
       interOpThreads: model.session.interOpThreads,
       graphOptimizationLevel: model.session.graphOptimizationLevel,
+      externalDataFolder: model.externalDataFolder,
     };
   }
 
