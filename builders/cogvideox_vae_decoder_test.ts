@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import {
+  buildCogVideoXVaeDecoder,
+  buildCogVideoXVaeDecoderGraph,
+  CONV_CACHE_INPUT_PREFIX,
+  CONV_CACHE_OUTPUT_PREFIX,
+  emptyConvCacheShape,
+  readCogVideoXVaeDecoderConfig,
+} from "./cogvideox_vae_decoder.ts";
+import { loadComponentWeights } from "./safetensors_weights.ts";
+import {
+  chunkedDecode,
+  type ConvCaches,
+  latentFrameChunks,
+} from "../diffusion/chunked_vae_decode.ts";
+import { toFrames } from "../nodes/vae_decode.ts";
+import { readSafetensors } from "../runtime/safetensors.ts";
+import { createTensor, type Tensor } from "../runtime/tensor.ts";
+import { UserError } from "../runtime/user_error.ts";
+import { assertClose, ROOT } from "../tests/testing.ts";
+
+const HF = join(ROOT, "tests", "fixtures", "tiny-cogvideox-hf");
+
+async function readConfig(variant: string): Promise<[Record<string, unknown>, string]> {
+  const path = join(HF, variant, "vae", "config.json");
+  return [JSON.parse(await Deno.readTextFile(path)), path];
+}
+
+async function readHfCase(name: string) {
+  const dir = join(HF, "cases", name);
+  const json = JSON.parse(await Deno.readTextFile(join(dir, "case.json")));
+  const { tensors } = await readSafetensors(join(dir, "tensors.safetensors"));
+  return { json, tensors };
+}
+
+/** A session of the decoder graph built from the fixture folder `variant`. */
+async function decoderSession(variant: string): Promise<ort.InferenceSession> {
+  const [config, configPath] = await readConfig(variant);
+  const weights = await loadComponentWeights(join(HF, variant, "vae"));
+  const bytes = buildCogVideoXVaeDecoder({ config, configPath, weights });
+  return await ort.InferenceSession.create(bytes, {
+    extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
+  });
+}
+
+function toOrt(tensor: Tensor<"float32">): ort.Tensor {
+  return new ort.Tensor("float32", tensor.data, [...tensor.shape]);
+}
+
+function fromOrt(tensor: ort.Tensor): Tensor<"float32"> {
+  return createTensor("float32", tensor.dims, tensor.data as Float32Array);
+}
+
+/** Runs the chunk loop on the session; records each chunk's frames in and out. */
+async function decodeChunked(session: ort.InferenceSession, z: Tensor<"float32">) {
+  const calls: { latentFrames: number; cacheIn: boolean; outFrames: number }[] = [];
+  const cacheInputs = session.inputNames.filter((name) => name.startsWith(CONV_CACHE_INPUT_PREFIX));
+  const sample = await chunkedDecode(z, async (chunk, caches) => {
+    const feeds: Record<string, ort.Tensor> = { latent_sample: toOrt(chunk) };
+    for (const name of cacheInputs) {
+      const path = name.slice(CONV_CACHE_INPUT_PREFIX.length);
+      const cache = caches?.[path];
+      if (cache) {
+        feeds[name] = toOrt(cache);
+      } else {
+        const dims = (session.inputMetadata.find((input) => input.name === name) as {
+          shape: (number | string)[];
+        }).shape;
+        const shape = emptyConvCacheShape(dims, chunk.shape);
+        feeds[name] = new ort.Tensor("float32", new Float32Array(0), shape);
+      }
+    }
+    const outputs = await session.run(feeds);
+    const next: ConvCaches = {};
+    for (const [name, value] of Object.entries(outputs)) {
+      if (name.startsWith(CONV_CACHE_OUTPUT_PREFIX)) {
+        next[name.slice(CONV_CACHE_OUTPUT_PREFIX.length)] = fromOrt(value);
+      }
+    }
+    const decoded = fromOrt(outputs.sample);
+    calls.push({
+      latentFrames: chunk.shape[2],
+      cacheIn: caches !== undefined,
+      outFrames: decoded.shape[2],
+    });
+    return { sample: decoded, caches: next };
+  });
+  return { sample, calls };
+}
+
+for (
+  const [caseName, variant] of [["ddim-2b-49f", "2b"], ["dpm-5b-49f-nonsquare", "5b"]] as const
+) {
+  Deno.test(`the chunked VAE decoder gives diffusers' 49 frames (${caseName})`, async () => {
+    const { json, tensors } = await readHfCase(caseName);
+    const session = await decoderSession(variant);
+    const z = tensors.get("vae_decoder_input") as Tensor<"float32">;
+    const { sample, calls } = await decodeChunked(session, z);
+    const expected = json.vae.decode_calls;
+    assert.deepEqual(calls.map((call) => call.latentFrames), expected.latent_frames_per_call);
+    assert.deepEqual(calls.map((call) => call.cacheIn), expected.conv_cache_in);
+    assert.deepEqual(calls.map((call) => call.outFrames), expected.out_frames_per_call);
+    assert.deepEqual(sample.shape, json.vae.decoder_output_stats.shape);
+
+    const frames = toFrames(sample);
+    const reference = tensors.get("frames")!;
+    const error = assertClose(
+      createTensor("float32", frames.shape.slice(1), frames.data),
+      reference,
+      `${caseName} frames`,
+    );
+    console.log(`${caseName}: frames max abs diff ${error.maxAbs.toExponential(2)}`);
+    await session.release();
+  });
+}
+
+Deno.test("the decoder graph reads every decoder weight and names caches by module path", async () => {
+  const [config, configPath] = await readConfig("2b");
+  const weights = await loadComponentWeights(join(HF, "2b", "vae"));
+  const b = buildCogVideoXVaeDecoderGraph(readCogVideoXVaeDecoderConfig(config, configPath), weights);
+  const decoderWeights = [...weights.tensors.keys()].filter((key) => key.startsWith("decoder."));
+  assert.deepEqual([...b.usedWeights()].sort(), decoderWeights.sort());
+
+  const session = await ort.InferenceSession.create(b.toBytes(), {
+    extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
+  });
+  const caches = session.inputNames.slice(1);
+  assert.equal(session.inputNames[0], "latent_sample");
+  assert.equal(session.outputNames[0], "sample");
+  // conv_in, 2 mid resnets and 4 up blocks of 2 resnets with 2 convolutions each, conv_out.
+  assert.equal(caches.length, 1 + 2 * 2 + 4 * 2 * 2 + 1);
+  assert.equal(caches[0], "conv_cache.decoder.conv_in");
+  assert.ok(caches.includes("conv_cache.decoder.up_blocks.2.resnets.1.conv2"));
+  assert.equal(caches.at(-1), "conv_cache.decoder.conv_out");
+  assert.deepEqual(
+    session.outputNames.slice(1),
+    caches.map((name) => name.replace(CONV_CACHE_INPUT_PREFIX, CONV_CACHE_OUTPUT_PREFIX)),
+  );
+  await session.release();
+});
+
+Deno.test("latentFrameChunks splits as diffusers' _decode: the first chunk takes the remainder", () => {
+  const lengths = (frames: number) =>
+    latentFrameChunks(frames).map(([start, end]) => end - start);
+  assert.deepEqual(latentFrameChunks(13).slice(0, 2), [[0, 3], [3, 5]]);
+  assert.deepEqual(lengths(13), [3, 2, 2, 2, 2, 2]);
+  assert.deepEqual(lengths(12), [2, 2, 2, 2, 2, 2]);
+  assert.deepEqual(lengths(3), [3]);
+  assert.deepEqual(lengths(2), [2]);
+  assert.deepEqual(lengths(1), [1]);
+});
+
+Deno.test("emptyConvCacheShape gives 0 frames at the latent size times the upsampling so far", () => {
+  const latent = [2, 4, 3, 6, 10];
+  assert.deepEqual(emptyConvCacheShape(["batch", 8, "cache_frames", "latent_height", "latent_width"], latent), [2, 8, 0, 6, 10]);
+  assert.deepEqual(emptyConvCacheShape(["batch", 8, "cache_frames", "4*latent_height", "4*latent_width"], latent), [2, 8, 0, 24, 40]);
+});
+
+Deno.test("readCogVideoXVaeDecoderConfig names the file and the key of an unsupported value", async () => {
+  const [config, path] = await readConfig("5b");
+  const read = readCogVideoXVaeDecoderConfig(config, path);
+  assert.equal(read.scalingFactor, 0.7);
+  assert.deepEqual(read.blockOutChannels, [8, 8, 8, 8]);
+  assert.equal(read.temporalCompressionRatio, 4);
+
+  const cases: [string, unknown, string][] = [
+    ["_class_name", "AutoencoderKL", '"AutoencoderKLCogVideoX"'],
+    ["act_fn", "relu", '"silu"'],
+    ["up_block_types", ["CogVideoXUpBlock3D", "UpDecoderBlock2D", "CogVideoXUpBlock3D", "CogVideoXUpBlock3D"], '4 times "CogVideoXUpBlock3D"'],
+    ["block_out_channels", [8, 0], "a non-empty list of positive integers"],
+    ["latent_channels", 4.5, "a positive integer"],
+    ["layers_per_block", -1, "an integer >= 0"],
+    ["norm_eps", "small", "a positive number"],
+    ["norm_num_groups", 3, 'a divisor of every "block_out_channels"'],
+    ["temporal_compression_ratio", 3, "a power of two"],
+    ["scaling_factor", 0, "a positive number"],
+    ["out_channels", 0, "a positive integer"],
+    ["use_post_quant_conv", true, "false"],
+  ];
+  for (const [key, value, expected] of cases) {
+    assert.throws(
+      () => readCogVideoXVaeDecoderConfig({ ...config, [key]: value }, path),
+      (error: Error) => {
+        assert.ok(error instanceof UserError);
+        assert.ok(
+          error.message.startsWith(
+            `Unsupported "${key}": ${JSON.stringify(value)} in "${path}": expected ${expected}`,
+          ),
+          error.message,
+        );
+        return true;
+      },
+    );
+  }
+  // Missing keys take diffusers' defaults.
+  const defaults = readCogVideoXVaeDecoderConfig({}, path);
+  assert.deepEqual(defaults.blockOutChannels, [128, 256, 256, 512]);
+  assert.equal(defaults.latentChannels, 16);
+  assert.equal(defaults.layersPerBlock, 3);
+  assert.equal(defaults.normNumGroups, 32);
+});
