@@ -16,7 +16,11 @@ import { type ComponentSource, readPipelineFolder } from "../runtime/pipeline_fo
 import { componentModel } from "../builders/component_model.ts";
 import type { GraphBuilderFunction } from "../builders/built_model.ts";
 import type { ComputeDType } from "../builders/onnx_graph.ts";
-import { buildCogVideoXTransformer, buildCogVideoXVaeDecoder, buildT5Encoder } from "../builders/mod.ts";
+import {
+  buildCogVideoXTransformer,
+  buildCogVideoXVaeDecoder,
+  buildT5Encoder,
+} from "../builders/mod.ts";
 import {
   modelPort,
   modelType,

@@ -23,10 +23,18 @@ export interface ResolvedModelFolder {
 }
 
 /** Environment variables that say where the Hugging Face cache is. */
-export const HF_CACHE_VARIABLES = ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"];
+export const HF_CACHE_VARIABLES = [
+  "HF_HUB_CACHE",
+  "HUGGINGFACE_HUB_CACHE",
+  "HF_HOME",
+  "XDG_CACHE_HOME",
+  "HOME",
+];
 
 /** The Hugging Face hub cache folders to search, in the order huggingface_hub uses them. */
-export function huggingFaceCacheDirs(env: (name: string) => string | undefined = readEnv): string[] {
+export function huggingFaceCacheDirs(
+  env: (name: string) => string | undefined = readEnv,
+): string[] {
   const dirs: string[] = [];
   const hubCache = env("HF_HUB_CACHE") ?? env("HUGGINGFACE_HUB_CACHE");
   if (hubCache) dirs.push(hubCache);
@@ -78,7 +86,8 @@ export async function resolveModelFolder(
   }
   const looked = MODEL_ID.test(modelId)
     ? `; as the model id "${modelId}" it is not in the Hugging Face cache either (looked in ${
-      cacheDirs.map((dir) => `"${join(dir, cacheFolderName(modelId))}"`).join(", ") || "no cache folder: HF_HOME and HOME are unset"
+      cacheDirs.map((dir) => `"${join(dir, cacheFolderName(modelId))}"`).join(", ") ||
+      "no cache folder: HF_HOME and HOME are unset"
     }). cogflow downloads nothing: get it with \`huggingface-cli download ${modelId}\` (or git clone the repository) and pass the folder`
     : "";
   throw new UserError(`Model folder "${path}" does not exist${looked}`);

@@ -18,7 +18,7 @@ import {
   assertBitEqual,
   assertClose,
   at,
-  fixture,
+  pipelineParams,
   readCase,
   reference,
   type ReferenceCase,
@@ -31,25 +31,6 @@ import {
 } from "./testing.ts";
 
 const CASES = ["ddim-2b", "dpm-5b-dynamic-cfg"];
-
-/** The params of the tiny workflows that reproduce a case's `pipeline_args`. */
-function pipelineParams(referenceCase: ReferenceCase): Record<string, unknown> {
-  const { json } = referenceCase;
-  const args = json.pipeline_args;
-  return {
-    model: fixture(json.variant),
-    prompt: args.prompt,
-    negative_prompt: args.negative_prompt,
-    seed: args.generator.seed,
-    steps: args.num_inference_steps,
-    guidance_scale: args.guidance_scale,
-    use_dynamic_cfg: args.use_dynamic_cfg,
-    scheduler: json.scheduler_class === "CogVideoXDPMScheduler" ? "dpm" : "ddim",
-    height: args.height,
-    width: args.width,
-    num_frames: args.num_frames,
-  };
-}
 
 function report(name: string, what: string, error: TensorError): void {
   console.log(

@@ -26,6 +26,12 @@ export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
 /** The tiny CogVideoX fixtures (`2b/`, `5b/`, `cases/`, `rng/`). */
 export const FIXTURES: string = join(ROOT, "tests", "fixtures", "tiny-cogvideox");
 
+/**
+ * The tiny CogVideoX pipelines in the Hugging Face layout (safetensors, no ONNX), with 49-frame
+ * reference runs (`2b/`, `5b/`, `cases/`).
+ */
+export const HF_FIXTURES: string = join(ROOT, "tests", "fixtures", "tiny-cogvideox-hf");
+
 /** The README's tolerance on embeddings, transformer outputs, latents and frames. */
 export const TOLERANCE = 1e-4;
 
@@ -45,9 +51,12 @@ export interface ReferenceCase {
   tensorsPath: string;
 }
 
-/** Reads a reference case (`ddim-2b`, `dpm-5b-dynamic-cfg`, `ddim-2b-tiled`). */
-export async function readCase(name: string): Promise<ReferenceCase> {
-  const dir = fixture("cases", name);
+/**
+ * Reads a reference case (`ddim-2b`, `dpm-5b-dynamic-cfg`, `ddim-2b-tiled`; with
+ * `root = HF_FIXTURES`: `ddim-2b-49f`, `dpm-5b-49f-nonsquare`).
+ */
+export async function readCase(name: string, root: string = FIXTURES): Promise<ReferenceCase> {
+  const dir = join(root, "cases", name);
   const json = JSON.parse(await Deno.readTextFile(join(dir, "case.json")));
   const tensorsPath = join(dir, "tensors.safetensors");
   const { tensors } = await readSafetensors(tensorsPath);
@@ -77,18 +86,43 @@ export interface CliResult {
  */
 export async function runCli(
   args: readonly string[],
-  options: { denyRead?: readonly string[] } = {},
+  options: { denyRead?: readonly string[]; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
   const deny = options.denyRead?.length ? [`--deny-read=${options.denyRead.join(",")}`] : [];
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...deny, join(ROOT, "mod.ts"), ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
     stdout: "piped",
     stderr: "piped",
   }).output();
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/**
+ * The params of the tiny workflows (`workflows/tiny.yaml`) that reproduce a case's
+ * `pipeline_args`, with the case's model variant found under `root`.
+ */
+export function pipelineParams(
+  referenceCase: ReferenceCase,
+  root: string = FIXTURES,
+): Record<string, unknown> {
+  const { json } = referenceCase;
+  const args = json.pipeline_args;
+  return {
+    model: join(root, json.variant),
+    prompt: args.prompt,
+    negative_prompt: args.negative_prompt,
+    seed: args.generator.seed,
+    steps: args.num_inference_steps,
+    guidance_scale: args.guidance_scale,
+    use_dynamic_cfg: args.use_dynamic_cfg,
+    scheduler: json.scheduler_class === "CogVideoXDPMScheduler" ? "dpm" : "ddim",
+    height: args.height,
+    width: args.width,
+    num_frames: args.num_frames,
+  };
 }
 
 /**
