@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type ComputeDType, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
+import { type ComputeDType, GraphBuilder, ONNX_DTYPES, type ValueDType } from "./onnx_graph.ts";
 import { concat, dim, geluTanh, layerNorm, linear, reshape, silu, transpose } from "./layers.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import { UserError } from "../runtime/user_error.ts";
@@ -111,12 +111,16 @@ export function readCogVideoXTransformerConfig(
   ]);
   for (const key of Object.keys(config)) {
     if (!key.startsWith("_") && !known.has(key)) {
-      throw new UserError(`Unknown key "${key}" ${where}: not a CogVideoXTransformer3DModel argument`);
+      throw new UserError(
+        `Unknown key "${key}" ${where}: not a CogVideoXTransformer3DModel argument`,
+      );
     }
   }
   const value = (key: string) => config[key] === undefined ? defaultOf(key) : config[key];
   const unsupported = (key: string, expected: string) =>
-    new UserError(`Unsupported "${key}": ${JSON.stringify(config[key])} ${where}: expected ${expected}`);
+    new UserError(
+      `Unsupported "${key}": ${JSON.stringify(config[key])} ${where}: expected ${expected}`,
+    );
   const positiveInteger = (key: string) => {
     const v = value(key);
     if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
@@ -151,7 +155,10 @@ export function readCogVideoXTransformerConfig(
     throw unsupported("patch_size_t", "null (temporal patches of CogVideoX 1.5 are not supported)");
   }
   if (config.ofs_embed_dim !== undefined && config.ofs_embed_dim !== null) {
-    throw unsupported("ofs_embed_dim", "null (the ofs embedding of CogVideoX 1.5 is not supported)");
+    throw unsupported(
+      "ofs_embed_dim",
+      "null (the ofs embedding of CogVideoX 1.5 is not supported)",
+    );
   }
   if (
     config.use_learned_positional_embeddings !== undefined &&
@@ -199,7 +206,10 @@ export function readCogVideoXTransformerConfig(
     );
   }
   if (Math.floor(innerDim / 2) === parsed.freq_shift) {
-    throw unsupported("freq_shift", `a value other than half the inner dimension (${innerDim / 2})`);
+    throw unsupported(
+      "freq_shift",
+      `a value other than half the inner dimension (${innerDim / 2})`,
+    );
   }
   return parsed;
 }
@@ -289,7 +299,10 @@ function cogVideoXTransformer3DModel(m: Model): void {
     const cos = b.input("image_rotary_emb_cos", "float32", ["video_tokens", head]);
     const sin = b.input("image_rotary_emb_sin", "float32", ["video_tokens", head]);
     // apply_rotary_emb computes in float32 whatever the model dtype: the tables stay float32.
-    rotary = { cos: b.op("Unsqueeze", [cos, b.int64s([1])]), sin: b.op("Unsqueeze", [sin, b.int64s([1])]) };
+    rotary = {
+      cos: b.op("Unsqueeze", [cos, b.int64s([1])]),
+      sin: b.op("Unsqueeze", [sin, b.int64s([1])]),
+    };
   } else {
     posEmbedding = toCompute(b, b.input("pos_embedding", "float32", ["video_tokens", innerDim]));
   }
@@ -320,9 +333,7 @@ function cogVideoXTransformer3DModel(m: Model): void {
     () => checkedLinear(m, hidden, innerDim, p * p * config.out_channels, true),
   );
   const output = unpatchify(m, hidden, hiddenInput);
-  const sample = b.computeDType === "float32"
-    ? output
-    : b.op("Cast", [output], { to: ONNX_DTYPES.float32 });
+  const sample = castTo(b, output, "float32");
   b.output(sample, "sample", "float32", [
     "batch",
     "frames",
@@ -345,7 +356,10 @@ function timesteps(m: Model, timestep: string, embeddingDim: number): string {
     const exponent = f(f(f(-Math.log(10000)) * k) / f(halfDim - config.freq_shift));
     return f(Math.exp(exponent));
   });
-  const t = b.op("Unsqueeze", [b.op("Cast", [timestep], { to: ONNX_DTYPES.float32 }), b.int64s([1])]);
+  const t = b.op("Unsqueeze", [
+    b.op("Cast", [timestep], { to: ONNX_DTYPES.float32 }),
+    b.int64s([1]),
+  ]);
   const angles = b.op("Mul", [t, b.constant("float32", [1, halfDim], frequencies)]);
   const sin = b.op("Sin", [angles]);
   const cos = b.op("Cos", [angles]);
@@ -385,16 +399,27 @@ function cogVideoXPatchEmbed(
   );
   const frames = b.op("Reshape", [
     imageEmbeds,
-    concat(b, [b.int64s([-1, config.in_channels]), dim(b, imageEmbeds, 3), dim(b, imageEmbeds, 4)], 0),
+    concat(
+      b,
+      [b.int64s([-1, config.in_channels]), dim(b, imageEmbeds, 3), dim(b, imageEmbeds, 4)],
+      0,
+    ),
   ]);
   const patches = b.scope("proj", () => {
+    // ONNX Conv has no bfloat16 kernel type (opset 21): that model dtype convolves in float32.
+    const convDType = b.computeDType === "bfloat16" ? "float32" : b.computeDType;
     checkShape(m, "weight", [innerDim, config.in_channels, p, p]);
-    const inputs = [frames, b.weight("weight")];
+    const inputs = [castTo(b, frames, convDType), b.weight("weight", convDType)];
     if (config.patch_bias) {
       checkShape(m, "bias", [innerDim]);
-      inputs.push(b.weight("bias"));
+      inputs.push(b.weight("bias", convDType));
     }
-    return b.op("Conv", inputs, { kernel_shape: [p, p], strides: [p, p] });
+    return castTo(
+      b,
+      b.op("Conv", inputs, { kernel_shape: [p, p], strides: [p, p] }),
+      b.computeDType,
+      convDType,
+    );
   });
   // [batch * frames, inner, h, w] -> [batch, frames * h * w, inner]
   const perFrame = b.op("Reshape", [
@@ -527,7 +552,7 @@ function cogVideoXAttention(
  * in float32.
  */
 function applyRotaryEmb(b: GraphBuilder, x: string, rotary: Rotary): string {
-  const x32 = b.computeDType === "float32" ? x : b.op("Cast", [x], { to: ONNX_DTYPES.float32 });
+  const x32 = castTo(b, x, "float32");
   const pairs = reshape(b, x32, [0, 0, 0, -1, 2]);
   const [real, imag] = b.ops("Split", [pairs], { axis: -1, num_outputs: 2 }, { outputs: 2 });
   const rotated = reshape(b, concat(b, [b.op("Neg", [imag]), real], -1), [0, 0, 0, -1]);
@@ -535,9 +560,7 @@ function applyRotaryEmb(b: GraphBuilder, x: string, rotary: Rotary): string {
     b.op("Mul", [x32, rotary.cos]),
     b.op("Mul", [rotated, rotary.sin]),
   ]);
-  return b.computeDType === "float32"
-    ? out
-    : b.op("Cast", [out], { to: ONNX_DTYPES[b.computeDType] });
+  return castTo(b, out, b.computeDType, "float32");
 }
 
 /** `FeedForward(dim, activation_fn="gelu-approximate")`: net.0.proj, GELU tanh, net.2. */
@@ -623,9 +646,9 @@ function checkShape(m: Model, name: string, expected: readonly number[]): void {
   const ref = m.b.weightRef(name);
   if (ref.shape.length !== expected.length || ref.shape.some((d, i) => d !== expected[i])) {
     throw new UserError(
-      `Weight "${ref.name}" in "${ref.file}" has shape [${ref.shape.join(", ")}]: "${m.configPath}" implies [${
-        expected.join(", ")
-      }]`,
+      `Weight "${ref.name}" in "${ref.file}" has shape [${
+        ref.shape.join(", ")
+      }]: "${m.configPath}" implies [${expected.join(", ")}]`,
     );
   }
 }
@@ -642,5 +665,15 @@ function tokensFrom(b: GraphBuilder, x: string, start: string): string {
 
 /** A float32 graph input in the compute dtype. */
 function toCompute(b: GraphBuilder, x: string): string {
-  return b.computeDType === "float32" ? x : b.op("Cast", [x], { to: ONNX_DTYPES[b.computeDType] });
+  return castTo(b, x, b.computeDType, "float32");
+}
+
+/** `x` (of dtype `from`, default the compute dtype) as `to`. */
+function castTo(
+  b: GraphBuilder,
+  x: string,
+  to: ValueDType,
+  from: ValueDType = b.computeDType,
+): string {
+  return to === from ? x : b.op("Cast", [x], { to: ONNX_DTYPES[to] });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
 import {
   buildCogVideoXTransformer,
   cogVideoXTransformerGraph,
@@ -94,6 +95,27 @@ Deno.test("the transformer graph reads every checkpoint tensor, nodes named by m
     const model = await variant(name);
     const graph = cogVideoXTransformerGraph(model);
     assert.deepEqual([...graph.usedWeights()].sort(), [...model.weights.tensors.keys()].sort());
+    const nodes = onnxProto.onnx.ModelProto.decode(graph.toBytes()).graph!.node!;
+    const modules = new Set(nodes.map((node) => node.name!.split("/")[0]));
+    for (
+      const path of [
+        "time_proj",
+        "time_embedding.linear_1",
+        "patch_embed.proj",
+        "transformer_blocks.0.norm1.linear",
+        "transformer_blocks.1.attn1",
+        "transformer_blocks.1.attn1.to_out.0",
+        "transformer_blocks.1.ff.net.0.proj",
+        "transformer_blocks.1",
+        "norm_out.norm",
+        "proj_out",
+      ]
+    ) assert.ok(modules.has(path), `No node under "${path}"`);
+    const attention = nodes.filter((node) => node.opType === "MultiHeadAttention");
+    assert.deepEqual(attention.map((node) => node.name!.split("/")[0]), [
+      "transformer_blocks.0.attn1",
+      "transformer_blocks.1.attn1",
+    ]);
   }
 });
 
@@ -137,11 +159,13 @@ Deno.test("weights that do not fit the config are UserErrors naming the key", as
   assert.throws(
     () => cogVideoXTransformerGraph({ ...model, config: { ...model.config, num_layers: 3 } }),
     (error: unknown) =>
-      error instanceof UserError && /"transformer_blocks\.2\.norm1\.linear\.weight"/.test(error.message),
+      error instanceof UserError &&
+      /"transformer_blocks\.2\.norm1\.linear\.weight"/.test(error.message),
   );
   assert.throws(
     () => cogVideoXTransformerGraph({ ...model, config: { ...model.config, in_channels: 8 } }),
     (error: unknown) =>
-      error instanceof UserError && /"patch_embed\.proj\.weight".*\[32, 4, 2, 2\]/.test(error.message),
+      error instanceof UserError &&
+      /"patch_embed\.proj\.weight".*\[32, 4, 2, 2\]/.test(error.message),
   );
 });

@@ -75,8 +75,14 @@ export function get3dSincosPosEmbed(
   const f = Math.fround;
   const spatialDim = (3 * embedDim) / 4;
   const temporalDim = embedDim / 4;
-  const columns = Float32Array.from({ length: width }, (_, x) => f(x / f(spatialInterpolationScale)));
-  const rowsOf = Float32Array.from({ length: height }, (_, y) => f(y / f(spatialInterpolationScale)));
+  const columns = Float32Array.from(
+    { length: width },
+    (_, x) => f(x / f(spatialInterpolationScale)),
+  );
+  const rowsOf = Float32Array.from(
+    { length: height },
+    (_, y) => f(y / f(spatialInterpolationScale)),
+  );
   const times = Float32Array.from(
     { length: temporalSize },
     (_, t) => f(t / f(temporalInterpolationScale)),

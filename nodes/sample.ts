@@ -19,6 +19,10 @@ import {
 import { classifierFreeGuidance, dynamicGuidanceScale } from "../diffusion/guidance.ts";
 import { createSchedulerStepper, type SchedulerSpec } from "../diffusion/scheduler.ts";
 import { TorchGenerator } from "../diffusion/torch_generator.ts";
+import {
+  cogVideoXPositionalEmbedding,
+  type SincosTransformerConfig,
+} from "../diffusion/sincos_pos_embedding.ts";
 import type { ModelHandle } from "../runtime/model_handle.ts";
 import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
 import { concatBatch, stack } from "../runtime/tensor_ops.ts";
@@ -39,6 +43,7 @@ const INPUTS = {
   timestep: "timestep",
   cos: "image_rotary_emb_cos",
   sin: "image_rotary_emb_sin",
+  pos: "pos_embedding",
 };
 
 /** The sample node type. */
@@ -113,6 +118,7 @@ export const sample = defineNode({
     let latents: Float32Array = Float32Array.from(inputs.latents.data);
     const drawNoise = noiseSource(inputs.generator, latentShape, scheduler);
     const rotary = rotaryFeeds(model, inputs.rotary_cos, inputs.rotary_sin);
+    const positional = positionalEmbeddingFeeds(model, latentShape);
     const modelBatch = latentShape[0] * (doClassifierFreeGuidance ? 2 : 1);
     const stepLatents: Tensor<"float32">[] = [];
     const outputName = model.signature.outputs[0]?.name ?? "sample";
@@ -134,6 +140,7 @@ export const sample = defineNode({
         [INPUTS.text]: textEmbeds,
         [INPUTS.timestep]: timestep,
         ...rotary,
+        ...positional,
       }, { signal: ctx.signal });
       const prediction = outputs[outputName];
       if (
@@ -205,6 +212,32 @@ function rotaryFeeds(
     );
   }
   return { [INPUTS.cos]: cos, [INPUTS.sin]: sin };
+}
+
+/** The sin-cos table of 2b-style transformer graphs that take it as `pos_embedding`. */
+function positionalEmbeddingFeeds(
+  model: ModelHandle,
+  latentShape: readonly number[],
+): Record<string, Tensor> {
+  if (!model.signature.inputs.some((input) => input.name === INPUTS.pos)) return {};
+  const config = model.config;
+  // Missing keys take diffusers' defaults, as the graph builder's config reader does.
+  const number = (key: string, fallback: number) => {
+    const value = config[key] ?? fallback;
+    if (typeof value !== "number") {
+      throw new UserError(`Model "${model.name}" config has a non-numeric "${key}"`);
+    }
+    return value;
+  };
+  const sincosConfig: SincosTransformerConfig = {
+    num_attention_heads: number("num_attention_heads", 30),
+    attention_head_dim: number("attention_head_dim", 64),
+    patch_size: number("patch_size", 2),
+    temporal_compression_ratio: number("temporal_compression_ratio", 4),
+    spatial_interpolation_scale: number("spatial_interpolation_scale", 1.875),
+    temporal_interpolation_scale: number("temporal_interpolation_scale", 1.0),
+  };
+  return { [INPUTS.pos]: cogVideoXPositionalEmbedding(sincosConfig, latentShape) };
 }
 
 /** Checks, before anything runs, that what the workflow feeds the transformer fits what it declares. */
