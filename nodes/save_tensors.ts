@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { defineNode, outputPath, pathPort, tensorPort } from "../engine/mod.ts";
 import { encodeNpy } from "../runtime/npy.ts";
-import { ifExistsSetting, writeOutput } from "../runtime/output_target.ts";
+import { ifExistsSetting, outputPathProblem, writeOutput } from "../runtime/output_target.ts";
 import { encodeSafetensors } from "../runtime/safetensors.ts";
 
 /** The save_tensors node type. */
@@ -27,7 +27,7 @@ export const saveTensors = defineNode({
   },
   outputs: { path: pathPort() },
   output: true,
-  infer(ctx, inputs, settings) {
+  async infer(ctx, inputs, settings) {
     const count = Object.keys(inputs).length;
     if (count === 0) {
       ctx.error(
@@ -39,6 +39,8 @@ export const saveTensors = defineNode({
         setting: "path",
       });
     }
+    const problem = await outputPathProblem(settings.path, settings.if_exists);
+    if (problem) ctx.error(problem, { setting: "path" });
   },
   async run(ctx, inputs, { path, format, if_exists, metadata }) {
     const tensors = Object.entries(inputs);
@@ -48,10 +50,8 @@ export const saveTensors = defineNode({
     const written = await writeOutput(
       path,
       if_exists,
-      (temporary) => Deno.writeFile(temporary, bytes),
-      {
-        signal: ctx.signal,
-      },
+      (temporary) => Deno.writeFile(temporary, bytes, { createNew: true }),
+      { signal: ctx.signal },
     );
     await ctx.dependsOnFile(written);
     return { path: written };

@@ -5,6 +5,7 @@ import { readSafetensors } from "../runtime/safetensors.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
   assertBitEqual,
+  fileNames,
   outputsOf,
   readCase,
   reference,
@@ -104,5 +105,29 @@ Deno.test("save_tensors keeps an existing file unless if_exists says otherwise",
       only: ["save"],
     });
     assert.deepEqual([...(await readSafetensors(path)).tensors.keys()], ["timesteps"]);
+  });
+});
+
+Deno.test("save_tensors refuses at validation a path under a file or an existing folder to overwrite", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, "notes.txt");
+    await Deno.writeTextFile(file, "a file");
+    const under = join(file, "ids.safetensors");
+    assert.deepEqual(
+      (await validationErrors(saveWorkflow(["input_ids"], `{ path: "${under}" }`)))
+        .map((error) => error.replace(/^.*?nodes\./, "nodes.")),
+      [`nodes.save.with.path: Cannot write output "${under}": "${file}" is a file, not a folder`],
+    );
+    const folder = join(dir, "ids.safetensors");
+    await Deno.mkdir(folder);
+    assert.deepEqual(
+      (await validationErrors(
+        saveWorkflow(["input_ids"], `{ path: "${folder}", if_exists: overwrite }`),
+      )).map((error) => error.replace(/^.*?nodes\./, "nodes.")),
+      [
+        `nodes.save.with.path: Output "${folder}" is an existing folder: choose another path or remove it yourself`,
+      ],
+    );
+    assert.deepEqual(await fileNames(folder), []);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * save_video: frames to an MP4 (H.264), a GIF or a folder of PNG frames, with a contact sheet PNG
- * beside it for a quick look. Written atomically; an existing file is kept unless `if_exists`
- * says otherwise. A batch of videos gets one file per video (`name-0.mp4`, `name-1.mp4`).
+ * beside it for a quick look. Written atomically under the output policy of
+ * `runtime/output_target.ts`: an existing file is kept unless `if_exists` says otherwise, and the
+ * contact sheet follows the video's name and policy. A batch of videos gets one file per video
+ * (`name-0.mp4`, `name-1.mp4`).
  *
  * @module
  */
@@ -12,7 +14,13 @@ import { defineNode, outputPath, pathsPort } from "../engine/mod.ts";
 import { writeContactSheet } from "../media/contact_sheet.ts";
 import { videoTensorToFrames } from "../media/frames.ts";
 import { type VideoFormat, videoFormatOf, writeVideo } from "../media/video_writer.ts";
-import { ifExistsSetting, withIfExists } from "../runtime/output_target.ts";
+import {
+  checkOutputTargets,
+  ifExistsSetting,
+  incrementedPath,
+  outputPathProblem,
+  writeOutput,
+} from "../runtime/output_target.ts";
 import { sliceBatch } from "../runtime/tensor_ops.ts";
 import { videoPort } from "./ports.ts";
 
@@ -32,37 +40,53 @@ export const saveVideo = defineNode({
   },
   outputs: { files: pathsPort() },
   output: true,
-  infer(ctx, _inputs, { path, format }) {
-    if (format !== "auto") return;
-    try {
-      videoFormatOf(path);
-    } catch (error) {
-      ctx.error((error as Error).message, { setting: "path" });
+  async infer(ctx, _inputs, { path, format, contact_sheet, if_exists }) {
+    let chosen: VideoFormat = format === "auto" ? "png" : format;
+    if (format === "auto") {
+      try {
+        chosen = videoFormatOf(path);
+      } catch (error) {
+        ctx.error((error as Error).message, { setting: "path" });
+        return;
+      }
     }
+    const problem = await outputPathProblem(path, if_exists, { folder: chosen === "png" }) ??
+      (contact_sheet ? await outputPathProblem(sheetPath(path), if_exists) : undefined);
+    if (problem) ctx.error(problem, { setting: "path" });
   },
   async run(ctx, { frames }, settings) {
     const format: VideoFormat = settings.format === "auto"
       ? videoFormatOf(settings.path)
       : settings.format;
     const count = frames.shape[0];
+    const paths = Array.from(
+      { length: count },
+      (_, index) => count === 1 ? settings.path : incrementedPath(settings.path, index),
+    );
+    // The contact sheet follows the video: its name is the video's, and an existing one counts.
+    const target = {
+      folder: format === "png",
+      companions: settings.contact_sheet ? (video: string) => [sheetPath(video)] : undefined,
+    };
+    await checkOutputTargets(paths, settings.if_exists, target);
     const files: string[] = [];
-    for (let index = 0; index < count; index++) {
+    for (const [index, path] of paths.entries()) {
       ctx.signal.throwIfAborted();
       const images = videoTensorToFrames(sliceBatch(frames, index, index + 1));
-      const path = count === 1 ? settings.path : numbered(settings.path, index);
-      const written = await withIfExists(
+      const written = await writeOutput(
         path,
         settings.if_exists,
-        (target, overwrite) =>
-          writeVideo(target, images, { format, fps: settings.fps, overwrite, signal: ctx.signal }),
+        (temporary) =>
+          writeVideo(temporary, images, { format, fps: settings.fps, signal: ctx.signal }),
+        { ...target, signal: ctx.signal },
       );
       files.push(written);
       if (settings.contact_sheet) {
-        const sheet = await withIfExists(
+        const sheet = await writeOutput(
           sheetPath(written),
-          "overwrite",
-          (target, overwrite) =>
-            writeContactSheet(target, images, { overwrite, signal: ctx.signal }),
+          settings.if_exists === "overwrite" ? "overwrite" : "error",
+          (temporary) => writeContactSheet(temporary, images, { signal: ctx.signal }),
+          { signal: ctx.signal },
         );
         files.push(sheet);
       }
@@ -72,12 +96,6 @@ export const saveVideo = defineNode({
     return { files };
   },
 });
-
-/** `out/video.mp4` with index 1 is `out/video-1.mp4`. */
-function numbered(path: string, index: number): string {
-  const extension = extname(path);
-  return join(dirname(path), `${basename(path, extension)}-${index}${extension}`);
-}
 
 /** The contact sheet beside a video: `out/video.mp4` has `out/video.sheet.png`. */
 export function sheetPath(video: string): string {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { decodePng } from "../media/png.ts";
 import { encodeSafetensors } from "../runtime/safetensors.ts";
 import { createTensor } from "../runtime/tensor.ts";
-import { outputsOf, runFailure, runYaml, withTempDir } from "../tests/testing.ts";
+import { outputsOf, runFailure, runYaml, validationErrors, withTempDir } from "../tests/testing.ts";
 
 /** Writes a video tensor `[batch, 3 frames, 3, 16, 24]` of a gradient (brighter per video). */
 async function writeVideos(dir: string, batch: number): Promise<string> {
@@ -69,7 +69,12 @@ Deno.test("save_video writes a GIF, or a folder of PNG frames for a path without
     assert.deepEqual(await saveVideo(input, `{ path: "${folder}", contact_sheet: false }`), [
       folder,
     ]);
-    assert.deepEqual(await entries(folder), ["frame_0000.png", "frame_0001.png", "frame_0002.png"]);
+    assert.deepEqual(await entries(folder), [
+      ".cogflow-output.json",
+      "frame_0000.png",
+      "frame_0001.png",
+      "frame_0002.png",
+    ]);
     const first = decodePng(await Deno.readFile(join(folder, "frame_0000.png")));
     assert.deepEqual([first.width, first.height], [24, 16]);
   });
@@ -120,5 +125,67 @@ Deno.test("save_video writes one file per video of a batch", async () => {
     const [first, second] = [await Deno.readFile(files[0]), await Deno.readFile(files[2])];
     assert.ok(isMp4(first) && isMp4(second));
     assert.notDeepEqual(first, second);
+  });
+});
+
+Deno.test("the contact sheet follows if_exists error: nothing is written when either file exists", async () => {
+  await withTempDir(async (dir) => {
+    const input = await writeVideos(dir, 1);
+    const video = join(dir, "video.mp4");
+    const sheet = join(dir, "video.sheet.png");
+    await Deno.writeTextFile(sheet, "an earlier sheet");
+    const failure = await runFailure(saveWorkflow(input, `{ path: "${video}" }`));
+    assert.equal(
+      failure.message,
+      `Node "save" (save_video) failed: Output "${sheet}" already exists: set if_exists to "overwrite" or "increment" to write anyway`,
+    );
+    assert.equal(await Deno.readTextFile(sheet), "an earlier sheet");
+    assert.deepEqual(await entries(dir), ["video.sheet.png", "videos_1.safetensors"]);
+  });
+});
+
+Deno.test("with increment, the contact sheet takes the name of the video chosen", async () => {
+  await withTempDir(async (dir) => {
+    const input = await writeVideos(dir, 1);
+    const video = join(dir, "video.mp4");
+    // A stale sheet without its video makes its name taken: the video goes to video-1.mp4.
+    await Deno.writeTextFile(join(dir, "video.sheet.png"), "an earlier sheet");
+    const first = await saveVideo(input, `{ path: "${video}", if_exists: increment }`);
+    assert.deepEqual(first, [join(dir, "video-1.mp4"), join(dir, "video-1.sheet.png")]);
+    const second = await saveVideo(input, `{ path: "${video}", if_exists: increment }`);
+    assert.deepEqual(second, [join(dir, "video-2.mp4"), join(dir, "video-2.sheet.png")]);
+    assert.equal(await Deno.readTextFile(join(dir, "video.sheet.png")), "an earlier sheet");
+
+    const overwritten = await saveVideo(input, `{ path: "${video}", if_exists: overwrite }`);
+    assert.deepEqual(overwritten, [video, join(dir, "video.sheet.png")]);
+    assert.notEqual(await Deno.readTextFile(join(dir, "video.sheet.png")), "an earlier sheet");
+  });
+});
+
+Deno.test("save_video refuses at validation an output it cannot write", async () => {
+  await withTempDir(async (dir) => {
+    const input = await writeVideos(dir, 1);
+    const file = join(dir, "notes.txt");
+    await Deno.writeTextFile(file, "a file");
+    const errors = await validationErrors(
+      saveWorkflow(input, `{ path: "${join(file, "video.mp4")}" }`),
+    );
+    assert.equal(errors.length, 1);
+    assert.match(
+      errors[0],
+      new RegExp(
+        `Cannot write output ".*notes\\.txt/video\\.mp4": ".*notes\\.txt" is a file, not a folder`,
+      ),
+    );
+
+    const folder = join(dir, "mine");
+    await Deno.mkdir(folder);
+    await Deno.writeTextFile(join(folder, "keep.txt"), "mine");
+    const overwrite = await validationErrors(
+      saveWorkflow(input, `{ path: "${folder}", if_exists: overwrite }`),
+    );
+    assert.equal(overwrite.length, 1);
+    assert.match(overwrite[0], /is an existing folder that cogflow did not write/);
+    assert.deepEqual(await entries(folder), ["keep.txt"]);
   });
 });

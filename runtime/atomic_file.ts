@@ -275,7 +275,10 @@ async function replaceOwnedFolder(temporaryPath: string, path: string, owned: st
     );
   }
   for (const name of foreign) await Deno.rename(join(path, name), join(temporaryPath, name));
-  const asidePath = join(dirname(path), `.${basename(path)}.cogflow-old-${Deno.pid}-${randomHex()}`);
+  const asidePath = join(
+    dirname(path),
+    `.${basename(path)}.cogflow-old-${Deno.pid}-${randomHex()}`,
+  );
   try {
     await Deno.rename(path, asidePath);
   } catch (error) {
