@@ -143,7 +143,8 @@ Deno.test("writePngFrames writes numbered PNG files into a new folder", async ()
     }
     await assert.rejects(writePngFrames(path, frames), /already exists/);
     await writePngFrames(path, frames.slice(1), { overwrite: true });
-    assert.deepEqual(await fileNames(path), ["frame_0000.png"]);
+    // The manifest marks the folder as cogflow's: overwrite may replace only what it lists.
+    assert.deepEqual(await fileNames(path), [".cogflow-output.json", "frame_0000.png"]);
   });
 });
 
