@@ -131,17 +131,24 @@ export function readCogVideoXVaeDecoderConfig(
   }
 
   const layersPerBlock = value("layers_per_block", 3);
-  if (typeof layersPerBlock !== "number" || !Number.isSafeInteger(layersPerBlock) || layersPerBlock < 0) {
+  if (
+    typeof layersPerBlock !== "number" || !Number.isSafeInteger(layersPerBlock) ||
+    layersPerBlock < 0
+  ) {
     unsupported("layers_per_block", "an integer >= 0");
   }
   const normEps = value("norm_eps", 1e-6);
   if (typeof normEps !== "number" || !(normEps > 0)) unsupported("norm_eps", "a positive number");
   const ratio = value("temporal_compression_ratio", 4);
-  if (typeof ratio !== "number" || !Number.isSafeInteger(ratio) || ratio < 1 || (ratio & (ratio - 1))) {
+  if (
+    typeof ratio !== "number" || !Number.isSafeInteger(ratio) || ratio < 1 || (ratio & (ratio - 1))
+  ) {
     unsupported("temporal_compression_ratio", "a power of two (1, 2, 4, ...)");
   }
   const scalingFactor = value("scaling_factor", 1.15258426);
-  if (typeof scalingFactor !== "number" || !(scalingFactor > 0) || !Number.isFinite(scalingFactor)) {
+  if (
+    typeof scalingFactor !== "number" || !(scalingFactor > 0) || !Number.isFinite(scalingFactor)
+  ) {
     unsupported("scaling_factor", "a positive number");
   }
   if (value("use_post_quant_conv", false) !== false) unsupported("use_post_quant_conv", "false");
@@ -223,8 +230,10 @@ function cogVideoXDecoder3D(
   let stage: Stage = { timeScale: 1, spaceScale: 1, cacheOutputs };
 
   let hidden = b.scope("conv_in", () => cogVideoXCausalConv3d(b, sample, stage));
-  hidden = b.scope("mid_block", () =>
-    cogVideoXMidBlock3D(b, hidden, sample, stage, { channels: reversed[0], groups }));
+  hidden = b.scope(
+    "mid_block",
+    () => cogVideoXMidBlock3D(b, hidden, sample, stage, { channels: reversed[0], groups }),
+  );
 
   let outputChannel = reversed[0];
   for (let i = 0; i < reversed.length; i++) {
@@ -238,8 +247,10 @@ function cogVideoXDecoder3D(
       addUpsample: i !== reversed.length - 1,
       compressTime: i < temporalCompressLevel,
     };
-    hidden = b.scope("up_blocks", () =>
-      b.scope(String(i), () => cogVideoXUpBlock3D(b, hidden, sample, stage, block)));
+    hidden = b.scope(
+      "up_blocks",
+      () => b.scope(String(i), () => cogVideoXUpBlock3D(b, hidden, sample, stage, block)),
+    );
     if (block.addUpsample) {
       stage = {
         timeScale: stage.timeScale * (block.compressTime ? 2 : 1),
@@ -264,13 +275,16 @@ function cogVideoXMidBlock3D(
 ): string {
   let hidden = x;
   for (let i = 0; i < 2; i++) {
-    hidden = b.scope("resnets", () =>
-      b.scope(String(i), () =>
-        cogVideoXResnetBlock3D(b, hidden, zq, stage, {
-          inChannels: options.channels,
-          outChannels: options.channels,
-          groups: options.groups,
-        })));
+    hidden = b.scope(
+      "resnets",
+      () =>
+        b.scope(String(i), () =>
+          cogVideoXResnetBlock3D(b, hidden, zq, stage, {
+            inChannels: options.channels,
+            outChannels: options.channels,
+            groups: options.groups,
+          })),
+    );
   }
   return hidden;
 }
@@ -292,17 +306,22 @@ function cogVideoXUpBlock3D(
 ): string {
   let hidden = x;
   for (let i = 0; i < options.numLayers; i++) {
-    hidden = b.scope("resnets", () =>
-      b.scope(String(i), () =>
-        cogVideoXResnetBlock3D(b, hidden, zq, stage, {
-          inChannels: i === 0 ? options.inChannels : options.outChannels,
-          outChannels: options.outChannels,
-          groups: options.groups,
-        })));
+    hidden = b.scope(
+      "resnets",
+      () =>
+        b.scope(String(i), () =>
+          cogVideoXResnetBlock3D(b, hidden, zq, stage, {
+            inChannels: i === 0 ? options.inChannels : options.outChannels,
+            outChannels: options.outChannels,
+            groups: options.groups,
+          })),
+    );
   }
   if (options.addUpsample) {
-    hidden = b.scope("upsamplers", () =>
-      b.scope("0", () => cogVideoXUpsample3D(b, hidden, options.compressTime)));
+    hidden = b.scope(
+      "upsamplers",
+      () => b.scope("0", () => cogVideoXUpsample3D(b, hidden, options.compressTime)),
+    );
   }
   return hidden;
 }
@@ -357,11 +376,14 @@ function cogVideoXSpatialNorm3D(
   if (stage.spaceScale > 1) z = upsampleSpace(b, z, stage.spaceScale);
   const convY = b.scope("conv_y", () => cogVideoXCausalConv3d(b, z, stage));
   const convB = b.scope("conv_b", () => cogVideoXCausalConv3d(b, z, stage));
-  const normF = b.scope("norm_layer", () =>
-    b.op("GroupNormalization", [f, b.weight("weight"), b.weight("bias")], {
-      num_groups: groups,
-      epsilon: float(SPATIAL_NORM_EPS),
-    }));
+  const normF = b.scope(
+    "norm_layer",
+    () =>
+      b.op("GroupNormalization", [f, b.weight("weight"), b.weight("bias")], {
+        num_groups: groups,
+        epsilon: float(SPATIAL_NORM_EPS),
+      }),
+  );
   return b.op("Add", [b.op("Mul", [normF, convY]), convB]);
 }
 

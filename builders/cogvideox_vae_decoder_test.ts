@@ -65,9 +65,9 @@ async function decodeChunked(session: ort.InferenceSession, z: Tensor<"float32">
       if (cache) {
         feeds[name] = toOrt(cache);
       } else {
-        const dims = (session.inputMetadata.find((input) => input.name === name) as {
-          shape: (number | string)[];
-        }).shape;
+        const metadata = session.inputMetadata.find((input) => input.name === name);
+        assert.ok(metadata?.isTensor);
+        const dims = metadata.shape;
         const shape = emptyConvCacheShape(dims, chunk.shape);
         feeds[name] = new ort.Tensor("float32", new Float32Array(0), shape);
       }
@@ -119,7 +119,10 @@ for (
 Deno.test("the decoder graph reads every decoder weight and names caches by module path", async () => {
   const [config, configPath] = await readConfig("2b");
   const weights = await loadComponentWeights(join(HF, "2b", "vae"));
-  const b = buildCogVideoXVaeDecoderGraph(readCogVideoXVaeDecoderConfig(config, configPath), weights);
+  const b = buildCogVideoXVaeDecoderGraph(
+    readCogVideoXVaeDecoderConfig(config, configPath),
+    weights,
+  );
   const decoderWeights = [...weights.tensors.keys()].filter((key) => key.startsWith("decoder."));
   assert.deepEqual([...b.usedWeights()].sort(), decoderWeights.sort());
 
@@ -142,8 +145,7 @@ Deno.test("the decoder graph reads every decoder weight and names caches by modu
 });
 
 Deno.test("latentFrameChunks splits as diffusers' _decode: the first chunk takes the remainder", () => {
-  const lengths = (frames: number) =>
-    latentFrameChunks(frames).map(([start, end]) => end - start);
+  const lengths = (frames: number) => latentFrameChunks(frames).map(([start, end]) => end - start);
   assert.deepEqual(latentFrameChunks(13).slice(0, 2), [[0, 3], [3, 5]]);
   assert.deepEqual(lengths(13), [3, 2, 2, 2, 2, 2]);
   assert.deepEqual(lengths(12), [2, 2, 2, 2, 2, 2]);
@@ -154,8 +156,14 @@ Deno.test("latentFrameChunks splits as diffusers' _decode: the first chunk takes
 
 Deno.test("emptyConvCacheShape gives 0 frames at the latent size times the upsampling so far", () => {
   const latent = [2, 4, 3, 6, 10];
-  assert.deepEqual(emptyConvCacheShape(["batch", 8, "cache_frames", "latent_height", "latent_width"], latent), [2, 8, 0, 6, 10]);
-  assert.deepEqual(emptyConvCacheShape(["batch", 8, "cache_frames", "4*latent_height", "4*latent_width"], latent), [2, 8, 0, 24, 40]);
+  assert.deepEqual(
+    emptyConvCacheShape(["batch", 8, "cache_frames", "latent_height", "latent_width"], latent),
+    [2, 8, 0, 6, 10],
+  );
+  assert.deepEqual(
+    emptyConvCacheShape(["batch", 8, "cache_frames", "4*latent_height", "4*latent_width"], latent),
+    [2, 8, 0, 24, 40],
+  );
 });
 
 Deno.test("readCogVideoXVaeDecoderConfig names the file and the key of an unsupported value", async () => {
@@ -168,7 +176,12 @@ Deno.test("readCogVideoXVaeDecoderConfig names the file and the key of an unsupp
   const cases: [string, unknown, string][] = [
     ["_class_name", "AutoencoderKL", '"AutoencoderKLCogVideoX"'],
     ["act_fn", "relu", '"silu"'],
-    ["up_block_types", ["CogVideoXUpBlock3D", "UpDecoderBlock2D", "CogVideoXUpBlock3D", "CogVideoXUpBlock3D"], '4 times "CogVideoXUpBlock3D"'],
+    ["up_block_types", [
+      "CogVideoXUpBlock3D",
+      "UpDecoderBlock2D",
+      "CogVideoXUpBlock3D",
+      "CogVideoXUpBlock3D",
+    ], '4 times "CogVideoXUpBlock3D"'],
     ["block_out_channels", [8, 0], "a non-empty list of positive integers"],
     ["latent_channels", 4.5, "a positive integer"],
     ["layers_per_block", -1, "an integer >= 0"],

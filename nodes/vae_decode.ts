@@ -9,6 +9,12 @@
 import { z } from "zod";
 import { defineNode, formatPortType, UserError } from "../engine/mod.ts";
 import { tiledDecode } from "../diffusion/tiled_decode.ts";
+import { chunkedDecode, type ConvCaches } from "../diffusion/chunked_vae_decode.ts";
+import {
+  CONV_CACHE_INPUT_PREFIX,
+  CONV_CACHE_OUTPUT_PREFIX,
+  emptyConvCacheShape,
+} from "../builders/cogvideox_vae_decoder.ts";
 import { hookOf, type ModelHandle } from "../runtime/model_handle.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
 import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
@@ -96,14 +102,50 @@ export const vaeDecode = defineNode({
   },
 });
 
-async function runDecoder(
+/**
+ * Runs the decoder on `latents` `[batch, channels, frames, h, w]`. A decoder that declares
+ * convolution cache inputs (`conv_cache.<module path>`, built ones do) decodes in temporal chunks
+ * as diffusers' `_decode`, each chunk continuing from the caches the previous one returned; one
+ * without (the exported fixture decoders) takes all frames in one call.
+ */
+export async function runDecoder(
   models: ModelManager,
   model: ModelHandle,
   latents: Tensor<"float32">,
   signal: AbortSignal,
 ): Promise<Tensor<"float32">> {
   const inputName = model.signature.inputs[0]?.name ?? "latent_sample";
-  const outputs = await models.run(model, { [inputName]: latents }, { signal });
+  const cacheInputs = model.signature.inputs.filter((input) =>
+    input.name.startsWith(CONV_CACHE_INPUT_PREFIX)
+  );
+  if (cacheInputs.length === 0) {
+    const outputs = await models.run(model, { [inputName]: latents }, { signal });
+    return decodedSample(model, outputs);
+  }
+  return await chunkedDecode(latents, async (chunk, caches) => {
+    const feeds: Record<string, Tensor> = { [inputName]: chunk };
+    for (const input of cacheInputs) {
+      const path = input.name.slice(CONV_CACHE_INPUT_PREFIX.length);
+      feeds[input.name] = caches?.[path] ??
+        createTensor("float32", emptyConvCacheShape(input.shape ?? [], chunk.shape));
+    }
+    const outputs = await models.run(model, feeds, { signal });
+    const next: ConvCaches = {};
+    for (const input of cacheInputs) {
+      const path = input.name.slice(CONV_CACHE_INPUT_PREFIX.length);
+      const cache = outputs[`${CONV_CACHE_OUTPUT_PREFIX}${path}`];
+      if (!cache || cache.dtype !== "float32") {
+        throw new UserError(
+          `VAE decoder "${model.name}" returned no float32 "${CONV_CACHE_OUTPUT_PREFIX}${path}" for its input "${input.name}"`,
+        );
+      }
+      next[path] = cache as Tensor<"float32">;
+    }
+    return { sample: decodedSample(model, outputs), caches: next };
+  }, { signal });
+}
+
+function decodedSample(model: ModelHandle, outputs: Record<string, Tensor>): Tensor<"float32"> {
   const sample = outputs[model.signature.outputs[0]?.name ?? "sample"] ?? Object.values(outputs)[0];
   if (!sample || sample.dtype !== "float32" || sample.shape.length !== 5) {
     throw new UserError(

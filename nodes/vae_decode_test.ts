@@ -11,7 +11,15 @@ import {
   validationErrors,
   withTempDir,
 } from "../tests/testing.ts";
-import { toFrames } from "./vae_decode.ts";
+import { runDecoder, toFrames } from "./vae_decode.ts";
+import { buildModelFile } from "../builders/built_model.ts";
+import { buildCogVideoXVaeDecoder } from "../builders/cogvideox_vae_decoder.ts";
+import { loadComponentWeights } from "../builders/safetensors_weights.ts";
+import { describeModel } from "../runtime/model_files.ts";
+import type { ModelManager } from "../runtime/model_manager.ts";
+import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
+import { readSafetensors } from "../runtime/safetensors.ts";
+import { fixture, ROOT } from "../tests/testing.ts";
 
 /** Decodes the latents `name` of a case file with the VAE of `model`. */
 function decodeWorkflow(model: string, file: string, name: string, settings = "{}"): string {
@@ -86,5 +94,75 @@ Deno.test("vae_decode refuses latents whose channels the decoder does not take, 
     assert.deepEqual(errors.map((error) => error.replace(/^.*?nodes\./, "nodes.")), [
       'nodes.decode.in.latents: VAE decoder "pipe.vae" expects latent_sample [batch, 4, 3, latent_height, latent_width] (channels before frames), but "latents.tensor" gives tensor<float32, [1, 3, 8, 8, 8]> as [batch, frames, channels, height, width] (input "latents" of "decode")',
     ]);
+  });
+});
+
+/** A model manager that records the frames and cache inputs of every call it passes on. */
+function recording(manager: ModelManager) {
+  const calls: { frames: number; cacheFrames: number[] }[] = [];
+  const recorder: ModelManager = {
+    run(model, feeds, options) {
+      const [latents, ...caches] = Object.values(feeds);
+      calls.push({ frames: latents.shape[2], cacheFrames: caches.map((cache) => cache.shape[2]) });
+      return manager.run(model, feeds, options);
+    },
+  };
+  return { recorder, calls };
+}
+
+Deno.test("runDecoder gives a decoder without cache inputs all frames in one call (ONNX fixture)", async () => {
+  const ddim = await readCase("ddim-2b");
+  const model = await describeModel(fixture("2b", "vae_decoder", "model.onnx"), { name: "vae" });
+  const manager = new OnnxModelManager();
+  try {
+    const { recorder, calls } = recording(manager);
+    const z = reference(ddim, "vae_decoder_input") as Tensor<"float32">;
+    const sample = await runDecoder(recorder, model, z, new AbortController().signal);
+    assert.deepEqual(calls, [{ frames: z.shape[2], cacheFrames: [] }]);
+    assertClose(sample, reference(ddim, "vae_decoder_output"), "decoder output");
+  } finally {
+    await manager.close();
+  }
+});
+
+Deno.test("runDecoder decodes a built decoder in diffusers' temporal chunks with its caches", async () => {
+  await withTempDir(async (dir) => {
+    const hf = join(ROOT, "tests", "fixtures", "tiny-cogvideox-hf");
+    const vaeDir = join(hf, "2b", "vae");
+    const configPath = join(vaeDir, "config.json");
+    const built = await buildModelFile({
+      name: "vae",
+      build: buildCogVideoXVaeDecoder,
+      config: JSON.parse(await Deno.readTextFile(configPath)),
+      configPath,
+      weights: await loadComponentWeights(vaeDir),
+      cacheDir: dir,
+    });
+    const model = await describeModel(built.path, {
+      name: "vae",
+      externalDataFolder: built.externalDataFolder,
+    });
+    const { tensors } = await readSafetensors(
+      join(hf, "cases", "ddim-2b-49f", "tensors.safetensors"),
+    );
+    const manager = new OnnxModelManager();
+    try {
+      const { recorder, calls } = recording(manager);
+      const z = tensors.get("vae_decoder_input") as Tensor<"float32">;
+      const sample = await runDecoder(recorder, model, z, new AbortController().signal);
+      // 13 latent frames: 3, 2, 2, 2, 2, 2; the first chunk's caches are empty, later ones hold 2.
+      assert.deepEqual(calls.map((call) => call.frames), [3, 2, 2, 2, 2, 2]);
+      assert.ok(calls[0].cacheFrames.length > 0);
+      assert.ok(calls[0].cacheFrames.every((frames) => frames === 0));
+      assert.ok(calls.slice(1).every((call) => call.cacheFrames.every((frames) => frames === 2)));
+      const frames = toFrames(sample);
+      assertClose(
+        createTensor("float32", frames.shape.slice(1), frames.data),
+        tensors.get("frames")!,
+        "frames",
+      );
+    } finally {
+      await manager.close();
+    }
   });
 });
