@@ -1,42 +1,51 @@
 /**
- * load_tokenizer: a Hugging Face tokenizer folder (`tokenizer.json`, `tokenizer_config.json`).
+ * load_tokenizer: a Hugging Face tokenizer folder, with `tokenizer.json` or, as the CogVideoX
+ * repositories have it, a SentencePiece `spiece.model` (both with `tokenizer_config.json`).
  *
  * @module
  */
 
-import { join } from "node:path";
+import { basename } from "node:path";
 import { defineNode, inputPath, UserError } from "../engine/mod.ts";
-import { tokenizerPort } from "./ports.ts";
+import { findTokenizerFiles } from "../diffusion/tokenize.ts";
+import { type TokenizerHandle, tokenizerPort } from "./ports.ts";
 
 /** The load_tokenizer node type. */
 export const loadTokenizer = defineNode({
   type: "load_tokenizer",
   version: 1,
-  description: "Points at a tokenizer folder (tokenizer.json and tokenizer_config.json)",
+  description:
+    "Points at a tokenizer folder (tokenizer.json, or spiece.model, with tokenizer_config.json)",
   category: "models",
   inputs: {},
   settings: { path: inputPath() },
   outputs: { tokenizer: tokenizerPort() },
   async infer(_ctx, _inputs, { path }) {
-    await statTokenizer(path);
+    await describeTokenizerFolder(path);
   },
   async run(ctx, _inputs, { path }) {
-    const stat = await statTokenizer(path);
-    await ctx.dependsOnFile(join(path, "tokenizer.json"));
-    return {
-      tokenizer: {
-        kind: "tokenizer" as const,
-        dir: path,
-        fingerprint: `${stat.size}:${stat.mtime?.getTime() ?? 0}`,
-      },
-    };
+    const tokenizer = await describeTokenizerFolder(path);
+    for (const file of tokenizer.files ?? []) await ctx.dependsOnFile(file);
+    return { tokenizer };
   },
 });
 
-async function statTokenizer(dir: string): Promise<Deno.FileInfo> {
+/**
+ * The handle of a tokenizer folder of either layout: `tokenizer.json`, else `spiece.model`.
+ * Its `files` are those a load reads, and its fingerprint covers each of them. Throws a
+ * {@link UserError} naming the folder when it has neither file.
+ */
+export async function describeTokenizerFolder(dir: string): Promise<TokenizerHandle> {
+  let files: string[];
   try {
-    return await Deno.stat(join(dir, "tokenizer.json"));
-  } catch {
-    throw new UserError(`No tokenizer in "${dir}": missing tokenizer.json`);
+    files = (await findTokenizerFiles(dir)).files;
+  } catch (error) {
+    throw new UserError((error as Error).message, { cause: error });
   }
+  const stamps: string[] = [];
+  for (const file of files) {
+    const stat = await Deno.stat(file);
+    stamps.push(`${basename(file)}:${stat.size}:${stat.mtime?.getTime() ?? 0}`);
+  }
+  return { kind: "tokenizer", dir, fingerprint: stamps.join(","), files };
 }

@@ -25,14 +25,16 @@ export function modelOfType(type: PortType | undefined): ModelHandle | undefined
   return isModelHandle(type?.info) ? type.info : undefined;
 }
 
-/** A tokenizer folder, as plain data. */
+/** A tokenizer folder, as plain data (made by `describeTokenizerFolder` of load_tokenizer.ts). */
 export interface TokenizerHandle {
   /** Marks the value. */
   kind: "tokenizer";
-  /** The folder with `tokenizer.json`. */
+  /** The folder with `tokenizer.json`, or with `spiece.model` and no `tokenizer.json`. */
   dir: string;
-  /** Size and modification time of `tokenizer.json`, for caches. */
+  /** Name, size and modification time of each file in `files`, for caches. */
   fingerprint: string;
+  /** The files a load reads, for a node's file dependencies; absent in older handles. */
+  files?: string[];
 }
 
 /** True for tokenizer handles. */

@@ -86,10 +86,18 @@ function warnTruncated(
       : `The ${what}`;
     warn(
       `${which} was truncated: ${count} token${count === 1 ? "" : "s"} dropped ("${
-        droppedText[index]
+        shortened(droppedText[index])
       }")`,
     );
   });
+}
+
+/** Longest dropped text a warning quotes in full. */
+const QUOTED_LENGTH = 200;
+
+// A prompt of megabytes would otherwise be quoted whole.
+function shortened(text: string): string {
+  return text.length > QUOTED_LENGTH ? `${text.slice(0, QUOTED_LENGTH)}...` : text;
 }
 
 const loadedTokenizers = new Map<string, Promise<PromptTokenizer>>();
