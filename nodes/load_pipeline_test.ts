@@ -48,14 +48,21 @@ Deno.test("load_pipeline gives each component of a pipeline folder as an output"
 Deno.test("load_pipeline of a missing folder or component is a validation error", async () => {
   await withTempDir(async (dir) => {
     const missing = join(dir, "nowhere");
-    assert.deepEqual(await loadErrors(missing), [
-      `Node "pipe": Model folder "${missing}" does not exist`,
-    ]);
-    const folder = await pipelineWith(dir, "2b", { "vae_decoder/model.onnx": null });
+    const [notThere, ...others] = await loadErrors(missing);
+    assert.deepEqual(others, []);
+    assert.ok(
+      notThere.startsWith(`Node "pipe": Model folder "${missing}" does not exist`),
+      notThere,
+    );
+    // Without its ONNX file or its config and weights, a component is missing.
+    const folder = await pipelineWith(dir, "2b", {
+      "vae_decoder/model.onnx": null,
+      "vae/diffusion_pytorch_model.safetensors": null,
+    });
     assert.deepEqual(await loadErrors(folder), [
-      `Node "pipe": Missing file "${
-        join(folder, "vae_decoder", "model.onnx")
-      }" in model folder "${folder}"`,
+      `Node "pipe": Missing weights in "${
+        join(folder, "vae")
+      }": expected diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json in model folder "${folder}"`,
     ]);
   });
 });
