@@ -277,6 +277,17 @@ Deno.test("unsupported config values are errors naming the file and the key", ()
   }
 });
 
+Deno.test("a checkpoint with encoder.embed_tokens instead of shared reads that", async () => {
+  const model = await encoder("2b");
+  const tensors = new Map(model.weights.tensors);
+  const name = "encoder.embed_tokens.weight";
+  tensors.set(name, { ...tensors.get("shared.weight")!, name });
+  tensors.delete("shared.weight");
+  const used = t5EncoderGraph({ ...model, weights: { ...model.weights, tensors } }).usedWeights();
+  assert.ok(used.has(name));
+  assert.equal(used.size, tensors.size);
+});
+
 Deno.test("a missing or misshapen weight is an error naming its key", async () => {
   const model = await encoder("5b");
   const key = "encoder.block.1.layer.1.DenseReluDense.wi_1.weight";
