@@ -225,7 +225,7 @@ function embedding(m: Model, ids: string, rows: number): string {
   });
 }
 
-/** `T5Stack.forward` (encoder): the blocks, which all reuse block 0's position bias, then a norm. */
+/** `T5Stack.forward` (encoder): the blocks, all reusing block 0's position bias, then a norm. */
 function t5Stack(m: Model, inputsEmbeds: string): string {
   const { b, config } = m;
   let hiddenStates = inputsEmbeds;
