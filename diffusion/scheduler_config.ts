@@ -31,14 +31,20 @@ export const IGNORED_SCHEDULER_KEYS = [
   "dynamic_thresholding_ratio",
 ] as const;
 
+/**
+ * The most training timesteps a config may declare. Real schedules have 1,000; the schedules are
+ * arrays of this length, so an absurd value (2e9) would fail only when sampling starts.
+ */
+export const MAX_TRAIN_TIMESTEPS = 1_000_000;
+
 /** Schema of a CogVideoX scheduler config; unknown keys are an error. */
 export const schedulerConfigSchema = z.object({
   /** Number of training timesteps (the length of `alphas_cumprod`). */
-  num_train_timesteps: z.number().int().min(1).default(1000),
-  /** First beta of the schedule. */
-  beta_start: z.number().positive().default(0.00085),
-  /** Last beta of the schedule. */
-  beta_end: z.number().positive().default(0.012),
+  num_train_timesteps: z.number().int().min(1).max(MAX_TRAIN_TIMESTEPS).default(1000),
+  /** First beta of the schedule: a noise variance, above 0 and below 1. */
+  beta_start: z.number().positive().lt(1).default(0.00085),
+  /** Last beta of the schedule, above 0 and below 1. */
+  beta_end: z.number().positive().lt(1).default(0.012),
   /** `scaled_linear`: betas are a float64 linspace of square roots, squared; `linear`: a float32 linspace. */
   beta_schedule: z.enum(BETA_SCHEDULES).default("scaled_linear"),
   /** Only `null`: explicit betas are not supported. */
@@ -53,7 +59,7 @@ export const schedulerConfigSchema = z.object({
   /** Whether the alpha product after the last step is 1 (else `alphas_cumprod[0]`). */
   set_alpha_to_one: z.boolean().default(true),
   /** Added to `leading` timesteps (the CogVideoX schedulers ignore it for the other spacings). */
-  steps_offset: z.number().int().min(0).default(0),
+  steps_offset: z.number().int().min(0).max(MAX_TRAIN_TIMESTEPS).default(0),
   /** What the model output is. */
   prediction_type: z.enum(PREDICTION_TYPES).default("epsilon"),
   /** How inference timesteps are chosen. */
@@ -61,8 +67,21 @@ export const schedulerConfigSchema = z.object({
   /** Rescale `alphas_cumprod` so that the last timestep has zero signal. */
   rescale_betas_zero_snr: z.boolean().default(false),
   /** SNR shift: `ac / (s + (1 - s) * ac)`; 1 leaves `alphas_cumprod` unchanged. */
-  snr_shift_scale: z.number().positive().default(3.0),
-}).strict();
+  snr_shift_scale: z.number().positive().max(1e6).default(3.0),
+}).strict().superRefine((config, ctx) => {
+  // A leading timestep past the schedule would fail only at the first step.
+  const numTrain = config.num_train_timesteps;
+  if (!Number.isInteger(numTrain) || numTrain < 1 || numTrain > MAX_TRAIN_TIMESTEPS) return;
+  if (config.steps_offset >= numTrain) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["steps_offset"],
+      input: config.steps_offset,
+      message:
+        `must be below num_train_timesteps (${config.num_train_timesteps}), got ${config.steps_offset}`,
+    });
+  }
+});
 
 /** A validated scheduler config, every key present. */
 export type SchedulerConfig = z.output<typeof schedulerConfigSchema>;
@@ -153,11 +172,32 @@ function toIssues(issue: z.core.$ZodIssue): SchedulerConfigIssue[] {
       ? `only null is supported, got ${describe(issue.input)}`
       : `expected one of ${allowed}, got ${describe(issue.input)}`;
   } else if (issue.code === "invalid_type") {
+    const notFinite = typeof issue.input === "number" && !Number.isFinite(issue.input);
     message = key === "trained_betas"
       ? `only null is supported, got ${describe(issue.input)}`
-      : `expected ${issue.expected}, got ${describe(issue.input)}`;
+      : notFinite
+      ? `expected a finite number, got ${String(issue.input)}`
+      : `expected ${issue.expected === "int" ? "an integer" : issue.expected}, got ${
+        describe(issue.input)
+      }`;
+  } else if (issue.code === "too_big" || issue.code === "too_small") {
+    message = `expected ${boundText(issue)}, got ${describe(issue.input)}`;
   }
   return [{ key, path, message }];
+}
+
+function boundText(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string {
+  if (issue.code === "too_big") {
+    const bound = Number(issue.maximum);
+    const sane = issue.path[0] === "num_train_timesteps" || issue.path[0] === "steps_offset"
+      ? " (real schedules have 1000)"
+      : "";
+    return `${issue.inclusive ? "at most" : "below"} ${bound}${sane}`;
+  }
+  const bound = Number(issue.minimum);
+  return bound === 0 && !issue.inclusive
+    ? "a positive number"
+    : `${issue.inclusive ? "at least" : "above"} ${bound}`;
 }
 
 function describe(value: unknown): string {

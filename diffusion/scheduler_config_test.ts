@@ -84,7 +84,7 @@ Deno.test("every problem is reported at once, each with its key", () => {
   assert.deepEqual(byKey, {
     timestep_spacing: 'expected one of "linspace", "leading", "trailing", got "foo"',
     prediction_type: 'expected one of "v_prediction", "epsilon", "sample", got "flow"',
-    num_train_timesteps: "expected int, got number 999.5",
+    num_train_timesteps: "expected an integer, got number 999.5",
     set_alpha_to_one: 'expected boolean, got "yes"',
     trained_betas: "only null is supported, got an array",
     beta_shift: "unknown key: not a setting of the CogVideoX schedulers",
@@ -98,4 +98,35 @@ Deno.test("a config that is not an object is rejected as a whole", () => {
     issues: [{ key: "", path: [], message: 'expected an object, got "scheduler_config.json"' }],
   });
   assert.throws(() => parseSchedulerConfig(null), /Invalid scheduler config: expected an object/);
+});
+
+Deno.test("numbers past sane bounds are refused with the bound, not at the first step", () => {
+  const result = checkSchedulerConfig({
+    num_train_timesteps: 2e9,
+    beta_start: Number.NaN,
+    beta_end: 1,
+    snr_shift_scale: Infinity,
+  });
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  const byKey = Object.fromEntries(result.issues.map((issue) => [issue.key, issue.message]));
+  assert.deepEqual(byKey, {
+    num_train_timesteps:
+      "expected at most 1000000 (real schedules have 1000), got number 2000000000",
+    beta_start: "expected a finite number, got NaN",
+    beta_end: "expected below 1, got number 1",
+    snr_shift_scale: "expected a finite number, got Infinity",
+  });
+});
+
+Deno.test("a steps_offset that leaves the schedule is refused", () => {
+  const result = checkSchedulerConfig({ num_train_timesteps: 1000, steps_offset: 1000 });
+  assert.deepEqual(result, {
+    ok: false,
+    issues: [{
+      key: "steps_offset",
+      path: ["steps_offset"],
+      message: "must be below num_train_timesteps (1000), got 1000",
+    }],
+  });
 });

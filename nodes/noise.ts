@@ -7,7 +7,9 @@
  */
 
 import { z } from "zod";
-import { defineNode, tensorPort, UserError } from "../engine/mod.ts";
+import { defineNode, type InferContext, tensorPort, UserError } from "../engine/mod.ts";
+import { formatBytes } from "../runtime/byte_size.ts";
+import { float32Bytes } from "../runtime/run_estimate.ts";
 import { TorchGenerator } from "../diffusion/torch_generator.ts";
 import { generatorPort, latentsPort, modelOfType, modelPort } from "./ports.ts";
 import { latentGeometry } from "./video_geometry.ts";
@@ -19,6 +21,47 @@ export const seedSetting = z.union([
   z.number().int().min(0),
   z.bigint().min(0n).max(MAX_SEED),
 ]);
+
+/** The largest height or width in pixels: CogVideoX makes 480 x 720 (1.5: 768 x 1360). */
+export const MAX_VIDEO_SIDE = 8192;
+/** The most frames a video may have: CogVideoX makes 49 (1.5: 81). */
+export const MAX_VIDEO_FRAMES = 1025;
+
+/**
+ * Refuses sizes past {@link MAX_VIDEO_SIDE} and {@link MAX_VIDEO_FRAMES}, saying what the decoded
+ * frames alone would take. A run's memory estimate refuses smaller sizes that cannot fit, where the
+ * machine's memory is known.
+ */
+function withinVideoBounds(
+  ctx: InferContext,
+  settings: { num_frames: number; height: number; width: number },
+  batch: number,
+): boolean {
+  const frames = [batch, settings.num_frames, 3, settings.height, settings.width];
+  const decoded = `the decoded frames [${frames.join(", ")}] float32 alone would need ${
+    formatBytes(float32Bytes(frames))
+  }`;
+  let ok = true;
+  for (const setting of ["height", "width"] as const) {
+    if (settings[setting] > MAX_VIDEO_SIDE) {
+      ok = false;
+      ctx.error(
+        `${setting} ${
+          settings[setting]
+        } is more than the ${MAX_VIDEO_SIDE} pixels cogflow takes (${decoded}): lower it`,
+        { setting },
+      );
+    }
+  }
+  if (settings.num_frames > MAX_VIDEO_FRAMES) {
+    ok = false;
+    ctx.error(
+      `num_frames ${settings.num_frames} is more than the ${MAX_VIDEO_FRAMES} frames cogflow takes (${decoded}): lower it`,
+      { setting: "num_frames" },
+    );
+  }
+  return ok;
+}
 
 /** The noise node type. */
 export const noise = defineNode({
@@ -40,6 +83,8 @@ export const noise = defineNode({
   },
   outputs: { latents: latentsPort(), generator: generatorPort() },
   infer(ctx, inputs, settings) {
+    const batch = inputs.prompt_embeds?.shape?.[0] ?? null;
+    if (!withinVideoBounds(ctx, settings, typeof batch === "number" ? batch : 1)) return;
     const transformer = modelOfType(inputs.transformer);
     const vae = modelOfType(inputs.vae);
     if (!transformer || !vae) return;
@@ -55,7 +100,6 @@ export const noise = defineNode({
       return;
     }
     const { frames, channels, height, width } = result.geometry;
-    const batch = inputs.prompt_embeds?.shape?.[0] ?? null;
     return {
       latents: {
         kind: "tensor",

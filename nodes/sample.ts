@@ -7,6 +7,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { z } from "zod";
 import {
   defineNode,
@@ -17,6 +18,7 @@ import {
   UserError,
 } from "../engine/mod.ts";
 import { classifierFreeGuidance, dynamicGuidanceScale } from "../diffusion/guidance.ts";
+import { inferenceTimesteps } from "../diffusion/noise_schedule.ts";
 import { createSchedulerStepper, type SchedulerSpec } from "../diffusion/scheduler.ts";
 import { TorchGenerator } from "../diffusion/torch_generator.ts";
 import {
@@ -24,6 +26,13 @@ import {
   type SincosTransformerConfig,
 } from "../diffusion/sincos_pos_embedding.ts";
 import type { ModelHandle } from "../runtime/model_handle.ts";
+import { usesFusedAttention } from "../runtime/onnx_attention.ts";
+import {
+  estimateSampling,
+  memoryLimitsFor,
+  memoryProblem,
+  transformerGeometryOf,
+} from "../runtime/run_estimate.ts";
 import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
 import { concatBatch, stack } from "../runtime/tensor_ops.ts";
 import {
@@ -76,7 +85,7 @@ export const sample = defineNode({
     /** The guidance scale of each step (diffusers' `guidance_scale` property during the step). */
     guidance: tensorPort({ dtype: "float64", rank: 1 }),
   },
-  infer(ctx, inputs, settings) {
+  async infer(ctx, inputs, settings) {
     const model = modelOfType(inputs.model);
     const scheduler = isSchedulerSpec(inputs.scheduler?.info) ? inputs.scheduler.info : undefined;
     if (settings.guidance_scale > 1 && !inputs.negative_prompt_embeds) {
@@ -93,7 +102,12 @@ export const sample = defineNode({
         },
       );
     }
-    if (model) checkModelInputs(ctx, model, inputs);
+    if (scheduler) checkSteps(ctx, scheduler, settings.steps);
+    if (model) {
+      checkModelInputs(ctx, model, inputs);
+      checkRotaryConfig(ctx, model);
+      await checkMemory(ctx, model, inputs, settings);
+    }
     const latents = inputs.latents?.shape;
     return {
       latents: inputs.latents,
@@ -291,4 +305,104 @@ function checkModelInputs(
       },
     );
   }
+}
+
+/** Refuses step counts the scheduler cannot take, as diffusers' `set_timesteps` would at run time. */
+function checkSteps(ctx: InferContext, scheduler: SchedulerSpec, steps: number) {
+  const numTrain = scheduler.config.num_train_timesteps;
+  if (steps > numTrain) {
+    ctx.error(
+      `steps ${steps} is more than the scheduler's num_train_timesteps ${numTrain}: use at most ${numTrain} steps`,
+      { setting: "steps" },
+    );
+    return;
+  }
+  let largest = -1;
+  for (const t of inferenceTimesteps(scheduler.config, steps)) largest = Math.max(largest, t);
+  if (largest >= numTrain) {
+    ctx.error(
+      `steps ${steps} with the scheduler's steps_offset ${scheduler.config.steps_offset} reach timestep ${largest}, past its ${numTrain} training timesteps: lower steps or steps_offset`,
+      { setting: "steps" },
+    );
+  }
+}
+
+/**
+ * Checks that the transformer's model file and its config.json describe one model: the rotary
+ * tables are made from the config, and a model file from another pipeline (a 5b transformer in a
+ * 2b folder) would otherwise fail in the middle of the run.
+ */
+function checkRotaryConfig(ctx: InferContext, model: ModelHandle) {
+  const declared = model.signature.inputs.find((input) => input.name === INPUTS.cos);
+  const shape = declared?.shape ?? ["video_tokens", "head_dim"];
+  const config = model.config;
+  if (Object.keys(config).length === 0) return;
+  const source = ctx.source("model");
+  const modelName = source ? `"${source.node}.${source.port}"` : `"${model.name}"`;
+  const files = `the model file and config.json in "${
+    dirname(model.path)
+  }" come from different models`;
+  const usesRotary = config.use_rotary_positional_embeddings;
+  if (declared && usesRotary !== true) {
+    ctx.error(
+      `Model ${modelName} takes rotary embeddings (${INPUTS.cos} ${
+        formatShape(shape)
+      }), but its config.json says use_rotary_positional_embeddings ${
+        JSON.stringify(usesRotary ?? null)
+      }: ${files}`,
+      { port: "model" },
+    );
+    return;
+  }
+  if (!declared && usesRotary === true) {
+    ctx.error(
+      `Model ${modelName} takes no rotary embeddings, but its config.json says use_rotary_positional_embeddings true: ${files}`,
+      { port: "model" },
+    );
+    return;
+  }
+  const width = declared?.shape?.[1];
+  const headDim = config.attention_head_dim;
+  if (typeof width === "number" && typeof headDim === "number" && width !== headDim) {
+    ctx.error(
+      `Model ${modelName} takes rotary tables of width ${width} (${INPUTS.cos} ${
+        formatShape(shape)
+      }), but its config.json says attention_head_dim ${headDim}: ${files}`,
+      { port: "model" },
+    );
+  }
+}
+
+/** Refuses, before anything runs, a denoising step that cannot fit the machine or the budget. */
+async function checkMemory(
+  ctx: InferContext,
+  model: ModelHandle,
+  inputs: Record<string, PortType | undefined>,
+  settings: { steps: number; guidance_scale: number; keep_step_latents: boolean },
+) {
+  const latents = inputs.latents?.shape;
+  const textTokens = inputs.prompt_embeds?.shape?.[1];
+  const geometry = transformerGeometryOf(model.config);
+  if (!latents || latents.length !== 5 || typeof textTokens !== "number" || !geometry) return;
+  const known = latents.map((dimension, axis) =>
+    typeof dimension === "number" ? dimension : axis === 0 ? 1 : undefined
+  );
+  if (known.some((dimension) => dimension === undefined)) return;
+  const fused = await usesFusedAttention(model.path, model.fingerprint);
+  const estimate = estimateSampling({
+    latents: known as number[],
+    textTokens,
+    guidance: settings.guidance_scale > 1,
+    transformer: geometry,
+    attention: fused ? "fused" : "unfused",
+    keptSteps: settings.keep_step_latents ? settings.steps : 0,
+  });
+  const problem = memoryProblem(estimate, memoryLimitsFor(model), {
+    subject: "Sampling",
+    model,
+    hint: settings.keep_step_latents
+      ? "lower height, width, num_frames or steps, give fewer prompts, or drop keep_step_latents"
+      : "lower height, width or num_frames, or give fewer prompts",
+  });
+  if (problem) ctx.error(problem, { port: "latents" });
 }

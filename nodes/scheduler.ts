@@ -42,9 +42,13 @@ export const scheduler = defineNode({
     const result = await configure(base, settings);
     if (result.issues) {
       for (const issue of result.issues) {
-        ctx.error(`Invalid scheduler setting "${issue.key}": ${issue.message}`, {
-          setting: "overrides",
-        });
+        // Point at where the value came from: an override, the config file or the base scheduler.
+        const overridden = Object.hasOwn(settings.overrides, issue.key);
+        const from = overridden ? "" : settings.config ? ` (in "${settings.config}")` : "";
+        const place = overridden || !inputs.base || settings.config
+          ? { setting: overridden ? "overrides" : "config" }
+          : { port: "base" };
+        ctx.error(`Invalid scheduler setting "${issue.key}": ${issue.message}${from}`, place);
       }
       return;
     }

@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { defineNode, tensorPort, UserError } from "../engine/mod.ts";
+import { defineNode, type InferContext, tensorPort, UserError } from "../engine/mod.ts";
 import {
   loadPromptTokenizer,
   type PromptTokenizer,
@@ -36,6 +36,8 @@ export const tokenize = defineNode({
   infer(ctx, _inputs, { prompt, negative_prompt, max_length }) {
     const prompts = asList(prompt);
     const negatives = asList(negative_prompt);
+    checkPromptBounds(ctx, "prompt", prompts);
+    checkPromptBounds(ctx, "negative_prompt", negatives);
     if (negatives.length !== 1 && negatives.length !== prompts.length) {
       ctx.error(
         `Got ${negatives.length} negative prompts for ${prompts.length} prompts: give one, or one per prompt`,
@@ -67,6 +69,31 @@ export const tokenize = defineNode({
     return { input_ids: positive.inputIds, negative_input_ids: negative.inputIds };
   },
 });
+
+/** The most prompts in one batch: each is a video, sampled and decoded at the same time. */
+export const MAX_PROMPTS = 64;
+/**
+ * The longest prompt, in characters. The text encoder reads `max_length` tokens (226, about a
+ * thousand characters); longer text only makes the tokenizer slow.
+ */
+export const MAX_PROMPT_CHARACTERS = 20_000;
+
+function checkPromptBounds(ctx: InferContext, setting: string, prompts: string[]) {
+  if (prompts.length > MAX_PROMPTS) {
+    ctx.error(
+      `Got ${prompts.length} ${setting}s: a batch takes at most ${MAX_PROMPTS} (each is a video, sampled and decoded at the same time): run them in several batches`,
+      { setting },
+    );
+  }
+  prompts.forEach((text, index) => {
+    if (text.length <= MAX_PROMPT_CHARACTERS) return;
+    const which = prompts.length > 1 ? `${setting} ${index + 1}` : setting;
+    ctx.error(
+      `${which} has ${text.length} characters, more than the ${MAX_PROMPT_CHARACTERS} cogflow takes: the text encoder reads only its first tokens (max_length), so shorten it`,
+      { setting },
+    );
+  });
+}
 
 function asList(prompt: string | string[]): string[] {
   return typeof prompt === "string" ? [prompt] : prompt;

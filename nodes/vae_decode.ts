@@ -7,7 +7,7 @@
  */
 
 import { z } from "zod";
-import { defineNode, formatPortType, UserError } from "../engine/mod.ts";
+import { defineNode, formatPortType, type InferContext, UserError } from "../engine/mod.ts";
 import { tiledDecode } from "../diffusion/tiled_decode.ts";
 import { chunkedDecode, type ConvCaches } from "../diffusion/chunked_vae_decode.ts";
 import {
@@ -17,10 +17,11 @@ import {
 } from "../builders/cogvideox_vae_decoder.ts";
 import { hookOf, type ModelHandle } from "../runtime/model_handle.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
+import { estimateDecoding, memoryLimitsFor, memoryProblem } from "../runtime/run_estimate.ts";
 import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
 import { concatBatch, permute, sliceBatch } from "../runtime/tensor_ops.ts";
 import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
-import { scalingFactorOf, spatialCompressionOf } from "./video_geometry.ts";
+import { scalingFactorOf, spatialCompressionOf, temporalCompressionOf } from "./video_geometry.ts";
 
 /** The vae_decode node type. */
 export const vaeDecode = defineNode({
@@ -57,7 +58,9 @@ export const vaeDecode = defineNode({
         } as [batch, frames, channels, height, width] (input "latents" of "${ctx.node}")`,
         { port: "latents" },
       );
+      return;
     }
+    checkDecodingMemory(ctx, model, latents);
   },
   async run(ctx, { model, latents }, settings) {
     const scale = Math.fround(1 / (settings.scaling_factor ?? scalingFactorOf(model)));
@@ -108,6 +111,38 @@ export const vaeDecode = defineNode({
  * as diffusers' `_decode`, each chunk continuing from the caches the previous one returned; one
  * without (the exported fixture decoders) takes all frames in one call.
  */
+/** Refuses, before anything runs, a decode that cannot fit the machine or the budget. */
+function checkDecodingMemory(
+  ctx: InferContext,
+  model: ModelHandle,
+  latents: readonly (number | string | null)[],
+) {
+  const known = latents.map((dimension, axis) =>
+    typeof dimension === "number" ? dimension : axis === 0 ? 1 : undefined
+  );
+  if (known.length !== 5 || known.some((dimension) => dimension === undefined)) return;
+  const channels = model.config.block_out_channels;
+  const tiling = hookOf(model, "vae_tiling");
+  const estimate = estimateDecoding({
+    latents: known as number[],
+    temporalCompression: temporalCompressionOf(model),
+    spatialCompression: spatialCompressionOf(model),
+    decoderChannels: Array.isArray(channels) && typeof channels[0] === "number" ? channels[0] : 128,
+    slicing: hookOf(model, "vae_slicing") !== undefined,
+    tile: tiling
+      ? { height: tiling.tileSampleMinHeight, width: tiling.tileSampleMinWidth }
+      : undefined,
+  });
+  const problem = memoryProblem(estimate, memoryLimitsFor(model), {
+    subject: "Decoding",
+    model,
+    hint: `lower height, width or num_frames, or give fewer prompts${
+      tiling ? "" : "; vae_tiling decodes in tiles"
+    }`,
+  });
+  if (problem) ctx.error(problem, { port: "latents" });
+}
+
 export async function runDecoder(
   models: ModelManager,
   model: ModelHandle,

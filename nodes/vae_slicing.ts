@@ -7,7 +7,7 @@
 
 import { defineNode } from "../engine/mod.ts";
 import { withHook } from "../runtime/model_handle.ts";
-import { modelPort } from "./ports.ts";
+import { modelOfType, modelPort, modelType } from "./ports.ts";
 
 /** The vae_slicing node type. */
 export const vaeSlicing = defineNode({
@@ -19,7 +19,15 @@ export const vaeSlicing = defineNode({
   settings: {},
   outputs: { model: modelPort("vae") },
   hook: { kind: "vae_slicing", input: "model", output: "model" },
-  infer: (_ctx, inputs) => ({ model: inputs.model }),
+  // The hook on the static type lets vae_decode's memory estimate count one video at validation.
+  infer: (ctx, inputs) => {
+    const model = modelOfType(inputs.model);
+    return {
+      model: model
+        ? modelType(withHook(model, { kind: "vae_slicing", node: ctx.node }))
+        : inputs.model,
+    };
+  },
   run: (ctx, { model }) => ({
     model: withHook(model, { kind: "vae_slicing", node: ctx.hook?.node ?? ctx.node }),
   }),

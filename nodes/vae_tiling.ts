@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
 import { withHook } from "../runtime/model_handle.ts";
-import { modelOfType, modelPort } from "./ports.ts";
+import { modelOfType, modelPort, modelType } from "./ports.ts";
 import { spatialCompressionOf } from "./video_geometry.ts";
 
 /** A fraction: a number, or text like `1/6` (exactly the double Python's `1/6` gives). */
@@ -67,7 +67,19 @@ export const vaeTiling = defineNode({
         );
       }
     }
-    return { model: inputs.model };
+    // The hook on the static type lets vae_decode's memory estimate count tiles at validation.
+    return {
+      model: model
+        ? modelType(withHook(model, {
+          kind: "vae_tiling",
+          node: ctx.node,
+          tileSampleMinHeight: settings.tile_sample_min_height,
+          tileSampleMinWidth: settings.tile_sample_min_width,
+          tileOverlapFactorHeight: settings.tile_overlap_factor_height,
+          tileOverlapFactorWidth: settings.tile_overlap_factor_width,
+        }))
+        : inputs.model,
+    };
   },
   run: (ctx, { model }, settings) => ({
     model: withHook(model, {

@@ -1,0 +1,309 @@
+/**
+ * The memory a run needs at once, estimated at validation from the shapes it will make, against
+ * the memory it may use: the machine's and a budget_offload hook's `max_memory`. Nodes refuse,
+ * before anything runs, what cannot fit, with the numbers.
+ *
+ * The estimates are of what must be resident at the same time, not of everything a run makes, and
+ * they lean low, so that a run that fits is never refused:
+ * - tensors are float32, as the nodes compute them;
+ * - model weights are left out against the machine (offload hooks decide how much of them is
+ *   resident), and counted against a budget, which holds the model's sessions;
+ * - the transformer: one layer's activations at a time, the hidden states and Q, K, V
+ *   `[model batch, sequence, inner dim]`, and the attention scores `[model batch, heads, sequence,
+ *   sequence]` when the graph computes attention unfused (`MatMul`, `Softmax`, `MatMul`, as
+ *   `torch.onnx.export` writes diffusers' attention); a fused attention operator
+ *   (`MultiHeadAttention`) holds no scores. The softmax's copy of the scores is not counted;
+ * - the VAE decoder: the decoded frames and their channels-last copy, and one convolution's input
+ *   and output at full resolution with `block_out_channels[0]` channels for a chunk of 8 frames
+ *   (diffusers' decoder decodes 2 latent frames at a time); one tile instead of the whole frame
+ *   with vae_tiling, one video instead of the batch with vae_slicing.
+ *
+ * @module
+ */
+
+import { formatBytes } from "./byte_size.ts";
+import { hookOf, type ModelHandle } from "./model_handle.ts";
+
+/** One tensor (or group of tensors) that must be resident at once. */
+export interface MemoryTerm {
+  /** What it is, for messages: `the attention scores`. */
+  what: string;
+  /** Its shape. */
+  shape: number[];
+  /** How many tensors of that shape (Q, K and V are 3). */
+  count: number;
+  /** Bytes in all. */
+  bytes: number;
+  /** How the estimate was made, for messages: `unfused attention, one layer at a time`. */
+  note?: string;
+}
+
+/** An estimate: its terms, largest first, and their sum. */
+export interface MemoryEstimate {
+  /** What is resident at once, largest first. */
+  terms: MemoryTerm[];
+  /** The sum of the terms. */
+  bytes: number;
+}
+
+/** Memory a run may use: the machine's, or a hook's budget. */
+export interface MemoryLimit {
+  /** Bytes. */
+  bytes: number;
+  /** For messages: `this machine's 24.0 GiB of memory`. */
+  what: string;
+  /** Whether the models' weights count against it (a budget holds the models' sessions). */
+  countsWeights: boolean;
+  /** Another way out, added to a message's hint: `raise max_memory`. */
+  hint?: string;
+}
+
+/** How attention is computed: scores held at once, or a fused operator that holds none. */
+export type AttentionKind = "unfused" | "fused";
+
+/** The transformer dimensions that set its activations. */
+export interface TransformerGeometry {
+  /** `num_attention_heads`. */
+  heads: number;
+  /** `attention_head_dim`. */
+  headDim: number;
+  /** `patch_size`: latent pixels per token along height and width. */
+  patchSize: number;
+  /** `patch_size_t`: latent frames per token (CogVideoX 1.5), or 1. */
+  patchSizeT: number;
+}
+
+/** What {@link estimateSampling} needs: shapes validation already knows. */
+export interface SamplingShapes {
+  /** Latents `[batch, frames, channels, height, width]`. */
+  latents: readonly number[];
+  /** Text tokens per prompt (`prompt_embeds` `[batch, tokens, width]`). */
+  textTokens: number;
+  /** Classifier-free guidance: the transformer runs on twice the batch. */
+  guidance: boolean;
+  /** The transformer's dimensions. */
+  transformer: TransformerGeometry;
+  /** How the transformer computes attention. */
+  attention: AttentionKind;
+  /** Steps whose latents are all kept (`keep_step_latents`), or 0. */
+  keptSteps?: number;
+}
+
+/** What {@link estimateDecoding} needs. */
+export interface DecodingShapes {
+  /** Latents `[batch, frames, channels, height, width]`. */
+  latents: readonly number[];
+  /** Frames per latent frame (`temporal_compression_ratio`). */
+  temporalCompression: number;
+  /** Pixels per latent (`2 ** (len(block_out_channels) - 1)`). */
+  spatialCompression: number;
+  /** Channels of the decoder's full-resolution layers (`block_out_channels[0]`). */
+  decoderChannels: number;
+  /** vae_slicing: one video at a time. */
+  slicing: boolean;
+  /** vae_tiling: the tile size in pixels. */
+  tile?: { height: number; width: number };
+}
+
+const FLOAT32 = 4;
+/** Frames diffusers' CogVideoX decoder makes per call of its decoder (`num_sample_frames_batch_size`). */
+const DECODER_CHUNK_FRAMES = 8;
+
+/** Bytes of `count` float32 tensors of `shape`. */
+export function float32Bytes(shape: readonly number[], count = 1): number {
+  return shape.reduce((product, dimension) => product * dimension, FLOAT32 * count);
+}
+
+function term(what: string, shape: number[], count = 1, note?: string): MemoryTerm {
+  return { what, shape, count, bytes: float32Bytes(shape, count), ...(note ? { note } : {}) };
+}
+
+function estimateOf(terms: MemoryTerm[]): MemoryEstimate {
+  const kept = terms.filter((item) => item.bytes > 0).sort((a, b) => b.bytes - a.bytes);
+  return { terms: kept, bytes: kept.reduce((sum, item) => sum + item.bytes, 0) };
+}
+
+/** The transformer's dimensions from its `config.json`, or undefined when they are not there. */
+export function transformerGeometryOf(
+  config: Record<string, unknown>,
+): TransformerGeometry | undefined {
+  const positive = (key: string) => {
+    const value = config[key];
+    return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : undefined;
+  };
+  const heads = positive("num_attention_heads");
+  const headDim = positive("attention_head_dim");
+  if (!heads || !headDim) return undefined;
+  return {
+    heads,
+    headDim,
+    patchSize: positive("patch_size") ?? 1,
+    patchSizeT: positive("patch_size_t") ?? 1,
+  };
+}
+
+/** Tokens of the transformer's sequence: text tokens, then one per latent patch. */
+export function sequenceLength(
+  latents: readonly number[],
+  textTokens: number,
+  transformer: TransformerGeometry,
+): number {
+  const [, frames, , height, width] = latents;
+  const videoTokens = Math.ceil(frames / transformer.patchSizeT) *
+    Math.floor(height / transformer.patchSize) * Math.floor(width / transformer.patchSize);
+  return textTokens + videoTokens;
+}
+
+/** What one denoising step holds at once (see the module documentation). */
+export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
+  const { latents, transformer } = shapes;
+  const batch = latents[0] * (shapes.guidance ? 2 : 1);
+  const sequence = sequenceLength(latents, shapes.textTokens, transformer);
+  const inner = transformer.heads * transformer.headDim;
+  const modelLatents = [batch, ...latents.slice(1)];
+  const terms = [
+    term("the latents", [...latents], 2),
+    term("the transformer's input and output", modelLatents, 2),
+    term("the hidden states, Q, K and V", [batch, sequence, inner], 4, "one layer at a time"),
+  ];
+  if (shapes.attention === "unfused") {
+    terms.push(
+      term(
+        "the attention scores",
+        [batch, transformer.heads, sequence, sequence],
+        1,
+        "unfused attention, one layer at a time",
+      ),
+    );
+  }
+  if (shapes.keptSteps) {
+    terms.push(term("the kept step latents", [shapes.keptSteps, ...latents]));
+  }
+  return estimateOf(terms);
+}
+
+/** What decoding holds at once (see the module documentation). */
+export function estimateDecoding(shapes: DecodingShapes): MemoryEstimate {
+  const [batch, latentFrames, , latentHeight, latentWidth] = shapes.latents;
+  const frames = (latentFrames - 1) * shapes.temporalCompression + 1;
+  const height = latentHeight * shapes.spatialCompression;
+  const width = latentWidth * shapes.spatialCompression;
+  const callBatch = shapes.slicing ? 1 : batch;
+  const tileHeight = shapes.tile ? Math.min(shapes.tile.height, height) : height;
+  const tileWidth = shapes.tile ? Math.min(shapes.tile.width, width) : width;
+  const note = [
+    `${DECODER_CHUNK_FRAMES} frames at a time`,
+    shapes.tile ? `${tileHeight} x ${tileWidth} tiles` : "",
+    shapes.slicing ? "one video at a time" : "",
+  ].filter(Boolean).join(", ");
+  return estimateOf([
+    term("the decoded frames and their copy", [batch, frames, 3, height, width], 2),
+    term(
+      "the decoder's activations",
+      [
+        callBatch,
+        shapes.decoderChannels,
+        Math.min(DECODER_CHUNK_FRAMES, frames),
+        tileHeight,
+        tileWidth,
+      ],
+      2,
+      note,
+    ),
+  ]);
+}
+
+/**
+ * The machine's memory: `Deno.systemMemoryInfo()` where the sys permission allows it, else
+ * `/proc/meminfo` where it can be read, else undefined (the CLI's child process may do neither).
+ */
+export function machineMemory(): MemoryLimit | undefined {
+  const bytes = systemMemoryTotal() ?? procMemoryTotal();
+  return bytes
+    ? { bytes, what: `this machine's ${formatBytes(bytes)} of memory`, countsWeights: false }
+    : undefined;
+}
+
+function systemMemoryTotal(): number | undefined {
+  try {
+    const state = Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" }).state;
+    if (state !== "granted") return undefined;
+    const total = Deno.systemMemoryInfo().total;
+    return total > 0 ? total : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function procMemoryTotal(): number | undefined {
+  try {
+    const state = Deno.permissions.querySync({ name: "read", path: "/proc/meminfo" }).state;
+    if (state !== "granted") return undefined;
+    const match = /^MemTotal:\s+(\d+)\s+kB/m.exec(Deno.readTextFileSync("/proc/meminfo"));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The limits a node running `model` must fit: the machine's memory and the model's budget. */
+export function memoryLimitsFor(model: ModelHandle | undefined): MemoryLimit[] {
+  const limits: MemoryLimit[] = [];
+  const machine = machineMemory();
+  if (machine) limits.push(machine);
+  const budget = model ? hookOf(model, "budget_offload") : undefined;
+  if (budget) {
+    limits.push({
+      bytes: budget.maxMemoryBytes,
+      what: `max_memory ${formatBytes(budget.maxMemoryBytes)} of budget_offload "${budget.node}"`,
+      countsWeights: true,
+      hint: "raise max_memory",
+    });
+  }
+  return limits;
+}
+
+/** Options of {@link memoryProblem}. */
+export interface MemoryProblemOptions {
+  /** Starts the message: `Sampling`, `Decoding`. */
+  subject: string;
+  /** The model whose weights count against a budget. */
+  model?: ModelHandle;
+  /** What to do about it, after the colon: `lower height, width or num_frames`. */
+  hint: string;
+}
+
+/**
+ * Why `estimate` cannot fit the first of `limits` it exceeds, as a message with the numbers, or
+ * undefined when it fits them all.
+ */
+export function memoryProblem(
+  estimate: MemoryEstimate,
+  limits: readonly MemoryLimit[],
+  options: MemoryProblemOptions,
+): string | undefined {
+  for (const limit of limits) {
+    const weights = limit.countsWeights && options.model ? options.model.bytes : 0;
+    const needed = estimate.bytes + weights;
+    if (needed <= limit.bytes) continue;
+    const [largest, ...rest] = estimate.terms;
+    const restBytes = rest.reduce((sum, item) => sum + item.bytes, 0) + weights;
+    const others = restBytes > 0
+      ? ` and ${formatBytes(restBytes)} for the rest${
+        weights > 0 ? ` (the model's weights ${formatBytes(weights)} among them)` : ""
+      }`
+      : "";
+    return `${options.subject} needs about ${formatBytes(needed)} at once: ${
+      formatBytes(largest.bytes)
+    } for ${describeTerm(largest)}${others}, more than ${limit.what}: ${options.hint}${
+      limit.hint ? `, or ${limit.hint}` : ""
+    }`;
+  }
+  return undefined;
+}
+
+function describeTerm(item: MemoryTerm): string {
+  const count = item.count > 1 ? `${item.count} x ` : "";
+  const note = item.note ? `, ${item.note}` : "";
+  return `${item.what} (${count}[${item.shape.join(", ")}] float32${note})`;
+}
