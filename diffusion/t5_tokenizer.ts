@@ -246,8 +246,9 @@ export async function loadT5Tokenizer(dir: string): Promise<T5Tokenizer> {
     specialTokensMap: await readJsonObject(join(source, "special_tokens_map.json")),
     addedTokens: await readJsonObject(join(source, "added_tokens.json")),
   };
+  const options = t5TokenizerOptions(files, source);
   try {
-    return new T5Tokenizer(model, t5TokenizerOptions(files, source));
+    return new T5Tokenizer(model, options);
   } catch (error) {
     throw new Error(`Invalid tokenizer "${source}": ${(error as Error).message}`);
   }

@@ -1,14 +1,24 @@
 import assert from "node:assert/strict";
 import { readSafetensors } from "../runtime/safetensors.ts";
+import { withTempDir } from "../tests/testing.ts";
 import {
   createPromptTokenizer,
+  findTokenizerFiles,
   loadPromptTokenizer,
+  type PromptTokenizer,
   tokenizePrompts,
   type TokenizerFiles,
+  TokenizerJsonEncoder,
 } from "./tokenize.ts";
 
 const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url);
 const TOKENIZER_DIR = new URL("2b/tokenizer", FIXTURES).pathname;
+const HF_FIXTURES = new URL("../tests/fixtures/tiny-cogvideox-hf/", import.meta.url);
+const SPIECE_DIR = new URL("2b/tokenizer", HF_FIXTURES).pathname;
+
+function row(tokenized: { inputIds: { data: BigInt64Array } }, index: number, length: number) {
+  return [...tokenized.inputIds.data.subarray(length * index, length * index + length)].map(Number);
+}
 
 interface TokenizerTestCase {
   text: string;
@@ -31,7 +41,7 @@ Deno.test("tokenizePrompts matches transformers on every string of tokenizer_tes
   const expected = JSON.parse(await Deno.readTextFile(new URL("tokenizer_tests.json", FIXTURES)));
   const cases: TokenizerTestCase[] = expected.cases;
   for (const { text, tokens, ids } of cases) {
-    const encoding = tokenizer.tokenizer.encode(text);
+    const encoding = (tokenizer.encoder as TokenizerJsonEncoder).tokenizer.encode(text);
     assert.deepEqual(encoding.tokens, tokens, `tokens of ${JSON.stringify(text)}`);
     assert.deepEqual(encoding.ids, ids, `ids of ${JSON.stringify(text)}`);
   }
@@ -115,7 +125,7 @@ Deno.test("loadPromptTokenizer names the file that is missing or corrupt", async
   const dir = await Deno.makeTempDir();
   try {
     await assert.rejects(loadPromptTokenizer(dir), {
-      message: `Cannot load tokenizer: "${dir}/tokenizer.json" not found`,
+      message: `No tokenizer in "${dir}": missing tokenizer.json or spiece.model`,
     });
     await Deno.copyFile(`${TOKENIZER_DIR}/tokenizer.json`, `${dir}/tokenizer.json`);
     await Deno.writeTextFile(`${dir}/tokenizer_config.json`, "{ not json");
@@ -154,4 +164,115 @@ Deno.test("loadPromptTokenizer names the file that is missing or corrupt", async
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("loadPromptTokenizer reads a spiece.model folder as transformers' T5Tokenizer", async () => {
+  const tokenizer = await loadPromptTokenizer(SPIECE_DIR);
+  assert.equal(tokenizer.padId, 0);
+  assert.equal(tokenizer.eosId, 1);
+  assert.equal(tokenizer.paddingSide, "right");
+  assert.equal(tokenizer.truncationSide, "right");
+  assert.equal(tokenizer.source, SPIECE_DIR);
+});
+
+Deno.test("tokenizePrompts gives the pipeline's input_ids for every string of the HF tokenizer_tests.json", async () => {
+  const tests = JSON.parse(await Deno.readTextFile(new URL("tokenizer_tests.json", HF_FIXTURES)));
+  const cases: { text: string; input_ids: number[]; ids_untruncated: number[] }[] = tests.cases;
+  const tokenizer = await loadPromptTokenizer(SPIECE_DIR);
+  const tokenized = tokenizePrompts(tokenizer, cases.map((c) => c.text), {
+    maxLength: tests.max_length,
+  });
+  assert.deepEqual(tokenized.inputIds.shape, [13, 16]);
+  cases.forEach((c, i) => {
+    assert.deepEqual(row(tokenized, i, 16), c.input_ids, `input_ids of ${JSON.stringify(c.text)}`);
+    assert.equal(tokenized.droppedTokens[i], Math.max(0, c.ids_untruncated.length - 16));
+  });
+  const long = cases.findIndex((c) => c.text.startsWith("A small robot"));
+  assert.equal(
+    tokenized.droppedText[long],
+    "an old brick wall while curious children watch from the sidewalk nearby",
+  );
+});
+
+for (const name of ["ddim-2b-49f", "dpm-5b-49f-nonsquare"]) {
+  Deno.test(`tokenizePrompts with spiece.model gives the input_ids of case ${name}`, async () => {
+    const caseDir = new URL(`cases/${name}/`, HF_FIXTURES);
+    const caseJson = JSON.parse(await Deno.readTextFile(new URL("case.json", caseDir)));
+    const tensors =
+      (await readSafetensors(new URL("tensors.safetensors", caseDir).pathname)).tensors;
+    const args = caseJson.pipeline_args;
+    const tokenizer = await loadPromptTokenizer(
+      new URL(`${caseJson.model_dir}/tokenizer`, HF_FIXTURES).pathname,
+    );
+    const options = { maxLength: args.max_sequence_length };
+    const positive = tokenizePrompts(tokenizer, [args.prompt], options);
+    const negative = tokenizePrompts(tokenizer, [args.negative_prompt], options);
+    assert.deepEqual(positive.inputIds, tensors.get("input_ids"));
+    assert.deepEqual(negative.inputIds, tensors.get("negative_input_ids"));
+    if (name === "dpm-5b-49f-nonsquare") {
+      // The README: 38 + `</s>` and 29 + `</s>` tokens, 15 of which fit beside `</s>`.
+      assert.deepEqual([positive.droppedTokens, negative.droppedTokens], [[23], [14]]);
+    }
+  });
+}
+
+Deno.test("tokenizePrompts tokenizes a prompt of a megabyte in reasonable time", async () => {
+  const tokenizer: PromptTokenizer = await loadPromptTokenizer(SPIECE_DIR);
+  const sentence = "a red ball rolls across a table café ﬁsh ";
+  const prompt = sentence.repeat(Math.ceil((1 << 20) / sentence.length));
+  const started = performance.now();
+  const tokenized = tokenizePrompts(tokenizer, [prompt], { maxLength: 226 });
+  const elapsed = performance.now() - started;
+  const once = tokenizer.encoder.encode(sentence).content;
+  const expected = Array.from({ length: 225 }, (_, i) => once[i % once.length]);
+  assert.deepEqual(row(tokenized, 0, 226), [...expected, 1]);
+  assert.equal(
+    tokenized.droppedTokens[0],
+    once.length * (prompt.length / sentence.length) - 225,
+  );
+  assert.ok(elapsed < 8000, `took ${elapsed} ms`);
+});
+
+Deno.test("findTokenizerFiles tells the layouts apart and lists the files a load reads", async () => {
+  assert.deepEqual(await findTokenizerFiles(SPIECE_DIR), {
+    layout: "spiece.model",
+    files: ["spiece.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"]
+      .map((name) => `${SPIECE_DIR}/${name}`),
+  });
+  assert.deepEqual(await findTokenizerFiles(`${TOKENIZER_DIR}/`), {
+    layout: "tokenizer.json",
+    files: ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+      .map((name) => `${TOKENIZER_DIR}/${name}`),
+  });
+  await withTempDir(async (dir) => {
+    // tokenizer.json wins over spiece.model, as in transformers.
+    await Deno.copyFile(`${SPIECE_DIR}/spiece.model`, `${dir}/spiece.model`);
+    await Deno.copyFile(`${TOKENIZER_DIR}/tokenizer.json`, `${dir}/tokenizer.json`);
+    assert.equal((await findTokenizerFiles(dir)).layout, "tokenizer.json");
+    await Deno.remove(`${dir}/tokenizer.json`);
+    assert.deepEqual(await findTokenizerFiles(dir), {
+      layout: "spiece.model",
+      files: [`${dir}/spiece.model`],
+    });
+    // Only spiece.model: transformers' defaults for the pad and end-of-sequence tokens.
+    const tokenizer = await loadPromptTokenizer(dir);
+    assert.deepEqual([tokenizer.padId, tokenizer.eosId], [0, 1]);
+    await Deno.remove(`${dir}/spiece.model`);
+    await assert.rejects(findTokenizerFiles(dir), {
+      message: `No tokenizer in "${dir}": missing tokenizer.json or spiece.model`,
+    });
+  });
+});
+
+Deno.test("loadPromptTokenizer names a corrupt spiece.model", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/spiece.model`, "not a model");
+    await assert.rejects(loadPromptTokenizer(dir), (error: Error) => {
+      assert.match(
+        error.message,
+        new RegExp(`^Invalid SentencePiece model "${dir}/spiece.model": `),
+      );
+      return true;
+    });
+  });
 });

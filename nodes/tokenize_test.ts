@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { UserError } from "../engine/mod.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import {
   assertBitEqual,
@@ -6,18 +8,23 @@ import {
   outputsOf,
   readCase,
   reference,
+  ROOT,
   rows,
+  runFailure,
   runYaml,
   validationErrors,
+  withTempDir,
 } from "../tests/testing.ts";
 
+const HF_DIR = join(ROOT, "tests", "fixtures", "tiny-cogvideox-hf");
+
 /** A workflow that only tokenizes, with the fixture tokenizer. */
-function tokenizeWorkflow(settings: string): string {
+function tokenizeWorkflow(settings: string, tokenizer = "2b/tokenizer"): string {
   return `
 cogflow: 1
 name: tokenize_test
 nodes:
-  tokenizer: { type: load_tokenizer, with: { path: 2b/tokenizer } }
+  tokenizer: { type: load_tokenizer, with: { path: "${tokenizer}" } }
   prompts:
     type: tokenize
     in: { tokenizer: tokenizer }
@@ -25,8 +32,8 @@ nodes:
 `;
 }
 
-async function tokenizeOutputs(settings: string) {
-  const run = await runYaml(tokenizeWorkflow(settings), { only: ["prompts"] });
+async function tokenizeOutputs(settings: string, tokenizer?: string) {
+  const run = await runYaml(tokenizeWorkflow(settings, tokenizer), { only: ["prompts"] });
   const outputs = outputsOf(run, "prompts");
   return {
     ids: outputs.input_ids as Tensor<"int64">,
@@ -114,4 +121,52 @@ Deno.test("tokenize rejects a number of negative prompts that is neither one nor
     errors[0],
     /nodes\.prompts\.with\.negative_prompt: Got 3 negative prompts for 2 prompts: give one, or one per prompt$/,
   );
+});
+
+Deno.test("tokenize runs a SentencePiece tokenizer folder as transformers' T5Tokenizer", async () => {
+  const tests = JSON.parse(await Deno.readTextFile(join(HF_DIR, "tokenizer_tests.json")));
+  const [short, long] = ["a red ball", "A small robot"].map((start) =>
+    tests.cases.find((c: { text: string }) => c.text.startsWith(start))
+  );
+  const { ids, negativeIds, warnings } = await tokenizeOutputs(
+    JSON.stringify({ prompt: [short.text, long.text], max_length: 16 }),
+    join(HF_DIR, "2b", "tokenizer"),
+  );
+  assert.deepEqual(idsOf(ids, 0), short.input_ids);
+  assert.deepEqual(idsOf(ids, 1), long.input_ids);
+  assert.deepEqual(idsOf(negativeIds, 1), [1, ...new Array(15).fill(0)]);
+  assert.deepEqual(warnings, [
+    'Prompt 2 was truncated: 31 tokens dropped ("an old brick wall while curious children watch from the sidewalk nearby")',
+  ]);
+});
+
+Deno.test("tokenize quotes at most 200 characters of what truncation dropped", async () => {
+  const { warnings } = await tokenizeOutputs(
+    JSON.stringify({ prompt: "a red ball ".repeat(1000), max_length: 16 }),
+    join(HF_DIR, "2b", "tokenizer"),
+  );
+  assert.equal(warnings.length, 1);
+  assert.equal(
+    warnings[0],
+    // 7 tokens per "a red ball" (ball is spelt out), 15 kept.
+    `The prompt was truncated: 6985 tokens dropped ("${
+      "red ball a ".repeat(20).slice(0, 200)
+    }...")`,
+  );
+});
+
+Deno.test("tokenize of a corrupt spiece.model fails with a user error naming the file", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "spiece.model"), "not a model");
+    const failure = await runFailure(tokenizeWorkflow(`{ prompt: "a" }`, dir));
+    assert.ok(failure.cause instanceof UserError);
+    assert.match(
+      failure.message,
+      new RegExp(
+        `^Node "prompts" \\(tokenize\\) failed: Cannot load tokenizer "${dir}": Invalid SentencePiece model "${
+          join(dir, "spiece.model")
+        }": not a SentencePiece model: `,
+      ),
+    );
+  });
 });
