@@ -8,7 +8,7 @@ import {
   type PromptTokenizer,
   tokenizePrompts,
   type TokenizerFiles,
-  TokenizerJsonEncoder,
+  type TokenizerJsonEncoder,
 } from "./tokenize.ts";
 
 const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url);
