@@ -18,12 +18,23 @@
  *
  * Nodes are named by module path (`transformer_blocks.1.attn1/...`), weights by checkpoint key.
  *
+ * {@link cogVideoXTransformerParts} builds the same model as parts for sequential offload (the
+ * embeddings, groups of blocks, the output layers), assembled from the same module functions:
+ * on the CPU in float32 the parts give the whole graph's output bit for bit.
+ *
  * @module
  */
 
 import { type ComputeDType, GraphBuilder, ONNX_DTYPES, type ValueDType } from "./onnx_graph.ts";
 import { concat, dim, geluTanh, layerNorm, linear, reshape, silu, transpose } from "./layers.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
+import {
+  blockGroups,
+  PartBoundary,
+  type PartGraph,
+  partName,
+  type PartsOptions,
+} from "./part_graph.ts";
 import { UserError } from "../runtime/user_error.ts";
 
 /** Options of {@link buildCogVideoXTransformer}. */
@@ -262,6 +273,82 @@ export function cogVideoXTransformerGraph(options: BuildCogVideoXTransformerOpti
   return b;
 }
 
+/**
+ * The transformer as parts for sequential offload, assembled from the same module functions as
+ * the whole graph (see part_graph.ts), with the same model inputs and output:
+ * - `part_00_prologue`: `hidden_states`, `encoder_hidden_states`, `timestep` (and
+ *   `pos_embedding`) to `patch_embed.hidden_states`, `patch_embed.encoder_hidden_states` and
+ *   `time_embedding.emb`;
+ * - a part per group of `blocksPerGroup` blocks: those three (and the rotary tables) to
+ *   `transformer_blocks.<last>.hidden_states` and `transformer_blocks.<last>.encoder_hidden_states`;
+ * - the epilogue: the last group's hidden states, `emb` and `hidden_states` (for its shape) to
+ *   `sample`.
+ */
+export function cogVideoXTransformerParts(
+  options: BuildCogVideoXTransformerOptions & PartsOptions,
+): PartGraph[] {
+  const config = readCogVideoXTransformerConfig(options.config, options.configPath);
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const tokens = (what: string, width: number) => ["batch", what, width];
+  const stateDims = {
+    hidden: tokens("video_tokens", innerDim),
+    encoder: tokens("text_tokens", innerDim),
+    emb: ["batch", config.time_embed_dim],
+  };
+  const part = (
+    index: number,
+    kind: PartGraph["kind"],
+    blocks: number[],
+    build: (m: Model, io: PartBoundary) => void,
+  ): PartGraph => {
+    const name = partName(index, kind, blocks);
+    const b = new GraphBuilder({
+      name: `transformer.${name}`,
+      weights: options.weights,
+      computeDType: options.dtype,
+    });
+    const io = new PartBoundary(b);
+    build({ b, config, configPath: options.configPath }, io);
+    return { name, kind, blocks, graph: b, inputs: io.inputs, outputs: io.outputs };
+  };
+  const hiddenIn = (io: PartBoundary, prefix: string) =>
+    io.activation(`${prefix}.hidden_states`, stateDims.hidden);
+  const embIn = (io: PartBoundary) => io.activation("time_embedding.emb", stateDims.emb);
+
+  const groups = blockGroups(config.num_layers, options.blocksPerGroup);
+  const parts = [part(0, "prologue", [], (m, io) => {
+    const state = embeddings(m, modelInputs(m, io, { rotary: false }));
+    io.output(state.hidden, "patch_embed.hidden_states", stateDims.hidden);
+    io.output(state.encoder, "patch_embed.encoder_hidden_states", stateDims.encoder);
+    io.output(state.emb, "time_embedding.emb", stateDims.emb);
+  })];
+  let previous = "patch_embed";
+  for (const [g, blocks] of groups.entries()) {
+    const from = previous;
+    const to = `transformer_blocks.${blocks.at(-1)}`;
+    parts.push(part(parts.length, "blocks", blocks, (m, io) => {
+      const hidden = hiddenIn(io, from);
+      const encoder = io.activation(`${from}.encoder_hidden_states`, stateDims.encoder);
+      const emb = embIn(io);
+      const rotary = config.use_rotary_positional_embeddings ? rotaryInputs(m, io) : undefined;
+      const state = transformerBlocks(m, { hidden, encoder, emb }, blocks, rotary);
+      io.output(state.hidden, `${to}.hidden_states`, stateDims.hidden);
+      // The epilogue reads no text tokens.
+      if (g < groups.length - 1) {
+        io.output(state.encoder, `${to}.encoder_hidden_states`, stateDims.encoder);
+      }
+    }));
+    previous = to;
+  }
+  parts.push(part(parts.length, "epilogue", [], (m, io) => {
+    const hidden = hiddenIn(io, previous);
+    const emb = embIn(io);
+    const hiddenInput = io.modelInput("hidden_states", "float32", hiddenStatesDims(config));
+    io.output(outputSample(m, hidden, emb, hiddenInput), "sample", sampleDims(config));
+  }));
+  return parts;
+}
+
 /** What the module functions share. */
 interface Model {
   b: GraphBuilder;
@@ -275,72 +362,134 @@ interface Rotary {
   sin: string;
 }
 
+/** The graph inputs (as declared, float32) and the tables in their compute form. */
+interface ModelInputs {
+  hiddenStates: string;
+  encoderHiddenStates: string;
+  timestep: string;
+  posEmbedding?: string;
+  rotary?: Rotary;
+}
+
+/** What flows between blocks, in the compute dtype. */
+interface State {
+  hidden: string;
+  encoder: string;
+  emb: string;
+}
+
+/** Declares inputs of the whole graph (`b.input`) or of a part (`PartBoundary`). */
+interface Inputs {
+  modelInput(name: string, dtype: ValueDType, dims: readonly (number | string)[]): string;
+}
+
 /** `CogVideoXTransformer3DModel.forward`. */
 function cogVideoXTransformer3DModel(m: Model): void {
   const { b, config } = m;
+  const graphInputs: Inputs = { modelInput: (name, dtype, dims) => b.input(name, dtype, dims) };
+  const inputs = modelInputs(m, graphInputs, { rotary: true });
+  const blocks = Array.from({ length: config.num_layers }, (_, i) => i);
+  const state = transformerBlocks(m, embeddings(m, inputs), blocks, inputs.rotary);
+  const output = outputSample(m, state.hidden, state.emb, inputs.hiddenStates);
+  const sample = castTo(b, output, "float32");
+  b.output(sample, "sample", "float32", sampleDims(config));
+}
+
+function hiddenStatesDims(config: CogVideoXTransformerConfig): (number | string)[] {
+  return ["batch", "frames", config.in_channels, "height", "width"];
+}
+
+function sampleDims(config: CogVideoXTransformerConfig): (number | string)[] {
+  return ["batch", "frames", config.out_channels, "height", "width"];
+}
+
+/** The model inputs the embeddings read, and the rotary tables unless `rotary` is false. */
+function modelInputs(m: Model, io: Inputs, options: { rotary: boolean }): ModelInputs {
+  const { b, config } = m;
   const innerDim = config.num_attention_heads * config.attention_head_dim;
-  const hiddenInput = b.input("hidden_states", "float32", [
-    "batch",
-    "frames",
-    config.in_channels,
-    "height",
-    "width",
-  ]);
-  const encoderInput = b.input("encoder_hidden_states", "float32", [
-    "batch",
-    "text_tokens",
-    config.text_embed_dim,
-  ]);
-  const timestep = b.input("timestep", "int64", ["batch"]);
-  let rotary: Rotary | undefined;
-  let posEmbedding: string | undefined;
+  const inputs: ModelInputs = {
+    hiddenStates: io.modelInput("hidden_states", "float32", hiddenStatesDims(config)),
+    encoderHiddenStates: io.modelInput("encoder_hidden_states", "float32", [
+      "batch",
+      "text_tokens",
+      config.text_embed_dim,
+    ]),
+    timestep: io.modelInput("timestep", "int64", ["batch"]),
+  };
   if (config.use_rotary_positional_embeddings) {
-    const head = config.attention_head_dim;
-    const cos = b.input("image_rotary_emb_cos", "float32", ["video_tokens", head]);
-    const sin = b.input("image_rotary_emb_sin", "float32", ["video_tokens", head]);
-    // apply_rotary_emb computes in float32 whatever the model dtype: the tables stay float32.
-    rotary = {
-      cos: b.op("Unsqueeze", [cos, b.int64s([1])]),
-      sin: b.op("Unsqueeze", [sin, b.int64s([1])]),
-    };
+    if (options.rotary) inputs.rotary = rotaryInputs(m, io);
   } else {
-    posEmbedding = toCompute(b, b.input("pos_embedding", "float32", ["video_tokens", innerDim]));
-  }
-  const hiddenStates = toCompute(b, hiddenInput);
-  const encoderHiddenStates = toCompute(b, encoderInput);
-
-  const tEmb = b.scope("time_proj", () => timesteps(m, timestep, innerDim));
-  const emb = b.scope("time_embedding", () => timestepEmbedding(m, toCompute(b, tEmb), innerDim));
-
-  let [encoder, hidden] = b.scope(
-    "patch_embed",
-    () => cogVideoXPatchEmbed(m, encoderHiddenStates, hiddenStates, posEmbedding),
-  );
-  const textLength = dim(b, encoderInput, 1);
-
-  for (let i = 0; i < config.num_layers; i++) {
-    [hidden, encoder] = b.scope(
-      "transformer_blocks",
-      () => b.scope(String(i), () => cogVideoXBlock(m, hidden, encoder, emb, textLength, rotary)),
+    inputs.posEmbedding = toCompute(
+      b,
+      io.modelInput("pos_embedding", "float32", ["video_tokens", innerDim]),
     );
   }
+  return inputs;
+}
 
-  hidden = b.scope("norm_final", () => normLayer(m, hidden, innerDim, config.norm_eps));
+/** The rotary tables' inputs, shaped to broadcast over the heads. */
+function rotaryInputs(m: Model, io: Inputs): Rotary {
+  const { b, config } = m;
+  const head = config.attention_head_dim;
+  const cos = io.modelInput("image_rotary_emb_cos", "float32", ["video_tokens", head]);
+  const sin = io.modelInput("image_rotary_emb_sin", "float32", ["video_tokens", head]);
+  // apply_rotary_emb computes in float32 whatever the model dtype: the tables stay float32.
+  return {
+    cos: b.op("Unsqueeze", [cos, b.int64s([1])]),
+    sin: b.op("Unsqueeze", [sin, b.int64s([1])]),
+  };
+}
+
+/** The forward up to the blocks: time embedding, then the patch embedding of text and video. */
+function embeddings(m: Model, inputs: ModelInputs): State {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  const hiddenStates = toCompute(b, inputs.hiddenStates);
+  const encoderHiddenStates = toCompute(b, inputs.encoderHiddenStates);
+  const tEmb = b.scope("time_proj", () => timesteps(m, inputs.timestep, innerDim));
+  const emb = b.scope("time_embedding", () => timestepEmbedding(m, toCompute(b, tEmb), innerDim));
+  const [encoder, hidden] = b.scope(
+    "patch_embed",
+    () => cogVideoXPatchEmbed(m, encoderHiddenStates, hiddenStates, inputs.posEmbedding),
+  );
+  return { hidden, encoder, emb };
+}
+
+/** The `transformer_blocks` listed in `blocks`, in order. */
+function transformerBlocks(
+  m: Model,
+  state: State,
+  blocks: readonly number[],
+  rotary: Rotary | undefined,
+): State {
+  const { b } = m;
+  let { hidden, encoder } = state;
+  const textLength = dim(b, encoder, 1);
+  for (const i of blocks) {
+    [hidden, encoder] = b.scope(
+      "transformer_blocks",
+      () =>
+        b.scope(
+          String(i),
+          () => cogVideoXBlock(m, hidden, encoder, state.emb, textLength, rotary),
+        ),
+    );
+  }
+  return { hidden, encoder, emb: state.emb };
+}
+
+/** The forward after the blocks: norm_final, norm_out, proj_out, unpatchify (compute dtype). */
+function outputSample(m: Model, hiddenStates: string, emb: string, hiddenInput: string): string {
+  const { b, config } = m;
+  const innerDim = config.num_attention_heads * config.attention_head_dim;
+  let hidden = b.scope("norm_final", () => normLayer(m, hiddenStates, innerDim, config.norm_eps));
   hidden = b.scope("norm_out", () => adaLayerNorm(m, hidden, emb, innerDim));
   const p = config.patch_size;
   hidden = b.scope(
     "proj_out",
     () => checkedLinear(m, hidden, innerDim, p * p * config.out_channels, true),
   );
-  const output = unpatchify(m, hidden, hiddenInput);
-  const sample = castTo(b, output, "float32");
-  b.output(sample, "sample", "float32", [
-    "batch",
-    "frames",
-    config.out_channels,
-    "height",
-    "width",
-  ]);
+  return unpatchify(m, hidden, hiddenInput);
 }
 
 /**
