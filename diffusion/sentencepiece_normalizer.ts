@@ -13,7 +13,7 @@
  * @module
  */
 
-import { SentencePieceModelError } from "./sentencepiece_model.ts";
+import { type NormalizerSpec, SentencePieceModelError } from "./sentencepiece_model.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
@@ -193,6 +193,48 @@ export class PrecompiledCharsmap {
     }
     return cached;
   }
+}
+
+/**
+ * Normalizes text as sentencepiece itself does (`normalizer.cc`, what `sp.encode` runs): the
+ * longest rule at each position, then, as the spec says, leading, trailing and repeated spaces
+ * removed, a space put before the text, and spaces written as `▁`. transformers' T5 tokenizer
+ * gets the same whitespace from its pre-tokenizers instead (see t5_tokenizer.ts).
+ */
+export function normalizeLikeSentencePiece(
+  text: string,
+  charsmap: PrecompiledCharsmap,
+  spec: Pick<NormalizerSpec, "addDummyPrefix" | "removeExtraWhitespaces" | "escapeWhitespaces">,
+): string {
+  const space = spec.escapeWhitespaces ? "▁" : " ";
+  // A character no rule matches stands for itself.
+  const prefixAt = (at: number): CharsmapMatch => {
+    const length = codePointLength(text, at);
+    return charsmap.longestMatch(text, at) ?? { length, replacement: text.slice(at, at + length) };
+  };
+  let at = 0;
+  while (spec.removeExtraWhitespaces && at < text.length) {
+    const match = prefixAt(at);
+    if (match.replacement !== " ") break;
+    at += match.length;
+  }
+  if (at >= text.length) return "";
+  let out = spec.addDummyPrefix ? space : "";
+  let previousIsSpace = spec.removeExtraWhitespaces;
+  while (at < text.length) {
+    const match = prefixAt(at);
+    let piece = match.replacement;
+    if (previousIsSpace) piece = piece.replace(/^ +/, "");
+    if (piece.length > 0) {
+      out += piece.replaceAll(" ", space);
+      previousIsSpace = spec.removeExtraWhitespaces && piece.endsWith(" ");
+    }
+    at += match.length;
+  }
+  if (spec.removeExtraWhitespaces) {
+    while (out.endsWith(space)) out = out.slice(0, out.length - space.length);
+  }
+  return out;
 }
 
 // darts-clone's unit layout: offset in bits 10-30 (shifted by 8 more when bit 9 is set), a leaf

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { readSentencePieceModel } from "./sentencepiece_model.ts";
-import { PrecompiledCharsmap } from "./sentencepiece_normalizer.ts";
+import { normalizeLikeSentencePiece, PrecompiledCharsmap } from "./sentencepiece_normalizer.ts";
+import { Unigram } from "./unigram.ts";
 
-const SPIECE =
-  new URL("../tests/fixtures/tiny-cogvideox-hf/2b/tokenizer/spiece.model", import.meta.url)
-    .pathname;
+const HF_FIXTURES = new URL("../tests/fixtures/tiny-cogvideox-hf/", import.meta.url);
+const SPIECE = new URL("2b/tokenizer/spiece.model", HF_FIXTURES).pathname;
 
 async function nmtNfkc(): Promise<PrecompiledCharsmap> {
   const model = await readSentencePieceModel(SPIECE);
@@ -57,4 +57,31 @@ Deno.test("PrecompiledCharsmap without rules changes nothing; a malformed one is
     name: "SentencePieceModelError",
     message: "precompiled_charsmap of 6 bytes has an invalid trie size 200",
   });
+});
+
+Deno.test("normalizeLikeSentencePiece gives the text sentencepiece segments for every fixture string", async () => {
+  const model = await readSentencePieceModel(SPIECE);
+  const charsmap = new PrecompiledCharsmap(model.normalizerSpec.precompiledCharsmap);
+  // sentencepiece never matches control pieces (`</s>`) in text: an empty piece matches nothing.
+  const pieces = model.pieces.map((p) => p.type === "control" ? { piece: "", score: 0 } : p);
+  const unigram = new Unigram(pieces, model.trainerSpec.unkId);
+  const tests = JSON.parse(await Deno.readTextFile(new URL("tokenizer_tests.json", HF_FIXTURES)));
+  for (const { text, sentencepiece } of tests.cases) {
+    const normalized = normalizeLikeSentencePiece(text, charsmap, model.normalizerSpec);
+    const ids: number[] = [];
+    // sentencepiece segments the whole text at once.
+    unigram.encode(normalized, ids);
+    assert.deepEqual(ids, sentencepiece.ids, JSON.stringify(text));
+  }
+  const spec = { addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true };
+  assert.equal(normalizeLikeSentencePiece("  ＡＢ \t c  ", charsmap, spec), "▁AB▁c");
+  assert.equal(normalizeLikeSentencePiece(" \u3000 ", charsmap, spec), "");
+  assert.equal(
+    normalizeLikeSentencePiece(" a  b ", charsmap, {
+      addDummyPrefix: false,
+      removeExtraWhitespaces: false,
+      escapeWhitespaces: false,
+    }),
+    " a  b ",
+  );
 });
