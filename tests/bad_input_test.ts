@@ -218,3 +218,145 @@ Deno.test("sizes the VAE cannot take are refused before running, naming the sett
     ]);
   });
 });
+
+/** `validate` of the library workflow with params. */
+function validateTiny(params: Record<string, unknown> = {}): Promise<CliResult> {
+  return runCli(["validate", "workflows/tiny.yaml", ...setArgs(params)]);
+}
+
+/** The error lines of a `validate` that refused, each as `nodes.node.in.port: message`. */
+function refusals(result: CliResult): string[] {
+  assert.equal(result.code, 2, result.stderr);
+  assertNoStackTrace(result.stderr);
+  assertNoStackTrace(result.stdout);
+  return result.stderr.split("\n").filter((line) => line.startsWith("error: ")).map((line) =>
+    line.replace(/^error: workflows\/tiny\.yaml:\d+:\d+: (nodes\.\S+: )/, "$1")
+  );
+}
+
+const FIVE_B = fixture("5b");
+
+Deno.test("a 65536 x 65536 video is refused at validation with the size of its frames", async () => {
+  const frames = "the decoded frames [1, 9, 3, 65536, 65536] float32 alone would need 432 GiB";
+  assert.deepEqual(refusals(await validateTiny({ model: FIVE_B, height: 65536, width: 65536 })), [
+    `nodes.noise.with.height: height 65536 is more than the 8192 pixels cogflow takes (${frames}): lower it`,
+    `nodes.noise.with.width: width 65536 is more than the 8192 pixels cogflow takes (${frames}): lower it`,
+  ]);
+  assert.deepEqual(refusals(await validateTiny({ num_frames: 4097 })), [
+    "nodes.noise.with.num_frames: num_frames 4097 is more than the 1025 frames cogflow takes (the decoded frames [1, 4097, 3, 64, 64] float32 alone would need 192 MiB): lower it",
+  ]);
+});
+
+Deno.test("a video whose sampling cannot fit the machine is refused at validation with the numbers", async () => {
+  // 8192 x 8192 on the tiny 5b: 786,448 tokens, so unfused attention scores of 9 TiB per layer.
+  const errors = refusals(await validateTiny({ model: FIVE_B, height: 8192, width: 8192 }));
+  assert.match(
+    errors[0],
+    /^nodes\.sample\.in\.latents: Sampling needs about 9\.00 TiB at once: 9\.00 TiB for the attention scores \(\[2, 2, 786448, 786448\] float32, unfused attention, one layer at a time\) and 1\.03 GiB for the rest, more than this machine's .* of memory: lower height, width or num_frames, or give fewer prompts$/,
+  );
+});
+
+Deno.test("a run that cannot fit budget_offload's max_memory is refused at validation", async () => {
+  const errors = refusals(
+    await validateTiny({
+      model: FIVE_B,
+      height: 512,
+      width: 512,
+      offload: "budget",
+      max_memory: "64MiB",
+    }),
+  );
+  assert.deepEqual(errors, [
+    `nodes.sample.in.latents: Sampling needs about 150 MiB at once: 146 MiB for the attention scores ([2, 2, 3088, 3088] float32, unfused attention, one layer at a time) and 4.44 MiB for the rest (the model's weights 308 KiB among them), more than max_memory 64.0 MiB of budget_offload "offload_budget": lower height, width or num_frames, or give fewer prompts, or raise max_memory`,
+    `nodes.decode.in.latents: Decoding needs about 183 MiB at once: 128 MiB for the decoder's activations (2 x [1, 8, 8, 512, 512] float32, 8 frames at a time) and 54.5 MiB for the rest (the model's weights 543 KiB among them), more than max_memory 64.0 MiB of budget_offload "offload_budget": lower height, width or num_frames, or give fewer prompts; vae_tiling decodes in tiles, or raise max_memory`,
+  ]);
+  // Tiles of 64 pixels bring the decoder under the budget.
+  const tiled = refusals(
+    await validateTiny({
+      model: FIVE_B,
+      height: 512,
+      width: 512,
+      offload: "budget",
+      max_memory: "64MiB",
+      vae_tiling: true,
+      tile_sample_min_height: 64,
+      tile_sample_min_width: 64,
+    }),
+  );
+  assert.deepEqual(tiled.map((line) => line.split(":")[0]), ["nodes.sample.in.latents"]);
+});
+
+Deno.test("the tiny workflow, and its batch of two with every hook, still validate", async () => {
+  for (
+    const params of [{}, {
+      prompt: ["a red ball", "a blue cube"],
+      offload: "budget",
+      vae_slicing: true,
+      vae_tiling: true,
+      tile_sample_min_height: 32,
+      tile_sample_min_width: 32,
+    }]
+  ) {
+    const result = await validateTiny(params);
+    assert.equal(result.code, 0, result.stderr);
+  }
+});
+
+Deno.test("a batch of 1,000 prompts and a 1 MB prompt in a file are refused at validation", async () => {
+  const prompts = Array.from({ length: 1000 }, (_, index) => `prompt ${index}`);
+  assert.deepEqual(refusals(await validateTiny({ prompt: prompts })), [
+    "nodes.prompts.with.prompt: Got 1000 prompts: a batch takes at most 64 (each is a video, sampled and decoded at the same time): run them in several batches",
+  ]);
+  await withTempDir(async (dir) => {
+    const text = await Deno.readTextFile("workflows/tiny.yaml");
+    const long = "a red ball rolls across a table ".repeat(32768);
+    const path = join(dir, "long_prompt.yaml");
+    await Deno.writeTextFile(
+      path,
+      text.replace('default: "a red ball rolls across a table"', `default: "${long}"`)
+        .replace("default: ../tests/fixtures/tiny-cogvideox/2b", `default: ${fixture("2b")}`),
+    );
+    const result = await runCli(["validate", path]);
+    assert.equal(result.code, 2, result.stderr);
+    assertNoStackTrace(result.stderr);
+    assert.match(
+      result.stderr,
+      /: nodes\.prompts\.with\.prompt: prompt has 1048576 characters, more than the 20000 cogflow takes: the text encoder reads only its first tokens \(max_length\), so shorten it$/m,
+    );
+  });
+});
+
+Deno.test("steps past the scheduler's training timesteps are refused at validation", async () => {
+  assert.deepEqual(refusals(await validateTiny({ steps: 1e6 })), [
+    "nodes.sample.with.steps: steps 1000000 is more than the scheduler's num_train_timesteps 1000: use at most 1000 steps",
+  ]);
+});
+
+Deno.test("a scheduler config with num_train_timesteps 2e9 is refused at validation", async () => {
+  await withTempDir(async (dir) => {
+    const config = JSON.parse(
+      await Deno.readTextFile(fixture("2b", "scheduler", "scheduler_config.json")),
+    );
+    const model = await pipelineWith(dir, "2b", {
+      "scheduler/scheduler_config.json": JSON.stringify({ ...config, num_train_timesteps: 2e9 }),
+    });
+    assert.deepEqual(refusals(await validateTiny({ model })), [
+      `nodes.pipe: Node "pipe": Invalid scheduler config: "num_train_timesteps": expected at most 1000000 (real schedules have 1000), got number 2000000000 (in "${
+        join(model, "scheduler", "scheduler_config.json")
+      }")`,
+    ]);
+  });
+});
+
+Deno.test("a 5b transformer in a 2b folder is refused at validation, naming its file and config", async () => {
+  await withTempDir(async (dir) => {
+    const model = await pipelineWith(dir, "2b", {
+      "transformer/model.onnx": await Deno.readFile(fixture("5b", "transformer", "model.onnx")),
+    });
+    assert.deepEqual(refusals(await validateTiny({ model })), [
+      `nodes.sample.in.model: Model "pipe.transformer" takes rotary embeddings (image_rotary_emb_cos [video_tokens, 16]), but its config.json says use_rotary_positional_embeddings false: the model file and config.json in "${
+        join(model, "transformer")
+      }" come from different models`,
+    ]);
+  });
+});
