@@ -14,6 +14,10 @@
  * as transformers does. Nodes are named by module path (`encoder.block.3.layer.1/...`), weights
  * by checkpoint key.
  *
+ * {@link t5EncoderParts} builds the same encoder as parts for sequential offload (embeddings and
+ * position bias, groups of blocks, the final norm) from the same module functions: on the CPU in
+ * float32 they give the whole graph's output bit for bit.
+ *
  * @module
  */
 
@@ -21,6 +25,13 @@ import { type ComputeDType, float, GraphBuilder, ONNX_DTYPES } from "./onnx_grap
 import { dim, gelu, geluTanh, linear, transpose, unsqueeze } from "./layers.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import { relativePositionBucketTable } from "./t5_relative_position.ts";
+import {
+  blockGroups,
+  PartBoundary,
+  type PartGraph,
+  partName,
+  type PartsOptions,
+} from "./part_graph.ts";
 import { UserError } from "../runtime/user_error.ts";
 
 /** Options of {@link buildT5Encoder}. */
@@ -178,12 +189,7 @@ export function buildT5Encoder(options: BuildT5EncoderOptions): Uint8Array {
  */
 export function t5EncoderGraph(options: BuildT5EncoderOptions): GraphBuilder {
   const config = readT5EncoderConfig(options.config, options.configPath);
-  const dtype = options.dtype ?? "float32";
-  if (dtype === "float16") {
-    throw new UserError(
-      `Cannot build the T5 text encoder of "${options.configPath}" in "float16": T5 overflows in float16, it runs in "float32" or "bfloat16"`,
-    );
-  }
+  const dtype = computeDTypeOf(options);
   const b = new GraphBuilder({
     name: "text_encoder",
     weights: options.weights,
@@ -191,6 +197,78 @@ export function t5EncoderGraph(options: BuildT5EncoderOptions): GraphBuilder {
   });
   t5EncoderModel({ b, config, configPath: options.configPath });
   return b;
+}
+
+/** The compute dtype of a build; float16 is refused. */
+function computeDTypeOf(options: BuildT5EncoderOptions): ComputeDType {
+  const dtype = options.dtype ?? "float32";
+  if (dtype === "float16") {
+    throw new UserError(
+      `Cannot build the T5 text encoder of "${options.configPath}" in "float16": T5 overflows in float16, it runs in "float32" or "bfloat16"`,
+    );
+  }
+  return dtype;
+}
+
+/**
+ * The T5 encoder as parts for sequential offload, assembled from the same module functions as
+ * the whole graph (see part_graph.ts), with the same input and output:
+ * - `part_00_prologue`: `input_ids` to `shared.hidden_states` (the token embeddings) and
+ *   `encoder.position_bias` (`[1, heads, sequence, sequence]`, block 0's relative position bias,
+ *   which every block adds);
+ * - a part per group of `blocksPerGroup` blocks: hidden states and the position bias to
+ *   `encoder.block.<last>.hidden_states`;
+ * - the epilogue: `final_layer_norm` to `last_hidden_state`.
+ */
+export function t5EncoderParts(options: BuildT5EncoderOptions & PartsOptions): PartGraph[] {
+  const config = readT5EncoderConfig(options.config, options.configPath);
+  const dtype = computeDTypeOf(options);
+  const hiddenDims = ["batch", "sequence", config.d_model];
+  const biasDims = [1, config.num_heads, "sequence", "sequence"];
+  const part = (
+    index: number,
+    kind: PartGraph["kind"],
+    blocks: number[],
+    build: (m: Model, io: PartBoundary) => void,
+  ): PartGraph => {
+    const name = partName(index, kind, blocks);
+    const b = new GraphBuilder({
+      name: `text_encoder.${name}`,
+      weights: options.weights,
+      computeDType: dtype,
+    });
+    const io = new PartBoundary(b);
+    build({ b, config, configPath: options.configPath }, io);
+    return { name, kind, blocks, graph: b, inputs: io.inputs, outputs: io.outputs };
+  };
+  const parts = [part(0, "prologue", [], (m, io) => {
+    const inputIds = io.modelInput("input_ids", "int64", ["batch", "sequence"]);
+    const inputsEmbeds = embeddings(m, inputIds);
+    const positionBias = m.b.scope(
+      "encoder.block.0.layer.0.SelfAttention",
+      () => computeBias(m, inputsEmbeds),
+    );
+    io.output(inputsEmbeds, "shared.hidden_states", hiddenDims);
+    io.output(positionBias, "encoder.position_bias", biasDims);
+  })];
+  let previous = "shared.hidden_states";
+  for (const blocks of blockGroups(config.num_layers, options.blocksPerGroup)) {
+    const from = previous;
+    const to = `encoder.block.${blocks.at(-1)}.hidden_states`;
+    parts.push(part(parts.length, "blocks", blocks, (m, io) => {
+      const hiddenStates = io.activation(from, hiddenDims);
+      const positionBias = io.activation("encoder.position_bias", biasDims);
+      const out = m.b.scope("encoder", () => t5Blocks(m, hiddenStates, blocks, positionBias));
+      io.output(out.hiddenStates, to, hiddenDims);
+    }));
+    previous = to;
+  }
+  parts.push(part(parts.length, "epilogue", [], (m, io) => {
+    const hiddenStates = io.activation(previous, hiddenDims);
+    const normed = m.b.scope("encoder.final_layer_norm", () => t5LayerNorm(m, hiddenStates));
+    io.output(normed, "last_hidden_state", hiddenDims);
+  }));
+  return parts;
 }
 
 /** What the module functions share. */
@@ -204,14 +282,20 @@ interface Model {
 function t5EncoderModel(m: Model): void {
   const { b, config } = m;
   const inputIds = b.input("input_ids", "int64", ["batch", "sequence"]);
+  const inputsEmbeds = embeddings(m, inputIds);
+  let hiddenStates = b.scope("encoder", () => t5Stack(m, inputsEmbeds));
+  if (b.computeDType !== "float32") hiddenStates = b.op("Cast", [hiddenStates], { to: 1 });
+  b.output(hiddenStates, "last_hidden_state", "float32", ["batch", "sequence", config.d_model]);
+}
+
+/** The token embeddings (`T5Stack.embed_tokens`, tied to `shared`). */
+function embeddings(m: Model, inputIds: string): string {
+  const { b, config } = m;
   // encoder.embed_tokens is tied to shared; older checkpoints store it under its own key too.
   const embedScope = b.hasWeight("shared.weight") || !b.hasWeight("encoder.embed_tokens.weight")
     ? "shared"
     : "encoder.embed_tokens";
-  const inputsEmbeds = b.scope(embedScope, () => embedding(m, inputIds, config.vocab_size));
-  let hiddenStates = b.scope("encoder", () => t5Stack(m, inputsEmbeds));
-  if (b.computeDType !== "float32") hiddenStates = b.op("Cast", [hiddenStates], { to: 1 });
-  b.output(hiddenStates, "last_hidden_state", "float32", ["batch", "sequence", config.d_model]);
+  return b.scope(embedScope, () => embedding(m, inputIds, config.vocab_size));
 }
 
 /** `nn.Embedding` under the current scope. */
@@ -228,17 +312,30 @@ function embedding(m: Model, ids: string, rows: number): string {
 /** `T5Stack.forward` (encoder): the blocks, all reusing block 0's position bias, then a norm. */
 function t5Stack(m: Model, inputsEmbeds: string): string {
   const { b, config } = m;
-  let hiddenStates = inputsEmbeds;
-  let positionBias: string | undefined;
-  for (let i = 0; i < config.num_layers; i++) {
-    const out = b.scope(
-      `block.${i}`,
-      () => t5Block(m, hiddenStates, { positionBias, hasRelativeAttentionBias: i === 0 }),
-    );
-    hiddenStates = out.hiddenStates;
-    positionBias = out.positionBias;
-  }
+  const blocks = Array.from({ length: config.num_layers }, (_, i) => i);
+  const { hiddenStates } = t5Blocks(m, inputsEmbeds, blocks, undefined);
   return b.scope("final_layer_norm", () => t5LayerNorm(m, hiddenStates));
+}
+
+/** The listed blocks in order; block 0 computes the position bias unless it is given. */
+function t5Blocks(
+  m: Model,
+  inputsEmbeds: string,
+  blocks: readonly number[],
+  positionBias: string | undefined,
+): BlockOutput {
+  let out = { hiddenStates: inputsEmbeds, positionBias };
+  for (const i of blocks) {
+    out = m.b.scope(
+      `block.${i}`,
+      () =>
+        t5Block(m, out.hiddenStates, {
+          positionBias: out.positionBias,
+          hasRelativeAttentionBias: i === 0,
+        }),
+    );
+  }
+  return out as BlockOutput;
 }
 
 /** What a block and its attention hand on: the hidden states and the position bias. */

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
-import { buildT5Encoder, readT5EncoderConfig, t5EncoderGraph } from "./t5_encoder.ts";
+import {
+  buildT5Encoder,
+  readT5EncoderConfig,
+  t5EncoderGraph,
+  t5EncoderParts,
+} from "./t5_encoder.ts";
 import {
   type ComponentWeights,
   loadComponentWeights,
@@ -112,6 +117,46 @@ Deno.test("a batch of two 300-token sequences matches a float64 reference", asyn
   const expected = await referenceT5(model, ids, [2, length]);
   assert.deepEqual(actual.shape, [2, length, config.d_model]);
   console.log(`300 tokens max abs error: ${assertClose(actual, expected, "300 tokens").maxAbs}`);
+});
+
+Deno.test("the text encoder in parts gives the whole graph's embeddings bit for bit", async () => {
+  for (const name of ["2b", "5b"] as const) {
+    const model = await encoder(name);
+    const config = readT5EncoderConfig(model.config, model.configPath);
+    const ids = randomIds(2 * 300, config.vocab_size, 11);
+    const whole = await encode(await session(model), ids, [2, 300]);
+    for (const blocksPerGroup of [1, 2]) {
+      const parts = t5EncoderParts({ ...model, blocksPerGroup });
+      assert.deepEqual(
+        parts.map((part) => part.name),
+        blocksPerGroup === 1
+          ? ["part_00_prologue", "part_01_block_0", "part_02_block_1", "part_03_epilogue"]
+          : ["part_00_prologue", "part_01_blocks_0_1", "part_02_epilogue"],
+      );
+      // Each weight is read by exactly one part.
+      const used = parts.flatMap((part) => [...part.graph.usedWeights()]);
+      assert.deepEqual(used.toSorted(), [...model.weights.tensors.keys()].sort());
+      const available = new Map<string, ort.Tensor>([
+        ["input_ids", new ort.Tensor("int64", ids, [2, 300])],
+      ]);
+      for (const part of parts) {
+        const s = await ort.InferenceSession.create(part.graph.toBytes(), {
+          extra: {
+            session: { model_external_initializers_file_folder_path: model.weights.folder },
+          },
+        });
+        const outputs = await s.run(
+          Object.fromEntries(part.inputs.map((input) => [input, available.get(input)!])),
+        );
+        await s.release();
+        assert.deepEqual(Object.keys(outputs).sort(), [...part.outputs].sort());
+        for (const [output, tensor] of Object.entries(outputs)) available.set(output, tensor);
+      }
+      const out = available.get("last_hidden_state")!;
+      assert.deepEqual(out.dims, whole.shape);
+      assert.deepEqual(out.data, whole.data, `${name}, ${blocksPerGroup} blocks per part`);
+    }
+  }
 });
 
 Deno.test("relu, gated-relu and gelu feed-forward layers match a float64 reference", async () => {
