@@ -143,14 +143,10 @@ export function createPromptTokenizer(
  */
 export async function findTokenizerFiles(directory: string): Promise<TokenizerFolder> {
   const source = directory.replace(/\/+$/, "");
-  const layout: TokenizerLayout | undefined = await isFile(join(source, "tokenizer.json"))
-    ? "tokenizer.json"
-    : await isFile(join(source, "spiece.model"))
-    ? "spiece.model"
-    : undefined;
-  if (!layout) {
-    throw new Error(`No tokenizer in "${source}": missing tokenizer.json or spiece.model`);
-  }
+  let layout: TokenizerLayout;
+  if (await isFile(join(source, "tokenizer.json"))) layout = "tokenizer.json";
+  else if (await isFile(join(source, "spiece.model"))) layout = "spiece.model";
+  else throw new Error(`No tokenizer in "${source}": missing tokenizer.json or spiece.model`);
   const names = layout === "tokenizer.json"
     ? ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
     : ["spiece.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
