@@ -10,11 +10,7 @@ import {
   readCogVideoXVaeDecoderConfig,
 } from "./cogvideox_vae_decoder.ts";
 import { loadComponentWeights } from "./safetensors_weights.ts";
-import {
-  chunkedDecode,
-  type ConvCaches,
-  latentFrameChunks,
-} from "../diffusion/chunked_vae_decode.ts";
+import { chunkedDecode, type ConvCaches } from "../diffusion/chunked_vae_decode.ts";
 import { toFrames } from "../nodes/vae_decode.ts";
 import { readSafetensors } from "../runtime/safetensors.ts";
 import { createTensor, type Tensor } from "../runtime/tensor.ts";
@@ -142,16 +138,6 @@ Deno.test("the decoder graph reads every decoder weight and names caches by modu
     caches.map((name) => name.replace(CONV_CACHE_INPUT_PREFIX, CONV_CACHE_OUTPUT_PREFIX)),
   );
   await session.release();
-});
-
-Deno.test("latentFrameChunks splits as diffusers' _decode: the first chunk takes the remainder", () => {
-  const lengths = (frames: number) => latentFrameChunks(frames).map(([start, end]) => end - start);
-  assert.deepEqual(latentFrameChunks(13).slice(0, 2), [[0, 3], [3, 5]]);
-  assert.deepEqual(lengths(13), [3, 2, 2, 2, 2, 2]);
-  assert.deepEqual(lengths(12), [2, 2, 2, 2, 2, 2]);
-  assert.deepEqual(lengths(3), [3]);
-  assert.deepEqual(lengths(2), [2]);
-  assert.deepEqual(lengths(1), [1]);
 });
 
 Deno.test("emptyConvCacheShape gives 0 frames at the latent size times the upsampling so far", () => {
