@@ -21,13 +21,8 @@ import {
   buildCogVideoXVaeDecoder,
   buildT5Encoder,
 } from "../builders/mod.ts";
-import {
-  modelPort,
-  modelType,
-  schedulerPort,
-  type TokenizerHandle,
-  tokenizerPort,
-} from "./ports.ts";
+import { describeTokenizerFolder } from "./load_tokenizer.ts";
+import { modelPort, modelType, schedulerPort, tokenizerPort } from "./ports.ts";
 import { sessionSettingsOf, sessionSettingsShape } from "./session_settings.ts";
 
 /** The load_pipeline node type. */
@@ -76,6 +71,7 @@ export const loadPipeline = defineNode({
       await ctx.dependsOnFile(model.path);
     }
     await ctx.dependsOnFile(schedulerPath);
+    for (const file of pipeline.tokenizer.files ?? []) await ctx.dependsOnFile(file);
     return pipeline;
   },
 });
@@ -118,21 +114,4 @@ async function openPipeline(
   }
   const tokenizer = await describeTokenizerFolder(folder.tokenizer);
   return { text_encoder, transformer, vae, tokenizer, scheduler, schedulerPath };
-}
-
-/** The tokenizer of a folder: `tokenizer.json`, else SentencePiece's `spiece.model`. */
-async function describeTokenizerFolder(dir: string): Promise<TokenizerHandle> {
-  for (const file of ["tokenizer.json", "spiece.model"]) {
-    try {
-      const stat = await Deno.stat(join(dir, file));
-      return {
-        kind: "tokenizer",
-        dir,
-        fingerprint: `${file}:${stat.size}:${stat.mtime?.getTime() ?? 0}`,
-      };
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-  }
-  throw new UserError(`Missing tokenizer in "${dir}": expected tokenizer.json or spiece.model`);
 }
