@@ -1,7 +1,13 @@
 /**
- * The launcher behind `deno task cogflow`: works out which folders the command needs (see
+ * The launcher behind `deno task cogflow`: works out which paths the command needs (see
  * `permissions.ts`) and runs the CLI in a child Deno process that may read and write only those,
- * load native code only from node_modules, run only ffmpeg, and reach no network.
+ * load only onnxruntime-node's native binding, run no program, reach no network and fetch no
+ * module (`--no-remote --cached-only`), and never write `deno.lock` (`--frozen`). Videos are
+ * encoded on the child's behalf by an ffmpeg broker (`ffmpeg_broker.ts`), a process of its own
+ * that may run only ffmpeg.
+ *
+ * The command line reaches the child on its stdin (`child_args.ts`), not as arguments: long
+ * arguments crash a process that loads ONNX Runtime in a Worker.
  *
  * Add folders with `--allow-read DIR` / `--allow-write DIR` (repeatable) or the environment
  * variables `COGFLOW_ALLOW_READ` / `COGFLOW_ALLOW_WRITE` (comma-separated).
@@ -12,42 +18,77 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ffmpegPath } from "../media/video_writer.ts";
-import { permissionFlags, scopesFor, splitLauncherOptions } from "./permissions.ts";
+import { FFMPEG_BROKER_VARIABLE } from "../media/ffmpeg_client.ts";
+import { UserError } from "../runtime/user_error.ts";
+import { ARGS_FROM_STDIN, checkArgumentSizes, sendArgs } from "./child_args.ts";
+import { UsageError } from "./common.ts";
+import { spawnFfmpegBroker } from "./ffmpeg_broker.ts";
+import {
+  permissionFlags,
+  type PermissionScopes,
+  scopesFor,
+  splitLauncherOptions,
+} from "./permissions.ts";
 
 /** Runs the CLI in a child process with scoped permissions; returns its exit code. */
 export async function launch(args: readonly string[]): Promise<number> {
   const projectDir = dirname(dirname(fileURLToPath(import.meta.url)));
   const list = (name: string) =>
     (Deno.env.get(name) ?? "").split(",").map((item) => item.trim()).filter(Boolean);
-  const scopes = await scopesFor(args, {
-    projectDir,
-    cwd: Deno.cwd(),
-    // Without ffmpeg the child may run no program; saving a video then says what is missing.
-    ffmpeg: await ffmpegPath().catch(() => undefined),
-    extraRead: list("COGFLOW_ALLOW_READ"),
-    extraWrite: list("COGFLOW_ALLOW_WRITE"),
-  });
-  const child = new Deno.Command(Deno.execPath(), {
-    env: childEnvironment(),
-    args: [
-      "run",
-      `--config=${join(projectDir, "deno.json")}`,
-      ...permissionFlags(scopes),
-      join(projectDir, "mod.ts"),
-      ...splitLauncherOptions(args).args,
-    ],
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  // Ctrl-C reaches the child too; it stops at the next step and exits with 130.
-  const ignore = () => {};
-  Deno.addSignalListener("SIGINT", ignore);
+  let scopes: PermissionScopes;
   try {
-    const status = await child.status;
-    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    checkArgumentSizes(args);
+    scopes = await scopesFor(args, {
+      projectDir,
+      cwd: Deno.cwd(),
+      extraRead: list("COGFLOW_ALLOW_READ"),
+      extraWrite: list("COGFLOW_ALLOW_WRITE"),
+    });
+  } catch (error) {
+    if (!(error instanceof UserError || error instanceof UsageError)) throw error;
+    console.error(`error: ${error.message}`);
+    return 2;
+  }
+  for (const message of scopes.notGranted) console.error(`warning: ${message}`);
+  const ffmpeg = await ffmpegPath().then(
+    (path) => ({ ffmpeg: path }),
+    (error) => ({ missing: (error as Error).message }),
+  );
+  const config = join(projectDir, "deno.json");
+  const broker = await spawnFfmpegBroker({ ...ffmpeg, dir: privateFolder(), config });
+  try {
+    // The child may read and write the broker's socket (to connect), nothing else of its folder.
+    scopes.read.push(broker.path);
+    scopes.write.push(broker.path);
+    scopes.net.push(`unix:${broker.path}`);
+    const child = new Deno.Command(Deno.execPath(), {
+      env: { ...childEnvironment(), [FFMPEG_BROKER_VARIABLE]: broker.path },
+      args: [
+        "run",
+        `--config=${config}`,
+        "--no-remote",
+        "--cached-only",
+        "--frozen",
+        ...permissionFlags(scopes),
+        join(projectDir, "mod.ts"),
+        ARGS_FROM_STDIN,
+      ],
+      stdin: "piped",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    await sendArgs(child.stdin, splitLauncherOptions(args).args);
+    // Ctrl-C reaches the child too; it stops at the next step and exits with 130.
+    const ignore = () => {};
+    Deno.addSignalListener("SIGINT", ignore);
+    try {
+      const status = await child.status;
+      return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    } finally {
+      Deno.removeSignalListener("SIGINT", ignore);
+    }
   } finally {
-    Deno.removeSignalListener("SIGINT", ignore);
+    await broker.stop();
   }
 }
 
@@ -59,6 +100,13 @@ export async function launch(args: readonly string[]): Promise<number> {
  */
 function childEnvironment(): Record<string, string> {
   return Deno.env.has("MALLOC_TRIM_THRESHOLD_") ? {} : { MALLOC_TRIM_THRESHOLD_: "0" };
+}
+
+/** A fresh path in the system's temporary folder for the broker's private folder. */
+function privateFolder(): string {
+  const random = crypto.getRandomValues(new Uint8Array(12));
+  const suffix = Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return join(Deno.env.get("TMPDIR") || "/tmp", `cogflow-ffmpeg-${suffix}`);
 }
 
 function signalNumber(signal: Deno.Signal): number {

@@ -21,11 +21,13 @@ import {
 import { GRAPH_HELP, MAIN_HELP, NODES_HELP, VALIDATE_HELP } from "./help.ts";
 import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
 import { runCommand } from "./run_command.ts";
+import { commandLine } from "./child_args.ts";
 
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
-  const [command, ...rest] = args;
   try {
+    // The launcher passes the command line on stdin (see child_args.ts).
+    const [command, ...rest] = await commandLine(args);
     switch (command) {
       case "run":
         return await runCommand(rest, io);

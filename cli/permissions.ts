@@ -1,16 +1,25 @@
 /**
- * Least privilege for the command line: from the arguments and the workflow files, the folders a
- * run needs (the workflow's, the models' and other input paths, the outputs' and the caches'),
- * and the Deno permission flags that grant exactly those.
+ * Least privilege for the command line: from the arguments and the workflow files, the paths a
+ * run needs (the workflow's folder, the models' and other input paths, the outputs' and the
+ * caches' folders), and the Deno permission flags that grant exactly those.
+ *
+ * What the user typed (`--set`, `--cache`, `--plugin`, the launcher's `--allow-read` and
+ * `--allow-write`) is granted as given. What a workflow file asks for by itself (a param's
+ * default, a plugin it names) is granted only inside the current folder, the workflow's folder or
+ * the project; anything else is reported in `notGranted`, with the way to grant it. No write
+ * access ever covers cogflow's own code or `node_modules` (a plugin could change the code that
+ * later runs, or plant a library there to load): inside the project only `out/`, `.cache/` and
+ * `bench/out/` are writable.
  *
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { type ParamOverride, parseSetArgument, resolveParams } from "../engine/params.ts";
 import { readWorkflowDocument } from "../engine/workflow_document.ts";
 import { parseYamlSource } from "../engine/yaml_source.ts";
+import { UserError } from "../runtime/user_error.ts";
 
 /** The scopes a command needs. */
 export interface PermissionScopes {
@@ -18,12 +27,14 @@ export interface PermissionScopes {
   read: string[];
   /** Paths to write. */
   write: string[];
-  /** Paths of native libraries (onnxruntime-node). */
+  /** Native libraries that may be loaded (onnxruntime-node's binding). */
   ffi: string[];
-  /** Programs to run (ffmpeg). */
-  run: string[];
   /** Environment variables to read. */
   env: string[];
+  /** Network destinations: only the ffmpeg broker's Unix socket (`unix:PATH`). */
+  net: string[];
+  /** Paths the workflow asked for that were not granted, as messages saying how to grant them. */
+  notGranted: string[];
 }
 
 /** Where cogflow is installed and where it runs. */
@@ -32,8 +43,6 @@ export interface ScopeContext {
   projectDir: string;
   /** The current folder. */
   cwd: string;
-  /** The ffmpeg binary, if known. */
-  ffmpeg?: string;
   /** Extra folders to read (`COGFLOW_ALLOW_READ`, comma-separated). */
   extraRead?: string[];
   /** Extra folders to write (`COGFLOW_ALLOW_WRITE`, comma-separated). */
@@ -41,7 +50,17 @@ export interface ScopeContext {
 }
 
 /** Environment variables cogflow and its packages read. */
-export const ENV_VARIABLES = ["COGFLOW_FFMPEG", "LOG_TOKENS", "LOG_STREAM", "NO_COLOR"];
+export const ENV_VARIABLES = [
+  "COGFLOW_FFMPEG",
+  "COGFLOW_FFMPEG_BROKER",
+  "COGFLOW_PLUGIN_TIMEOUT",
+  "LOG_TOKENS",
+  "LOG_STREAM",
+  "NO_COLOR",
+];
+
+/** Folders inside the project that may be written (everything else there is code). */
+export const WRITABLE_PROJECT_FOLDERS = ["out", ".cache", join("bench", "out")];
 
 /** Removes the launcher's own options (`--allow-read DIR`, `--allow-write DIR`) from the arguments. */
 export function splitLauncherOptions(
@@ -64,46 +83,52 @@ export function splitLauncherOptions(
   return { args: rest, read, write };
 }
 
-/** The scopes a command line needs; unreadable or invalid workflows add nothing (the run reports them). */
+/**
+ * The scopes a command line needs. Unreadable or invalid workflows add nothing (the CLI reports
+ * them). Throws {@link UserError} for a path the user asked for that cannot be granted.
+ */
 export async function scopesFor(
   args: readonly string[],
   context: ScopeContext,
 ): Promise<PermissionScopes> {
   const { args: commandArgs, read: extraRead, write: extraWrite } = splitLauncherOptions(args);
-  const cacheRoot = join(context.cwd, ".cache");
-  const scopes: PermissionScopes = {
-    read: [context.projectDir, join(context.cwd, "out"), cacheRoot],
-    write: [join(context.cwd, "out"), cacheRoot],
-    ffi: [join(context.projectDir, "node_modules")],
-    run: context.ffmpeg ? [context.ffmpeg] : [],
-    env: [...ENV_VARIABLES],
-  };
+  const scopes = new ScopeBuilder(context.projectDir);
+  scopes.read(context.projectDir, "the project");
+  for (const folder of [join(context.cwd, "out"), join(context.cwd, ".cache")]) {
+    // Only where that cannot reach cogflow's code (running from inside a code folder).
+    if (writeProblem(folder, context.projectDir) === undefined) scopes.write(folder, "a default");
+  }
+  scopes.ffi.push(...nativeLibraries(context.projectDir));
   for (const path of [...(context.extraRead ?? []), ...extraRead]) {
-    scopes.read.push(resolve(context.cwd, path));
+    scopes.read(resolve(context.cwd, path), "--allow-read");
   }
   for (const path of [...(context.extraWrite ?? []), ...extraWrite]) {
-    scopes.write.push(resolve(context.cwd, path));
-    scopes.read.push(resolve(context.cwd, path));
+    scopes.write(resolve(context.cwd, path), "--allow-write");
   }
   const [command, ...rest] = commandArgs;
   const parsed = parseCommandArgs(rest);
-  if (!parsed) return dedupe(scopes);
-  if (parsed.cache) {
-    scopes.write.push(resolve(context.cwd, parsed.cache));
-    scopes.read.push(resolve(context.cwd, parsed.cache));
+  if (!parsed) return scopes.result();
+  if (parsed.allowRemotePlugins) {
+    throw new UserError(
+      "Remote plugins cannot be loaded under the launcher: it gives the CLI no network " +
+        "(--allow-remote-plugins): download the plugin and name its local file",
+    );
   }
+  if (parsed.cache) scopes.write(resolve(context.cwd, parsed.cache), "--cache");
   for (const plugin of parsed.plugins) {
-    if (!/^[a-z]+:/i.test(plugin)) scopes.read.push(dirname(resolve(context.cwd, plugin)));
+    if (!/^[a-z]+:/i.test(plugin)) {
+      scopes.read(dirname(resolve(context.cwd, plugin)), `--plugin ${plugin}`);
+    }
   }
   if (command === "run" || command === "validate" || command === "graph") {
     for (const file of parsed.workflows) {
-      await addWorkflowScopes(resolve(context.cwd, file), parsed.set, context.cwd, scopes);
+      await addWorkflowScopes(resolve(context.cwd, file), parsed.set, context, scopes);
     }
   }
-  return dedupe(scopes);
+  return scopes.result();
 }
 
-/** The Deno flags granting `scopes` (and nothing else: no network, no system information). */
+/** The Deno flags granting `scopes` (and nothing else: no programs, no system information). */
 export function permissionFlags(scopes: PermissionScopes): string[] {
   const flag = (name: string, values: string[]) =>
     values.length > 0 ? [`--allow-${name}=${values.join(",")}`] : [];
@@ -111,10 +136,111 @@ export function permissionFlags(scopes: PermissionScopes): string[] {
     ...flag("read", scopes.read),
     ...flag("write", scopes.write),
     ...flag("ffi", scopes.ffi),
-    ...flag("run", scopes.run),
     ...flag("env", scopes.env),
+    ...flag("net", scopes.net),
     "--no-prompt",
   ];
+}
+
+/**
+ * onnxruntime-node's native bindings (`*.node`) for this platform, by their real paths (Deno
+ * checks those). The ONNX Runtime libraries beside them, the CUDA provider among them, are
+ * loaded by the binding's own loader, which Deno's permissions do not see, so they need no grant.
+ */
+export function nativeLibraries(projectDir: string): string[] {
+  const os = ({ windows: "win32" } as Record<string, string>)[Deno.build.os] ?? Deno.build.os;
+  const arch = ({ x86_64: "x64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch] ??
+    Deno.build.arch;
+  const folder = join(projectDir, "node_modules", "onnxruntime-node", "bin", "napi-v6", os, arch);
+  const found: string[] = [];
+  try {
+    for (const entry of Deno.readDirSync(folder)) {
+      if (entry.name.endsWith(".node")) found.push(Deno.realPathSync(join(folder, entry.name)));
+    }
+  } catch {
+    // Not installed: loading ONNX Runtime then says so.
+  }
+  return found.sort();
+}
+
+/**
+ * Why `path` must not be writable, or undefined: it is the project folder or holds it, or lies
+ * inside the project outside {@link WRITABLE_PROJECT_FOLDERS}. Symbolic links are followed.
+ */
+export function writeProblem(path: string, projectDir: string): string | undefined {
+  const real = realPathOfExisting(path);
+  const project = realPathOfExisting(projectDir);
+  if (isInside(project, real)) return `it holds cogflow's code (${projectDir})`;
+  if (!isInside(real, project)) return undefined;
+  const writable = WRITABLE_PROJECT_FOLDERS.some((folder) => isInside(real, join(project, folder)));
+  return writable ? undefined : `it is part of cogflow's code in ${projectDir}`;
+}
+
+/** Whether `path` is `folder` or inside it (both absolute and normalized). */
+export function isInside(path: string, folder: string): boolean {
+  const rest = relative(folder, path);
+  return rest === "" || (!rest.startsWith(`..${sep}`) && rest !== ".." && !isAbsolute(rest));
+}
+
+/** Collects grants, checking each: a comma cannot be granted, nor a write that reaches code. */
+class ScopeBuilder {
+  #read: string[] = [];
+  #write: string[] = [];
+  ffi: string[] = [];
+  #notGranted: string[] = [];
+
+  constructor(readonly projectDir: string) {}
+
+  /** Grants reading `path`, which `origin` (a flag or `--set name`) asked for. */
+  read(path: string, origin: string): void {
+    this.#check(path, origin, "read");
+    this.#read.push(path);
+  }
+
+  /** Grants writing (and reading) `path`. */
+  write(path: string, origin: string): void {
+    this.#check(path, origin, "write");
+    const problem = writeProblem(path, this.projectDir);
+    if (problem) {
+      throw new UserError(`Cannot grant write access to "${path}" (${origin}): ${problem}`);
+    }
+    this.#write.push(path);
+    this.#read.push(path);
+  }
+
+  /** Records a path a workflow file asked for that is not granted. */
+  refuse(message: string): void {
+    this.#notGranted.push(message);
+  }
+
+  /** Whether `path` may be granted for a workflow file's own request (`write`: as output). */
+  grantable(path: string, write: boolean): string | undefined {
+    if (path.includes(",")) return "it has a comma, which Deno's permission flags cannot take";
+    if (write) return writeProblem(path, this.projectDir);
+    return undefined;
+  }
+
+  result(): PermissionScopes {
+    const unique = (values: string[]) => [...new Set(values)];
+    return {
+      read: unique(this.#read),
+      write: unique(this.#write),
+      ffi: unique(this.ffi),
+      env: [...ENV_VARIABLES],
+      net: [],
+      notGranted: unique(this.#notGranted),
+    };
+  }
+
+  #check(path: string, origin: string, access: string) {
+    if (path.includes(",")) {
+      throw new UserError(
+        `Cannot grant ${access} access to "${path}" (${origin}): Deno's permission flags ` +
+          "separate paths with commas, so a path with a comma cannot be granted: " +
+          "choose a path without one",
+      );
+    }
+  }
 }
 
 function parseCommandArgs(args: string[]) {
@@ -125,6 +251,7 @@ function parseCommandArgs(args: string[]) {
         set: { type: "string", multiple: true },
         cache: { type: "string" },
         plugin: { type: "string", multiple: true },
+        "allow-remote-plugins": { type: "boolean" },
       },
       allowPositionals: true,
       strict: false,
@@ -134,6 +261,7 @@ function parseCommandArgs(args: string[]) {
       set: (values.set as string[] | undefined) ?? [],
       cache: typeof values.cache === "string" ? values.cache : undefined,
       plugins: (values.plugin as string[] | undefined) ?? [],
+      allowRemotePlugins: values["allow-remote-plugins"] === true,
     };
   } catch {
     return undefined;
@@ -142,13 +270,15 @@ function parseCommandArgs(args: string[]) {
 
 /**
  * Adds a workflow's folder, its plugins' folders, the paths its `path` params name (read) and the
- * folders of its `output_path` params (read and write).
+ * folders of its `output_path` params (read and write). A value from `--set` is granted as given;
+ * one from the file (a default, a plugin) only inside the current folder, the workflow's folder
+ * or the project. Anything the file cannot be read as adds nothing: the CLI reports it.
  */
 async function addWorkflowScopes(
   file: string,
   set: string[],
-  cwd: string,
-  scopes: PermissionScopes,
+  context: ScopeContext,
+  scopes: ScopeBuilder,
 ) {
   let text: string;
   try {
@@ -157,39 +287,81 @@ async function addWorkflowScopes(
     return;
   }
   const dir = dirname(file);
-  scopes.read.push(dir);
-  const source = parseYamlSource(text, file);
-  const { document } = readWorkflowDocument(source);
-  if (!document) return;
+  scopes.read(dir, `the folder of ${basename(file)}`);
+  let found;
+  try {
+    const source = parseYamlSource(text, file);
+    const { document } = readWorkflowDocument(source);
+    if (!document) return;
+    const overrides = new Map<string, ParamOverride>();
+    for (const argument of set) {
+      const parsed = parseSetArgument(argument);
+      if (typeof parsed !== "string") overrides.set(parsed.name, parsed.override);
+    }
+    const { values } = resolveParams(document.params, overrides, {
+      workflowDir: dir,
+      cwd: context.cwd,
+    });
+    found = { document, overrides, values };
+  } catch {
+    // Nested too deeply, a bad alias: the CLI reports it when it reads the file.
+    return;
+  }
+  const { document, overrides, values } = found;
+  const roots = [context.cwd, dir, context.projectDir].map(realPathOfExisting);
+  /** Whether a path the file asks for may be granted; if not, says so and how to grant it. */
+  const fromFile = (path: string, write: boolean, subject: string, grant: string) => {
+    const real = realPathOfExisting(path);
+    const problem = roots.some((root) => isInside(real, root))
+      ? scopes.grantable(path, write)
+      : "it is outside the current folder, the workflow's folder and the project";
+    if (problem) scopes.refuse(`${subject} "${path}" is not granted: ${problem}: ${grant}`);
+    return problem === undefined;
+  };
+  const name = basename(file);
   for (const plugin of document.plugins) {
-    if (!/^[a-z]+:/i.test(plugin)) {
-      scopes.read.push(dirname(isAbsolute(plugin) ? plugin : resolve(dir, plugin)));
+    if (/^[a-z]+:/i.test(plugin)) continue;
+    const folder = dirname(isAbsolute(plugin) ? plugin : resolve(dir, plugin));
+    const subject = `The folder of plugin "${plugin}" in ${name}`;
+    if (fromFile(folder, false, subject, `pass --allow-read ${folder}`)) {
+      scopes.read(folder, `plugin "${plugin}"`);
     }
   }
-  const overrides = new Map<string, ParamOverride>();
-  for (const argument of set) {
-    const parsed = parseSetArgument(argument);
-    if (typeof parsed !== "string") overrides.set(parsed.name, parsed.override);
-  }
-  const { values } = resolveParams(document.params, overrides, { workflowDir: dir, cwd });
-  for (const [name, declaration] of document.params) {
-    const value = values.get(name);
+  for (const [param, declaration] of document.params) {
+    const value = values.get(param);
     if (typeof value !== "string") continue;
-    if (declaration.type.includes("path")) scopes.read.push(value);
-    if (declaration.type.includes("output_path")) {
-      scopes.read.push(dirname(value));
-      scopes.write.push(dirname(value));
+    const output = declaration.type.includes("output_path");
+    if (!output && !declaration.type.includes("path")) continue;
+    const path = output ? dirname(value) : value;
+    const add = (origin: string) =>
+      output ? scopes.write(path, origin) : scopes.read(path, origin);
+    if (overrides.has(param)) {
+      add(`--set ${param}`);
+      continue;
     }
+    const subject = output
+      ? `The folder of the default of param "${param}" in ${name}`
+      : `The default of param "${param}" in ${name}`;
+    const how = `set the param on the command line (--set ${param}=...) or pass --allow-${
+      output ? "write" : "read"
+    } ${path}`;
+    if (fromFile(path, output, subject, how)) add(`the default of param "${param}"`);
   }
 }
 
-function dedupe(scopes: PermissionScopes): PermissionScopes {
-  const unique = (values: string[]) => [...new Set(values)];
-  return {
-    read: unique(scopes.read),
-    write: unique(scopes.write),
-    ffi: unique(scopes.ffi),
-    run: unique(scopes.run),
-    env: unique(scopes.env),
-  };
+/** The real path of `path`, following links as far as the path exists. */
+function realPathOfExisting(path: string): string {
+  const absolute = resolve(path);
+  let existing = absolute;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(Deno.realPathSync(existing), ...rest.reverse());
+    } catch {
+      const parent = dirname(existing);
+      if (parent === existing) return absolute;
+      rest.push(basename(existing));
+      existing = parent;
+    }
+  }
 }

@@ -18,6 +18,8 @@ import { join } from "node:path";
 import { type AtomicOutputOptions, withAtomicOutput } from "../runtime/atomic_file.ts";
 import { checkSameSize, createImage, type RgbImage } from "./image.ts";
 import { encodePng } from "./png.ts";
+import { encodeThroughBroker, ffmpegBrokerPath } from "./ffmpeg_client.ts";
+import { type EncodeRequest, ffmpegArgs } from "./ffmpeg_protocol.ts";
 
 /** Options of every video writer. */
 export interface VideoOptions extends AtomicOutputOptions {
@@ -87,30 +89,7 @@ export async function writeMp4(
   }
   checkSameSize(frames);
   const evenFrames = frames.map(padToEven);
-  const outputArgs = [
-    "-an",
-    "-vf",
-    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
-    "-c:v",
-    "libx264",
-    "-preset",
-    preset,
-    "-crf",
-    String(crf),
-    "-colorspace",
-    "bt709",
-    "-color_primaries",
-    "bt709",
-    "-color_trc",
-    "bt709",
-    "-color_range",
-    "tv",
-    "-movflags",
-    "+faststart",
-    "-f",
-    "mp4",
-  ];
-  await encodeWithFfmpeg(path, evenFrames, outputArgs, options);
+  await encodeWithFfmpeg(path, evenFrames, { format: "mp4", crf, preset }, options);
 }
 
 /**
@@ -123,15 +102,7 @@ export async function writeGif(
   frames: readonly RgbImage[],
   options: VideoOptions = {},
 ): Promise<void> {
-  const outputArgs = [
-    "-filter_complex",
-    "[0:v]split[frames][forPalette];[forPalette]palettegen[palette];[frames][palette]paletteuse",
-    "-loop",
-    "0",
-    "-f",
-    "gif",
-  ];
-  await encodeWithFfmpeg(path, frames, outputArgs, options);
+  await encodeWithFfmpeg(path, frames, { format: "gif" }, options);
 }
 
 /**
@@ -191,11 +162,14 @@ function frameFileName(index: number, count: number): string {
   return `frame_${String(index).padStart(digits, "0")}.png`;
 }
 
-/** Runs ffmpeg with raw frames on stdin and `outputArgs` before the output path. */
+/**
+ * Encodes raw frames with ffmpeg: through the launcher's broker when this process runs under it
+ * (it may run no program itself), else by running ffmpeg here.
+ */
 async function encodeWithFfmpeg(
   path: string,
   frames: readonly RgbImage[],
-  outputArgs: string[],
+  encoding: Pick<EncodeRequest, "format" | "crf" | "preset">,
   options: VideoOptions,
 ): Promise<void> {
   const fps = options.fps ?? videoDefaults.fps;
@@ -203,15 +177,31 @@ async function encodeWithFfmpeg(
     throw new RangeError(`Invalid fps ${fps}: expected a positive number`);
   }
   const { width, height, channels } = checkSameSize(frames);
+  const request: EncodeRequest = {
+    ...encoding,
+    width,
+    height,
+    channels: channels === 3 ? 3 : 4,
+    fps,
+    frames: frames.length,
+  };
+  const broker = ffmpegBrokerPath();
+  if (broker) {
+    await withAtomicOutput(path, async (temporaryPath) => {
+      const data = frames.map((frame) => frame.data);
+      const bytes = await encodeThroughBroker(broker, request, data, options.signal).catch(
+        (error) => {
+          options.signal?.throwIfAborted();
+          throw new Error(`Cannot write "${path}": ${(error as Error).message}`);
+        },
+      );
+      await Deno.writeFile(temporaryPath, bytes, { createNew: true, signal: options.signal });
+    }, options);
+    return;
+  }
   const executable = await ffmpegPath(options);
   await withAtomicOutput(path, async (temporaryPath) => {
-    const args = [
-      ...["-hide_banner", "-nostats", "-loglevel", "error"],
-      ...["-f", "rawvideo", "-pix_fmt", channels === 3 ? "rgb24" : "rgba"],
-      ...["-video_size", `${width}x${height}`, "-framerate", String(fps), "-i", "pipe:0"],
-      ...outputArgs,
-      ...["-y", temporaryPath],
-    ];
+    const args = ffmpegArgs(request, temporaryPath);
     await runWithInput(executable, args, frames, path, options.signal);
   }, options);
 }
