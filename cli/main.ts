@@ -9,10 +9,11 @@ import { parseArgs } from "node:util";
 import { builtinRegistry, loadWorkflow } from "../api/mod.ts";
 import {
   describeNodeType,
-  formatDiagnostic,
+  escapeControl,
   importPlugin,
   type NodeTypeDescription,
   PluginError,
+  quote,
   summarizeSchema,
   toDot,
   toMermaid,
@@ -20,6 +21,7 @@ import {
 } from "../engine/mod.ts";
 import { GRAPH_HELP, MAIN_HELP, NODES_HELP, VALIDATE_HELP } from "./help.ts";
 import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
+import { countErrors, formatDiagnostics, formatFailure } from "./failure.ts";
 import { runCommand } from "./run_command.ts";
 import { commandLine } from "./child_args.ts";
 
@@ -45,7 +47,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return command === undefined ? EXIT.invalid : EXIT.ok;
       default:
         throw new UsageError(
-          `Unknown command "${command}": expected run, validate, graph or nodes`,
+          `Unknown command ${quote(command)}: expected run, validate, graph or nodes`,
         );
     }
   } catch (error) {
@@ -53,27 +55,27 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
   }
 }
 
-/** Prints an error the way its kind deserves; returns the exit code. */
+/**
+ * Prints an error the way its kind deserves (never a stack trace, unless `COGFLOW_DEBUG=1` and the
+ * error is an internal one); returns the exit code.
+ */
 export function reportFailure(error: unknown, io: CliIo): number {
   if (error instanceof WorkflowError) {
-    for (const diagnostic of error.diagnostics) {
-      io.stderr.write(`error: ${formatDiagnostic(diagnostic)}\n`);
-    }
-    const count = error.diagnostics.length;
-    io.stderr.write(`${count} error${count === 1 ? "" : "s"}\n`);
+    io.stderr.write(formatDiagnostics(error.diagnostics));
+    io.stderr.write(`${countErrors(error.diagnostics.length)}\n`);
     return EXIT.invalid;
   }
   if (error instanceof UsageError || isParseArgsError(error)) {
-    io.stderr.write(`error: ${(error as Error).message}\nRun "cogflow --help" for usage.\n`);
+    io.stderr.write(
+      `error: ${escapeControl((error as Error).message)}\nRun "cogflow --help" for usage.\n`,
+    );
     return EXIT.invalid;
   }
   if (error instanceof PluginError) {
-    io.stderr.write(`error: ${error.message}\n`);
+    io.stderr.write(`error: ${escapeControl(error.message)}\n`);
     return EXIT.invalid;
   }
-  io.stderr.write(
-    `error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`,
-  );
+  io.stderr.write(formatFailure(error));
   return EXIT.failed;
 }
 
@@ -102,19 +104,15 @@ async function validateCommand(args: readonly string[], io: CliIo): Promise<numb
         allowRemotePlugins: values["allow-remote-plugins"],
       });
       results.push({ file, ok: true, nodes: workflow.graph.nodes.size });
-      if (!values.json) io.stdout.write(`${file}: ok (${workflow.graph.nodes.size} nodes)\n`);
+      if (!values.json) {
+        io.stdout.write(`${escapeControl(file)}: ok (${workflow.graph.nodes.size} nodes)\n`);
+      }
     } catch (error) {
       if (!(error instanceof WorkflowError)) throw error;
       results.push({ file, ok: false, errors: [...error.diagnostics] });
       if (!values.json) {
-        for (const diagnostic of error.diagnostics) {
-          io.stderr.write(`error: ${formatDiagnostic(diagnostic)}\n`);
-        }
-        io.stdout.write(
-          `${file}: ${error.diagnostics.length} error${
-            error.diagnostics.length === 1 ? "" : "s"
-          }\n`,
-        );
+        io.stderr.write(formatDiagnostics(error.diagnostics));
+        io.stdout.write(`${escapeControl(file)}: ${countErrors(error.diagnostics.length)}\n`);
       }
     }
   }
@@ -135,7 +133,7 @@ async function graphCommand(args: readonly string[], io: CliIo): Promise<number>
   }
   if (positionals.length !== 1) throw new UsageError("graph needs exactly one workflow file");
   if (values.format !== "mermaid" && values.format !== "dot") {
-    throw new UsageError(`Unknown graph format "${values.format}": expected mermaid or dot`);
+    throw new UsageError(`Unknown graph format ${quote(values.format)}: expected mermaid or dot`);
   }
   const workflow = await loadWorkflow(positionals[0], {
     set: values.set ?? [],
@@ -166,7 +164,7 @@ async function nodesCommand(args: readonly string[], io: CliIo): Promise<number>
       baseDir: Deno.cwd(),
       allowRemote: values["allow-remote-plugins"],
     });
-    registry.registerModule(exports, `plugin "${plugin}"`);
+    registry.registerModule(exports, `plugin ${quote(plugin)}`);
   }
   const descriptions = registry.list().map((entry) =>
     describeNodeType(entry.definition, entry.module)

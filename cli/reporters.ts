@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RunEvent } from "../engine/mod.ts";
+import { escapeControl, type RunEvent } from "../engine/mod.ts";
 import { formatBytes } from "../runtime/byte_size.ts";
 
 /** Something that shows a run's events. */
@@ -96,9 +96,9 @@ export class PlainReporter implements Reporter {
     this.#progressEveryMs = options.progressEveryMs ?? 5000;
   }
 
-  /** Prints the event as a line where it matters. */
+  /** Prints the event as a line where it matters (control characters escaped: one line each). */
   handle(event: RunEvent): void {
-    const line = (text: string) => this.#sink.write(`${text}\n`);
+    const line = (text: string) => this.#sink.write(`${escapeControl(text)}\n`);
     switch (event.type) {
       case "run_start":
         line(
@@ -201,7 +201,7 @@ export class TerminalReporter implements Reporter {
   handle(event: RunEvent): void {
     switch (event.type) {
       case "run_start":
-        this.#print(`▶ ${event.workflow} (${event.nodes.length} nodes)`);
+        this.#print(`▶ ${escapeControl(event.workflow)} (${event.nodes.length} nodes)`);
         if (this.#timer === undefined) {
           this.#timer = setInterval(() => this.#redraw(), 120);
           Deno.unrefTimer(this.#timer);
@@ -229,7 +229,11 @@ export class TerminalReporter implements Reporter {
       }
       case "node_log":
         if (event.level !== "debug") {
-          this.#print(`  ${event.level === "warn" ? "⚠" : "ℹ"} ${event.node}: ${event.message}`);
+          this.#print(
+            `  ${event.level === "warn" ? "⚠" : "ℹ"} ${event.node}: ${
+              escapeControl(event.message)
+            }`,
+          );
         }
         break;
       case "node_end":
@@ -238,7 +242,7 @@ export class TerminalReporter implements Reporter {
         break;
       case "node_error":
         this.#running.delete(event.node);
-        this.#print(`  ✗ ${event.node}: ${event.message}`);
+        this.#print(`  ✗ ${event.node}: ${escapeControl(event.message)}`);
         break;
       case "memory":
         this.#print(`    ${memoryLine(event)}`);
@@ -257,7 +261,7 @@ export class TerminalReporter implements Reporter {
 
   /** Prints the note above the live area. */
   note(text: string): void {
-    this.#print(text);
+    this.#print(escapeControl(text));
   }
 
   /** Stops redrawing and clears the live area. */

@@ -11,10 +11,11 @@ import { loadWorkflow, type RunResult, runWorkflow } from "../api/mod.ts";
 import { memoryChartSvg } from "../media/memory_chart.ts";
 import { writeFileAtomic } from "../runtime/atomic_file.ts";
 import { formatBytes, parseByteSize } from "../runtime/byte_size.ts";
-import { NodeFailure, RunCancelled, type RunEvent, UserError } from "../engine/mod.ts";
+import { escapeControl, NodeFailure, quote, RunCancelled, type RunEvent } from "../engine/mod.ts";
 
 import { RUN_HELP } from "./help.ts";
 import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
+import { formatFailure } from "./failure.ts";
 import {
   formatDuration,
   JsonReporter,
@@ -51,13 +52,13 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     : parseByteSize(values["cache-size"]);
   if (values["cache-size"] !== undefined && cacheMaxBytes === undefined) {
     throw new UsageError(
-      `Invalid --cache-size "${values["cache-size"]}": expected a size like 10GiB or 500MB`,
+      `Invalid --cache-size ${quote(values["cache-size"])}: expected a size like 10GiB or 500MB`,
     );
   }
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
     throw new UsageError(
-      `Invalid --concurrency "${values.concurrency}": expected a whole number >= 1`,
+      `Invalid --concurrency ${quote(values.concurrency)}: expected a whole number >= 1`,
     );
   }
 
@@ -111,10 +112,7 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       return EXIT.interrupted;
     }
     if (error instanceof NodeFailure) {
-      io.stderr.write(`error: ${error.message}\n`);
-      if (!isUserFacing(error.cause) && error.cause instanceof Error && error.cause.stack) {
-        io.stderr.write(`${error.cause.stack}\n`);
-      }
+      io.stderr.write(formatFailure(error));
       return EXIT.failed;
     }
     throw error;
@@ -194,16 +192,8 @@ function addInterruptListener(listener: () => void): boolean {
   }
 }
 
-/** Errors the user fixes (bad files, bad values), printed without a stack trace. */
-export function isUserFacing(error: unknown): boolean {
-  return error instanceof UserError ||
-    error instanceof Deno.errors.NotFound ||
-    error instanceof Deno.errors.PermissionDenied ||
-    error instanceof Deno.errors.AlreadyExists ||
-    error instanceof Deno.errors.NotCapable;
-}
-
+/** A path as printed: relative to the current folder when inside it, control characters escaped. */
 function displayPath(path: string): string {
   const fromHere = relative(Deno.cwd(), path);
-  return fromHere.startsWith("..") ? path : fromHere;
+  return escapeControl(fromHere.startsWith("..") ? path : fromHere);
 }

@@ -12,6 +12,8 @@ import {
   type Diagnostic,
   didYouMean,
   type DocumentPath,
+  HintBudget,
+  quote,
   type SourcePosition,
   UserError,
 } from "./diagnostics.ts";
@@ -40,8 +42,15 @@ export interface BuildContext {
   registry: NodeRegistry;
   /** Resolved param values. */
   params: ReadonlyMap<string, unknown>;
+  /**
+   * Where the params set from outside the file came from (`--set seed=42`), by name: a setting
+   * such a value does not fit is reported at its origin, not at the file.
+   */
+  origins?: ReadonlyMap<string, string>;
   /** Bases for relative paths in settings. */
   bases: PathBases;
+  /** Shared by the did-you-mean hints of one validation (default: one per build). */
+  hints?: HintBudget;
   /** Source positions of document paths. */
   locate: (path: DocumentPath, options?: { key?: boolean }) => SourcePosition | undefined;
 }
@@ -69,11 +78,13 @@ export async function buildGraph(
   };
 
   const declared = new Map(document.nodes.map((node) => [node.id, node]));
+  const hints = context.hints ?? new HintBudget();
+  const settingsContext = { ...context, hints };
   // Params declared in the file; one whose value was refused is reported already, not as unknown.
   const declaredParams = new Set(document.params.keys());
   const disabled = new Set<string>();
   for (const node of document.nodes) {
-    if (!isEnabled(node, context.params, declaredParams, report)) disabled.add(node.id);
+    if (!isEnabled(node, context.params, declaredParams, report, hints)) disabled.add(node.id);
   }
 
   // Types and settings.
@@ -83,15 +94,25 @@ export async function buildGraph(
     const path = ["nodes", declaration.id];
     const registered = context.registry.get(declaration.type);
     if (!registered) {
-      report([...path, "type"], "unknown_node_type", `Unknown node type "${declaration.type}"`, {
-        node: declaration.id,
-        hint: didYouMean(declaration.type, context.registry.types()),
-      });
+      report(
+        [...path, "type"],
+        "unknown_node_type",
+        `Unknown node type ${quote(declaration.type)}`,
+        {
+          node: declaration.id,
+          hint: didYouMean(declaration.type, context.registry.types(), hints),
+        },
+      );
       continue;
     }
-    const settings = declaration.malformed?.includes("with")
-      ? undefined
-      : parseSettings(declaration, registered.definition, context, declaredParams, report);
+    const settings = declaration.malformed?.includes("with") ? undefined : parseSettings(
+      declaration,
+      registered.definition,
+      settingsContext,
+      declaredParams,
+      report,
+      diagnostics,
+    );
     nodes.set(declaration.id, {
       id: declaration.id,
       type: declaration.type,
@@ -117,7 +138,7 @@ export async function buildGraph(
       report(
         path,
         "invalid_reference",
-        `Invalid reference "${reference}": expected \`node\` or \`node.output\``,
+        `Invalid reference ${quote(reference)}: expected \`node\` or \`node.output\``,
         { node: from },
       );
       return undefined;
@@ -128,13 +149,15 @@ export async function buildGraph(
         report(
           path,
           "disabled_reference",
-          `Node "${nodeId}" is switched off by its \`when:\` condition but "${from}" uses it`,
+          `Node ${quote(nodeId)} is switched off by its \`when:\` condition but ${
+            quote(from)
+          } uses it`,
           { node: from },
         );
       } else if (!declared.has(nodeId)) {
-        report(path, "unknown_node", `Unknown node "${nodeId}"`, {
+        report(path, "unknown_node", `Unknown node ${quote(nodeId)}`, {
           node: from,
-          hint: didYouMean(nodeId, [...declared.keys()]),
+          hint: didYouMean(nodeId, declared.keys(), hints),
         });
       }
       return undefined;
@@ -145,9 +168,9 @@ export async function buildGraph(
       report(
         path,
         "ambiguous_reference",
-        `Node "${nodeId}" has several outputs (${outputs.join(", ")}): name one, as "${nodeId}.${
-          outputs[0]
-        }"`,
+        `Node ${quote(nodeId)} has several outputs (${outputs.join(", ")}): name one, as ${
+          quote(`${nodeId}.${outputs[0]}`)
+        }`,
         { node: from },
       );
       return undefined;
@@ -156,7 +179,7 @@ export async function buildGraph(
       report(
         path,
         "unknown_output",
-        `Node "${nodeId}" (${target.type}) has no output "${port}": ${
+        `Node ${quote(nodeId)} (${target.type}) has no output ${quote(port)}: ${
           outputs.length > 0 ? `its outputs are ${outputs.join(", ")}` : "it has no outputs"
         }`,
         {
@@ -178,7 +201,7 @@ export async function buildGraph(
         report(
           path,
           "unknown_input",
-          `Node type "${node.type}" has no input "${port}": ${
+          `Node type ${quote(node.type)} has no input ${quote(port)}: ${
             ports.length > 0 ? `its inputs are ${ports.join(", ")}` : "it has no inputs"
           }`,
           {
@@ -194,7 +217,9 @@ export async function buildGraph(
         report(
           path,
           "hook_input_connected",
-          `Input "${port}" of hook "${node.id}" comes from \`wraps:\`: remove it from \`in:\``,
+          `Input ${quote(port)} of hook ${
+            quote(node.id)
+          } comes from \`wraps:\`: remove it from \`in:\``,
           { node: node.id, port, key: true },
         );
         continue;
@@ -212,11 +237,11 @@ export async function buildGraph(
       report(
         path,
         "disabled_reference",
-        `Node "${id}" is switched off by its \`when:\` condition but \`outputs:\` names it`,
+        `Node ${quote(id)} is switched off by its \`when:\` condition but \`outputs:\` names it`,
       );
     } else if (!declared.has(id)) {
-      report(path, "unknown_node", `Unknown node "${id}" in \`outputs:\``, {
-        hint: didYouMean(id, [...declared.keys()]),
+      report(path, "unknown_node", `Unknown node ${quote(id)} in \`outputs:\``, {
+        hint: didYouMean(id, declared.keys(), hints),
       });
     }
   });
@@ -232,7 +257,7 @@ export async function buildGraph(
       report(
         wrapsPath,
         "not_a_hook",
-        `Node type "${hookNode.type}" is not a hook and cannot wrap other nodes`,
+        `Node type ${quote(hookNode.type)} is not a hook and cannot wrap other nodes`,
         { node: hookNode.id },
       );
       continue;
@@ -244,7 +269,7 @@ export async function buildGraph(
       const path = [...wrapsPath, index];
       const [targetId, port] = entry.split(".");
       if (targetId === hookNode.id) {
-        report(path, "hook_wraps_itself", `Hook "${hookNode.id}" cannot wrap itself`, {
+        report(path, "hook_wraps_itself", `Hook ${quote(hookNode.id)} cannot wrap itself`, {
           node: hookNode.id,
         });
         return;
@@ -255,8 +280,10 @@ export async function buildGraph(
         report(
           path,
           "hook_wraps_hook",
-          `Hook "${hookNode.id}" cannot wrap "${targetId}", which is itself a hook: wrap ${
-            declared.get(targetId)!.wraps.map((wrapped) => `"${wrapped}"`).join(", ")
+          `Hook ${quote(hookNode.id)} cannot wrap ${
+            quote(targetId)
+          }, which is itself a hook: wrap ${
+            declared.get(targetId)!.wraps.map((wrapped) => `${quote(wrapped)}`).join(", ")
           } instead`,
           { node: hookNode.id },
         );
@@ -277,9 +304,9 @@ export async function buildGraph(
         report(
           path,
           "hook_type_mismatch",
-          `Hook "${hookNode.id}" (${hookNode.type}) cannot wrap "${targetId}": it takes ${
+          `Hook ${quote(hookNode.id)} (${hookNode.type}) cannot wrap ${quote(targetId)}: it takes ${
             formatPortType(accepted)
-          }, and "${targetId}" gives ${offered}`,
+          }, and ${quote(targetId)} gives ${offered}`,
           { node: hookNode.id },
         );
         return;
@@ -303,7 +330,9 @@ export async function buildGraph(
         report(
           target.path,
           "duplicate_hook",
-          `"${target.label}" is already wrapped by "${previous}", another ${hook.kind} hook: a node takes one hook of each kind`,
+          `${quote(target.label)} is already wrapped by ${
+            quote(previous)
+          }, another ${hook.kind} hook: a node takes one hook of each kind`,
           { node: hookNode.id },
         );
         continue;
@@ -323,7 +352,17 @@ export async function buildGraph(
       instances.push(instance);
     }
   }
-  const hookIds = new Set(instances.map((instance) => instance.id));
+  // Each hook's instances, and the instances wrapping each node: looked up, not searched.
+  const instancesOfHook = new Map<string, string[]>();
+  const instancesWrapping = new Map<string, PendingNode[]>();
+  for (const instance of instances) {
+    const ofHook = instancesOfHook.get(instance.hook!.node) ?? [];
+    ofHook.push(instance.id);
+    instancesOfHook.set(instance.hook!.node, ofHook);
+    const wrapping = instancesWrapping.get(instance.hook!.wraps.node) ?? [];
+    wrapping.push(instance);
+    instancesWrapping.set(instance.hook!.wraps.node, wrapping);
+  }
   for (const node of nodes.values()) {
     for (const [port, ref] of node.inputs) {
       const chain = chains.get(formatRef(ref));
@@ -334,8 +373,8 @@ export async function buildGraph(
   const ordered = new Map<string, PendingNode>();
   for (const node of nodes.values()) {
     ordered.set(node.id, node);
-    for (const instance of instances) {
-      if (instance.hook!.wraps.node === node.id) ordered.set(instance.id, instance);
+    for (const instance of instancesWrapping.get(node.id) ?? []) {
+      ordered.set(instance.id, instance);
     }
   }
   for (const instance of instances) ordered.set(instance.id, instance);
@@ -344,11 +383,11 @@ export async function buildGraph(
   for (const node of ordered.values()) {
     for (const [port, ref] of node.inputs) {
       if (ordered.has(ref.node)) continue;
-      const split = [...hookIds].filter((id) => id.startsWith(`${ref.node}[`));
+      const split = instancesOfHook.get(ref.node) ?? [];
       report(
         [...node.path, "in", port],
         "hook_reference",
-        `"${node.id}" reads hook "${ref.node}", which wraps several nodes (${
+        `${quote(node.id)} reads hook ${quote(ref.node)}, which wraps several nodes (${
           split.join(", ")
         }): read the wrapped node instead, the hook applies by itself`,
         { node: node.id, port },
@@ -366,7 +405,7 @@ export async function buildGraph(
       report(
         [...node.path, "in"],
         "missing_input",
-        `Node "${node.id}" (${node.type}) needs input "${port}" (${
+        `Node ${quote(node.id)} (${node.type}) needs input ${quote(port)} (${
           formatPortType(portTypeOf(schema))
         })`,
         { node: node.id, port },
@@ -403,16 +442,18 @@ export async function buildGraph(
           report(
             node.path,
             "hook_type_mismatch",
-            `Hook "${node.hook.node}" (${node.type}) cannot wrap "${
-              formatRef(node.hook.wraps)
-            }": ${problem}`,
+            `Hook ${quote(node.hook.node)} (${node.type}) cannot wrap ${
+              quote(
+                formatRef(node.hook.wraps),
+              )
+            }: ${problem}`,
             { node: node.id, port },
           );
         } else {
           report(
             [...node.path, "in", port],
             "type_mismatch",
-            `Cannot connect "${formatRef(ref)}" to "${node.id}.${port}": ${problem}`,
+            `Cannot connect ${quote(formatRef(ref))} to ${quote(`${node.id}.${port}`)}: ${problem}`,
             { node: node.id, port },
           );
         }
@@ -475,7 +516,9 @@ async function inferTypes(
     ) {
       throw error;
     }
-    report(node.path, "invalid_node", `Node "${node.id}": ${error.message}`, { node: node.id });
+    report(node.path, "invalid_node", `Node ${quote(node.id)}: ${error.message}`, {
+      node: node.id,
+    });
   }
   // Keep the graph's view of the declared types for nodes reading this one.
   graphNodes.set(node.id, node);
@@ -486,15 +529,16 @@ function isEnabled(
   params: ReadonlyMap<string, unknown>,
   declaredParams: ReadonlySet<string>,
   report: (path: DocumentPath, code: string, message: string, extra?: Partial<Diagnostic>) => void,
+  hints: HintBudget,
 ): boolean {
   const when = node.when;
   if (!when) return true;
   const path = ["nodes", node.id, "when"];
   if (!params.has(when.param)) {
     if (!declaredParams.has(when.param)) {
-      report(path, "unknown_param", `Unknown param "${when.param}" in \`when:\``, {
+      report(path, "unknown_param", `Unknown param ${quote(when.param)} in \`when:\``, {
         node: node.id,
-        hint: didYouMean(when.param, declaredParams),
+        hint: didYouMean(when.param, declaredParams, hints),
       });
     }
     return true;
@@ -534,10 +578,11 @@ function parseSettings(
     message: string,
     extra?: Partial<Diagnostic> & { key?: boolean },
   ) => void,
+  diagnostics: Diagnostic[],
 ): Record<string, unknown> | undefined {
   const path = ["nodes", declaration.id, "with"];
   const shape = definition.settings as Record<string, z.ZodType>;
-  const { value, unknown } = substituteParams(declaration.with, context.params);
+  const { value, unknown, used } = substituteParams(declaration.with, context.params);
   for (const reference of unknown) {
     if (declaredParams.has(reference.name)) continue;
     report(
@@ -545,10 +590,12 @@ function parseSettings(
       "unknown_param",
       reference.name === ""
         ? "Empty param reference `${}`: write `${name}`, or `$$` for a dollar sign"
-        : `Unknown param "${reference.name}"`,
+        : `Unknown param ${quote(reference.name)}`,
       {
         node: declaration.id,
-        hint: reference.name === "" ? undefined : didYouMean(reference.name, declaredParams),
+        hint: reference.name === ""
+          ? undefined
+          : didYouMean(reference.name, declaredParams, context.hints),
       },
     );
   }
@@ -572,7 +619,7 @@ function parseSettings(
     report(
       [...path, key],
       "unknown_setting",
-      `Unknown setting "${key}" for node type "${declaration.type}": ${
+      `Unknown setting ${quote(key)} for node type ${quote(declaration.type)}: ${
         Object.keys(shape).length > 0
           ? `its settings are ${Object.keys(shape).join(", ")}`
           : "it has no settings"
@@ -581,7 +628,7 @@ function parseSettings(
         node: declaration.id,
         port: key,
         key: true,
-        hint: didYouMean(key, Object.keys(shape)),
+        hint: didYouMean(key, Object.keys(shape), context.hints),
       },
     );
     delete raw[key];
@@ -597,10 +644,24 @@ function parseSettings(
         ? [...path, ...issue.path.map((p) => typeof p === "symbol" ? String(p) : p)]
         : path;
       const given = key in raw ? `, got ${describe(valueAt(raw, issue.path))}` : "";
+      const fromOutside = used.find((reference) =>
+        context.origins?.has(reference.name) && isPrefix(reference.path, issue.path)
+      );
+      if (fromOutside) {
+        diagnostics.push({
+          code: "invalid_param",
+          message: `${context.origins!.get(fromOutside.name)}: Param ${quote(fromOutside.name)} ${
+            describeIssue(issue, valueAt(raw, issue.path))
+          } (setting ${quote(issue.path.join("."))} of node ${quote(declaration.id)})`,
+          node: declaration.id,
+          port: key,
+        });
+        continue;
+      }
       report(
         setting,
         "invalid_setting",
-        `Invalid setting "${issue.path.join(".")}" of node "${declaration.id}": ${
+        `Invalid setting ${quote(issue.path.join("."))} of node ${quote(declaration.id)}: ${
           lowerFirst(issue.message)
         }${issue.code === "invalid_type" ? "" : given}`,
         {
@@ -612,6 +673,38 @@ function parseSettings(
     return undefined;
   }
   return ok ? result.data : undefined;
+}
+
+function isPrefix(prefix: DocumentPath, path: readonly PropertyKey[]): boolean {
+  return prefix.length <= path.length && prefix.every((part, index) => part === path[index]);
+}
+
+/** What a setting's schema says about a value, as the end of a sentence: `must be at most 10`. */
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+  switch (issue.code) {
+    case "too_big":
+      return typeof value === "number" || typeof value === "bigint"
+        ? `must be ${
+          issue.inclusive === false ? "less than" : "at most"
+        } ${issue.maximum}, got ${value}`
+        : `is too long: at most ${issue.maximum} allowed`;
+    case "too_small":
+      return typeof value === "number" || typeof value === "bigint"
+        ? `must be ${
+          issue.inclusive === false ? "more than" : "at least"
+        } ${issue.minimum}, got ${value}`
+        : `is too short: at least ${issue.minimum} needed`;
+    case "invalid_type":
+      return `must be ${issue.expected === "int" ? "an integer" : `a ${issue.expected}`}, got ${
+        describe(value)
+      }`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map((item) => describe(item)).join(", ")}, got ${
+        describe(value)
+      }`;
+    default:
+      return `is invalid: ${lowerFirst(issue.message)}, got ${describe(value)}`;
+  }
 }
 
 function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {

@@ -5,7 +5,10 @@
  * @module
  */
 
+import { escapeControl, quote } from "../runtime/quote.ts";
+
 export { UserError } from "../runtime/user_error.ts";
+export { escapeControl, quote } from "../runtime/quote.ts";
 
 /** A path in a workflow document, e.g. `["nodes", "sample", "with", "steps"]`. */
 export type DocumentPath = readonly (string | number)[];
@@ -48,7 +51,11 @@ export function formatPath(path: DocumentPath): string {
   return text;
 }
 
-/** Formats a diagnostic as one line: `file:line:col: path: message (hint)`. */
+/**
+ * Formats a diagnostic as one line: `file:line:col: path: message (hint)`. Control characters
+ * (in a file name, a key, a message a plugin wrote) are escaped, so the line is one line and
+ * cannot repaint the terminal.
+ */
 export function formatDiagnostic(diagnostic: Diagnostic): string {
   const parts: string[] = [];
   if (diagnostic.position) {
@@ -57,7 +64,7 @@ export function formatDiagnostic(diagnostic: Diagnostic): string {
   }
   if (diagnostic.path && diagnostic.path.length > 0) parts.push(formatPath(diagnostic.path));
   parts.push(diagnostic.hint ? `${diagnostic.message} (${diagnostic.hint})` : diagnostic.message);
-  return parts.join(": ");
+  return escapeControl(parts.join(": "));
 }
 
 /** Thrown when a workflow is invalid: carries every diagnostic found, not just the first. */
@@ -93,10 +100,45 @@ export function editDistance(a: string, b: string): number {
   return rows[a.length][b.length];
 }
 
-/** The candidate closest to `name`, if it is close enough to be a likely typo. */
-export function closestMatch(name: string, candidates: Iterable<string>): string | undefined {
+/**
+ * Most candidates a did-you-mean hint compares a name with: among more (the ids of a huge
+ * workflow), no hint is given, so that each hint costs bounded time.
+ */
+export const MAX_HINT_CANDIDATES = 2_000;
+
+/**
+ * A bound on the comparisons the did-you-mean hints of one validation make together, so that a
+ * file with many mistakes is not checked in quadratic time: when it is spent, no more hints.
+ */
+export class HintBudget {
+  /** Comparisons left. */
+  left: number;
+
+  /** Allows `comparisons` comparisons in all (default 500,000: well under a second). */
+  constructor(comparisons = 500_000) {
+    this.left = comparisons;
+  }
+}
+
+/**
+ * The candidate closest to `name`, if it is close enough to be a likely typo. Gives up (no match)
+ * among more than {@link MAX_HINT_CANDIDATES} candidates, or when `budget` is spent.
+ */
+export function closestMatch(
+  name: string,
+  candidates: Iterable<string>,
+  budget?: HintBudget,
+): string | undefined {
   const lower = name.toLowerCase();
-  const list = [...candidates];
+  const list: string[] = [];
+  for (const candidate of candidates) {
+    if (list.length === MAX_HINT_CANDIDATES) return undefined;
+    list.push(candidate);
+  }
+  if (budget) {
+    if (budget.left < list.length) return undefined;
+    budget.left -= list.length;
+  }
   // An abbreviation (`int` for `integer`) is a likelier intent than a short word a few edits away.
   if (lower.length >= 3) {
     const prefixed = list.filter((candidate) => candidate.toLowerCase().startsWith(lower));
@@ -116,8 +158,12 @@ export function closestMatch(name: string, candidates: Iterable<string>): string
   return bestDistance <= limit ? best : undefined;
 }
 
-/** A `did you mean "x"?` hint, or undefined when nothing is close. */
-export function didYouMean(name: string, candidates: Iterable<string>): string | undefined {
-  const match = closestMatch(name, candidates);
-  return match === undefined ? undefined : `did you mean "${match}"?`;
+/** A `did you mean "x"?` hint, or undefined when nothing is close (see {@link closestMatch}). */
+export function didYouMean(
+  name: string,
+  candidates: Iterable<string>,
+  budget?: HintBudget,
+): string | undefined {
+  const match = closestMatch(name, candidates, budget);
+  return match === undefined ? undefined : `did you mean ${quote(match)}?`;
 }

@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.ts";
 import { isTensor, type Tensor } from "../runtime/tensor.ts";
+import { quote } from "../runtime/quote.ts";
 import type { CacheEntry, ResultCache } from "./result_cache.ts";
 
 const ENTRY_FORMAT = 1;
@@ -135,7 +136,7 @@ export class DiskCache implements ResultCache {
   }
 
   #path(key: string): string {
-    if (!/^[0-9a-f]{16,}$/.test(key)) throw new Error(`Invalid cache key "${key}"`);
+    if (!/^[0-9a-f]{16,}$/.test(key)) throw new Error(`Invalid cache key ${quote(key)}`);
     return join(this.dir, `${key}${EXTENSION}`);
   }
 }
@@ -187,7 +188,7 @@ function revive(value: unknown, tensors: Map<string, Tensor>): unknown {
   const keys = Object.keys(record);
   if (keys.length === 1 && keys[0] === "$tensor") {
     const tensor = tensors.get(String(record.$tensor));
-    if (!tensor) throw new Error(`Missing tensor "${record.$tensor}"`);
+    if (!tensor) throw new Error(`Missing tensor ${quote(record.$tensor)}`);
     return tensor;
   }
   if (keys.length === 1 && keys[0] === "$bigint") return BigInt(String(record.$bigint));

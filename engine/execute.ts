@@ -9,7 +9,7 @@
 import type { z } from "zod";
 import { type ModelManager, NO_MODELS } from "../runtime/model_manager.ts";
 import type { NodeContext, NodeLogger } from "./define_node.ts";
-import { UserError } from "./diagnostics.ts";
+import { quote, UserError } from "./diagnostics.ts";
 import type { EventListener, RunEvent } from "./events.ts";
 import { formatRef, type GraphNode, type WorkflowGraph } from "./graph.ts";
 import { keyWithFiles, nodeKey } from "./cache_key.ts";
@@ -63,7 +63,7 @@ export class NodeFailure extends Error {
   /** Wraps what a node threw. */
   constructor(node: GraphNode, cause: unknown) {
     const message = cause instanceof Error ? cause.message : String(cause);
-    super(`Node "${node.id}" (${node.type}) failed: ${message}`, { cause });
+    super(`Node ${quote(node.id)} (${node.type}) failed: ${message}`, { cause });
     this.name = "NodeFailure";
     this.node = node.id;
   }
@@ -203,10 +203,12 @@ export async function executeGraph(
     time: Date.now(),
   });
   const running = new Map<string, Promise<void>>();
+  // `ready` is a queue read from `next` on (shifting a long array moves all of it).
+  let next = 0;
   try {
-    while (ready.length > 0 || running.size > 0) {
-      while (ready.length > 0 && running.size < concurrency && !controller.signal.aborted) {
-        const id = ready.shift()!;
+    while (next < ready.length || running.size > 0) {
+      while (next < ready.length && running.size < concurrency && !controller.signal.aborted) {
+        const id = ready[next++];
         const task = runOne(id).catch((error) => {
           if (!controller.signal.aborted) {
             failure = error instanceof NodeFailure
@@ -319,7 +321,7 @@ async function runNode(
     const parsed = schema.safeParse(inputs[port]);
     if (!parsed.success) {
       throw new UserError(
-        `Input "${port}" is invalid: ${
+        `Input ${quote(port)} is invalid: ${
           parsed.error.issues.map((issue) => issue.message).join("; ")
         }`,
       );
@@ -330,7 +332,7 @@ async function runNode(
   const produced = await definition.run(context, checkedInputs, node.settings);
   if (typeof produced !== "object" || produced === null) {
     throw new Error(
-      `Node type "${node.type}" returned ${
+      `Node type ${quote(node.type)} returned ${
         produced === null ? "null" : typeof produced
       } instead of its outputs`,
     );
@@ -338,7 +340,7 @@ async function runNode(
   const declared = definition.outputs as Record<string, z.ZodType>;
   for (const port of Object.keys(produced)) {
     if (!(port in declared)) {
-      throw new Error(`Node type "${node.type}" returned an undeclared output "${port}"`);
+      throw new Error(`Node type ${quote(node.type)} returned an undeclared output ${quote(port)}`);
     }
   }
   const result: Record<string, unknown> = {};
@@ -346,7 +348,7 @@ async function runNode(
     const parsed = schema.safeParse((produced as Record<string, unknown>)[port]);
     if (!parsed.success) {
       throw new Error(
-        `Node type "${node.type}" returned an invalid "${port}": ${
+        `Node type ${quote(node.type)} returned an invalid ${quote(port)}: ${
           parsed.error.issues.map((issue) => issue.message).join("; ")
         }`,
       );

@@ -60,34 +60,42 @@ export function dependenciesOf(node: GraphNode): string[] {
 /**
  * Orders nodes so that every node comes after the nodes it reads from, keeping the given order
  * where it is free. Returns the order, or a cycle (a list of ids whose last reads from its first).
+ * A depth-first search with a stack of its own: a chain of any length fits.
  */
 export function topologicalOrder(
   nodes: ReadonlyMap<string, Pick<GraphNode, "inputs">>,
 ): { order: string[] } | { cycle: string[] } {
   const order: string[] = [];
   const state = new Map<string, "visiting" | "done">();
-  const stack: string[] = [];
-  let cycle: string[] | undefined;
-
-  const visit = (id: string): void => {
-    if (cycle) return;
-    const current = state.get(id);
-    if (current === "done") return;
-    if (current === "visiting") {
-      cycle = stack.slice(stack.indexOf(id));
-      return;
-    }
+  // The path being visited, each node with the inputs it has yet to visit.
+  const path: { id: string; inputs: Iterator<PortRef> }[] = [];
+  const enter = (id: string) => {
     state.set(id, "visiting");
-    stack.push(id);
-    for (const ref of nodes.get(id)?.inputs.values() ?? []) {
-      if (nodes.has(ref.node)) visit(ref.node);
-    }
-    stack.pop();
-    state.set(id, "done");
-    order.push(id);
+    path.push({ id, inputs: (nodes.get(id)?.inputs.values() ?? [].values())[Symbol.iterator]() });
   };
-  for (const id of nodes.keys()) visit(id);
-  return cycle ? { cycle } : { order };
+  for (const root of nodes.keys()) {
+    if (state.has(root)) continue;
+    enter(root);
+    while (path.length > 0) {
+      const top = path[path.length - 1];
+      const next = top.inputs.next();
+      if (next.done) {
+        path.pop();
+        state.set(top.id, "done");
+        order.push(top.id);
+        continue;
+      }
+      const input = next.value.node;
+      if (!nodes.has(input)) continue;
+      const current = state.get(input);
+      if (current === "visiting") {
+        const ids = path.map((entry) => entry.id);
+        return { cycle: ids.slice(ids.indexOf(input)) };
+      }
+      if (current === undefined) enter(input);
+    }
+  }
+  return { order };
 }
 
 /** The given nodes and every node they depend on, in graph order. */
@@ -113,9 +121,10 @@ export function consumersOf(
   for (const id of ids) {
     for (const ref of graph.nodes.get(id)!.inputs.values()) {
       const key = formatRef(ref);
-      const list = consumers.get(key) ?? [];
-      if (!list.includes(id)) list.push(id);
-      consumers.set(key, list);
+      const list = consumers.get(key);
+      // A node reading one output through several ports is listed once (its ports come together).
+      if (!list) consumers.set(key, [id]);
+      else if (list[list.length - 1] !== id) list.push(id);
     }
   }
   return consumers;

@@ -7,7 +7,7 @@
 
 import { dirname, resolve } from "node:path";
 import { buildGraph } from "./build_graph.ts";
-import { type Diagnostic, WorkflowError } from "./diagnostics.ts";
+import { type Diagnostic, quote, WorkflowError } from "./diagnostics.ts";
 import type { WorkflowGraph } from "./graph.ts";
 import { type ParamOverride, parseSetArgument, resolveParams } from "./params.ts";
 import { importPlugin, type NodeRegistry, PluginError } from "./registry.ts";
@@ -54,7 +54,7 @@ export async function loadWorkflow(file: string, options: LoadWorkflowOptions): 
   } catch (error) {
     throw new WorkflowError([{
       code: "unreadable_file",
-      message: `Cannot read workflow "${file}": ${(error as Error).message.split("\n")[0]}`,
+      message: `Cannot read workflow ${quote(file)}: ${(error as Error).message.split("\n")[0]}`,
     }]);
   }
   return parseWorkflow(text, {
@@ -82,7 +82,7 @@ export async function parseWorkflow(
 
   const overrides = new Map<string, ParamOverride>();
   for (const [name, value] of Object.entries(options.params ?? {})) {
-    overrides.set(name, { value, origin: `param "${name}"` });
+    overrides.set(name, { value, origin: `param ${quote(name)}` });
   }
   for (const argument of options.set ?? []) {
     const parsed = parseSetArgument(argument);
@@ -104,7 +104,7 @@ export async function parseWorkflow(
         baseDir: dir,
         allowRemote: options.allowRemotePlugins,
       });
-      registry.registerModule(exports, `plugin "${specifier}"`);
+      registry.registerModule(exports, `plugin ${quote(specifier)}`);
     } catch (error) {
       if (!(error instanceof PluginError)) throw error;
       diagnostics.push({
@@ -116,9 +116,14 @@ export async function parseWorkflow(
     }
   }
 
+  const origins = new Map<string, string>();
+  for (const [name, override] of overrides) {
+    if (params.has(name)) origins.set(name, override.origin);
+  }
   const { graph, diagnostics: graphProblems } = await buildGraph(document, {
     registry,
     params,
+    origins,
     bases: { workflowDir: dir, cwd },
     locate: source.locate,
   });

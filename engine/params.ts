@@ -11,6 +11,8 @@ import {
   type Diagnostic,
   didYouMean,
   type DocumentPath,
+  escapeControl,
+  quote,
   type SourcePosition,
 } from "./diagnostics.ts";
 import {
@@ -36,10 +38,24 @@ export function parseSetArgument(
   argument: string,
 ): { name: string; override: ParamOverride } | string {
   const equals = argument.indexOf("=");
-  if (equals <= 0) return `Invalid --set "${argument}": expected key=value`;
+  if (equals <= 0) return `Invalid --set ${quote(argument)}: expected key=value`;
   const name = argument.slice(0, equals).trim();
   const raw = argument.slice(equals + 1);
-  return { name, override: { value: parseFlowValue(raw), raw, origin: `--set ${argument}` } };
+  return {
+    name,
+    override: { value: parseFlowValue(raw), raw, origin: `--set ${abbreviate(argument)}` },
+  };
+}
+
+/** Longest `--set` argument echoed whole in messages. */
+const ECHOED_ARGUMENT_LENGTH = 120;
+
+/** An argument as echoed in messages: control characters escaped, a long one cut short. */
+function abbreviate(argument: string): string {
+  const text = escapeControl(argument);
+  return text.length <= ECHOED_ARGUMENT_LENGTH
+    ? text
+    : `${text.slice(0, ECHOED_ARGUMENT_LENGTH)}... (${argument.length} characters)`;
 }
 
 /**
@@ -54,8 +70,16 @@ export function parseFlowValue(text: string): unknown {
   if (!looksStructured) return text;
   const document = parseDocument(trimmed, { intAsBigInt: true });
   if (document.errors.length > 0) return text;
-  return normalizeIntegers(document.toJS());
+  try {
+    return normalizeIntegers(document.toJS({ maxAliasCount: 100 }));
+  } catch {
+    // An alias to nothing (`[*x]`), or one to its own list: not a value, so the text itself.
+    return text;
+  }
 }
+
+/** Most param names an unknown-param message lists. */
+const LISTED_PARAMS = 30;
 
 /** Where relative paths are resolved from. */
 export interface PathBases {
@@ -80,10 +104,13 @@ export function resolveParams(
   for (const [name, override] of overrides) {
     if (declarations.has(name)) continue;
     const known = [...declarations.keys()];
+    const listed = known.length > LISTED_PARAMS
+      ? `${known.slice(0, LISTED_PARAMS).join(", ")} and ${known.length - LISTED_PARAMS} more`
+      : known.join(", ");
     diagnostics.push({
       code: "unknown_param",
-      message: `${override.origin}: Unknown param "${name}": ${
-        known.length > 0 ? `this workflow has ${known.join(", ")}` : "this workflow has no params"
+      message: `${override.origin}: Unknown param ${quote(name)}: ${
+        known.length > 0 ? `this workflow has ${listed}` : "this workflow has no params"
       }`,
       hint: ID_PATTERN.test(name) ? didYouMean(name, known) : undefined,
     });
@@ -101,7 +128,7 @@ export function resolveParams(
       if (typeof checked === "string") {
         diagnostics.push({
           code: "invalid_param",
-          message: `${override.origin}: Param "${name}" ${checked}`,
+          message: `${override.origin}: Param ${quote(name)} ${checked}`,
         });
       } else {
         values.set(name, checked.value);
@@ -111,7 +138,7 @@ export function resolveParams(
     if (!declaration.hasDefault) {
       diagnostics.push({
         code: "missing_param",
-        message: `Param "${name}" has no default: set it with --set ${name}=...`,
+        message: `Param ${quote(name)} has no default: set it with --set ${name}=...`,
         path: ["params", name],
         position: locate(["params", name]),
       });
@@ -127,7 +154,7 @@ export function resolveParams(
     if (typeof checked === "string") {
       diagnostics.push({
         code: "invalid_param",
-        message: `Default of param "${name}" ${checked}`,
+        message: `Default of param ${quote(name)} ${checked}`,
         path: ["params", name, "default"],
         position: locate(["params", name, "default"]),
       });
@@ -157,7 +184,7 @@ export function checkParamValue(
     const result = checkType(type, declaration, value, raw, inputBase, outputBase);
     if (typeof result !== "string") {
       if (declaration.enum && !declaration.enum.some((allowed) => allowed === result.value)) {
-        return `must be one of ${declaration.enum.map((v) => JSON.stringify(v)).join(", ")}, got ${
+        return `must be one of ${declaration.enum.map(describe).join(", ")}, got ${
           describe(result.value)
         }`;
       }

@@ -6,7 +6,7 @@
  */
 
 import { nodeKey } from "./cache_key.ts";
-import { didYouMean, WorkflowError } from "./diagnostics.ts";
+import { didYouMean, quote, WorkflowError } from "./diagnostics.ts";
 import { consumersOf, formatRef, withAncestors, type WorkflowGraph } from "./graph.ts";
 
 /** What a run will do. */
@@ -44,7 +44,7 @@ export function planRun(graph: WorkflowGraph, options: PlanOptions = {}): Plan {
   if (unknown.length > 0) {
     throw new WorkflowError(unknown.map((id) => ({
       code: "unknown_node",
-      message: `Cannot run "${id}": no such node`,
+      message: `Cannot run ${quote(id)}: no such node`,
       hint: didYouMean(id, graph.nodes.keys()),
     })));
   }

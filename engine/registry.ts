@@ -8,6 +8,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type AnyNodeDefinition, isNodeDefinition } from "./define_node.ts";
+import { quote } from "../runtime/quote.ts";
 
 /** A registered node type and the module that defined it. */
 export interface RegisteredNode {
@@ -40,13 +41,15 @@ export class NodeRegistry {
     if (existing) {
       throw new PluginError(
         module,
-        `Node type "${definition.type}" from ${module} is already defined by ${existing.module}`,
+        `Node type ${
+          quote(definition.type)
+        } from ${module} is already defined by ${existing.module}`,
       );
     }
     if (!/^[a-z][a-z0-9_]*$/.test(definition.type)) {
       throw new PluginError(
         module,
-        `Invalid node type name "${definition.type}" in ${module}: use lower snake case`,
+        `Invalid node type name ${quote(definition.type)} in ${module}: use lower snake case`,
       );
     }
     this.#nodes.set(definition.type, { definition, module });
@@ -120,11 +123,13 @@ export async function importPlugin(
   if (remote && !options.allowRemote) {
     throw new PluginError(
       specifier,
-      `Remote plugin "${specifier}" refused: pass --allow-remote-plugins to load code from the network`,
+      `Remote plugin ${
+        quote(specifier)
+      } refused: pass --allow-remote-plugins to load code from the network`,
     );
   }
   if (!remote && /^[a-z][a-z0-9+.-]*:/i.test(specifier) && !specifier.startsWith("file:")) {
-    throw new PluginError(specifier, `Unsupported plugin specifier "${specifier}"`);
+    throw new PluginError(specifier, `Unsupported plugin specifier ${quote(specifier)}`);
   }
   let url: string;
   if (remote || specifier.startsWith("file:")) {
@@ -137,8 +142,8 @@ export async function importPlugin(
       throw new PluginError(
         specifier,
         error instanceof Deno.errors.NotFound
-          ? `Plugin "${specifier}" not found: no file ${path}`
-          : `Plugin "${specifier}" cannot be read (${path}): ${errorText(error)}`,
+          ? `Plugin ${quote(specifier)} not found: no file ${quote(path)}`
+          : `Plugin ${quote(specifier)} cannot be read (${quote(path)}): ${errorText(error)}`,
       );
     }
     url = pathToFileURL(path).href;
@@ -146,9 +151,13 @@ export async function importPlugin(
   try {
     return await import(url);
   } catch (error) {
-    throw new PluginError(specifier, `Plugin "${specifier}" failed to load: ${errorText(error)}`, {
-      cause: error,
-    });
+    throw new PluginError(
+      specifier,
+      `Plugin ${quote(specifier)} failed to load: ${errorText(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

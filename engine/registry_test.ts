@@ -135,7 +135,7 @@ Deno.test("a missing plugin file is an error naming the resolved path", async ()
   await rejectsWith(
     importPlugin("./missing.ts", { baseDir: PLUGINS }),
     "./missing.ts",
-    `Plugin "./missing.ts" not found: no file ${join(PLUGINS, "missing.ts")}`,
+    `Plugin "./missing.ts" not found: no file "${join(PLUGINS, "missing.ts")}"`,
   );
 });
 

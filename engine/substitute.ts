@@ -18,32 +18,36 @@ export interface UnknownReference {
   path: DocumentPath;
 }
 
+/** A reference to a known param, with where it was written (relative to the value passed in). */
+export type UsedReference = UnknownReference;
+
 /**
  * Replaces param references in a settings value (recursively in lists and mappings).
- * Unknown names are reported, and left in place.
+ * Unknown names are reported, and left in place; `used` lists the known ones replaced.
  */
 export function substituteParams(
   value: unknown,
   params: ReadonlyMap<string, unknown>,
   path: DocumentPath = [],
   unknown: UnknownReference[] = [],
-): { value: unknown; unknown: UnknownReference[] } {
+  used: UsedReference[] = [],
+): { value: unknown; unknown: UnknownReference[]; used: UsedReference[] } {
   if (typeof value === "string") {
-    return { value: substituteText(value, params, path, unknown), unknown };
+    return { value: substituteText(value, params, path, unknown, used), unknown, used };
   }
   if (Array.isArray(value)) {
     const items = value.map((item, index) =>
-      substituteParams(item, params, [...path, index], unknown).value
+      substituteParams(item, params, [...path, index], unknown, used).value
     );
-    return { value: items, unknown };
+    return { value: items, unknown, used };
   }
   if (typeof value === "object" && value !== null) {
     const entries = Object.entries(value).map((
       [key, item],
-    ) => [key, substituteParams(item, params, [...path, key], unknown).value]);
-    return { value: Object.fromEntries(entries), unknown };
+    ) => [key, substituteParams(item, params, [...path, key], unknown, used).value]);
+    return { value: Object.fromEntries(entries), unknown, used };
   }
-  return { value, unknown };
+  return { value, unknown, used };
 }
 
 function substituteText(
@@ -51,10 +55,14 @@ function substituteText(
   params: ReadonlyMap<string, unknown>,
   path: DocumentPath,
   unknown: UnknownReference[],
+  used: UsedReference[],
 ): unknown {
   const whole = WHOLE_REFERENCE.exec(text);
   if (whole) {
-    if (params.has(whole[1])) return params.get(whole[1]);
+    if (params.has(whole[1])) {
+      used.push({ name: whole[1], path });
+      return params.get(whole[1]);
+    }
     unknown.push({ name: whole[1], path });
     return text;
   }
@@ -65,6 +73,7 @@ function substituteText(
       unknown.push({ name: trimmed, path });
       return match;
     }
+    used.push({ name: trimmed, path });
     const param = params.get(trimmed);
     if (typeof param === "string") return param;
     if (typeof param === "bigint") return param.toString();

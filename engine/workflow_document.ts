@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Diagnostic, didYouMean, type DocumentPath } from "./diagnostics.ts";
+import { type Diagnostic, didYouMean, type DocumentPath, quote } from "./diagnostics.ts";
 import type { YamlSource } from "./yaml_source.ts";
 
 /** The format version this engine reads (`cogflow: 1`). */
@@ -187,7 +187,9 @@ function readParams(value: unknown, report: Reporter): Map<string, ParamDeclarat
       report(
         path,
         "invalid_id",
-        `Invalid param name "${name}": use letters, digits, "_" and "-", starting with a letter or "_"`,
+        `Invalid param name ${
+          quote(name)
+        }: use letters, digits, "_" and "-", starting with a letter or "_"`,
       );
       continue;
     }
@@ -195,7 +197,7 @@ function readParams(value: unknown, report: Reporter): Map<string, ParamDeclarat
       report(
         path,
         "invalid_type",
-        `Param "${name}" must be a mapping like \`{ type: string, default: "..." }\`, got ${
+        `Param ${quote(name)} must be a mapping like \`{ type: string, default: "..." }\`, got ${
           describe(raw)
         }`,
       );
@@ -289,7 +291,9 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       report(
         path,
         "invalid_id",
-        `Invalid node id "${id}": use letters, digits, "_" and "-", starting with a letter or "_"`,
+        `Invalid node id ${
+          quote(id)
+        }: use letters, digits, "_" and "-", starting with a letter or "_"`,
         { node: id },
       );
       continue;
@@ -298,7 +302,7 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       report(
         path,
         "invalid_type",
-        `Node "${id}" must be a mapping with at least \`type\`, got ${describe(raw)}`,
+        `Node ${quote(id)} must be a mapping with at least \`type\`, got ${describe(raw)}`,
         { node: id },
       );
       continue;
@@ -308,7 +312,7 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
       report(
         raw.type === undefined ? path : [...path, "type"],
         "missing_key",
-        `Node "${id}" needs a \`type\` (a node type name)`,
+        `Node ${quote(id)} needs a \`type\` (a node type name)`,
         { node: id },
       );
       continue;
@@ -331,7 +335,7 @@ function readNodes(value: unknown, report: Reporter): NodeDeclaration[] {
             report(
               [...path, "in", port],
               "invalid_reference",
-              `Input "${port}" must be a reference like \`node\` or \`node.output\`, got ${
+              `Input ${quote(port)} must be a reference like \`node\` or \`node.output\`, got ${
                 describe(reference)
               }`,
               { node: id, port },
@@ -436,7 +440,7 @@ function checkKeys(
     report(
       [...path, key],
       "unknown_key",
-      `Unknown key "${key}": expected one of ${allowed.join(", ")}`,
+      `Unknown key ${quote(key)}: expected one of ${allowed.join(", ")}`,
       { hint, node },
     );
   }
@@ -466,12 +470,22 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** A short description of a value for error messages: `42`, `"text"`, `a list`, `a mapping`. */
+/** Longest text quoted whole by {@link describe}. */
+const DESCRIBED_TEXT_LENGTH = 80;
+
+/**
+ * A short description of a value for error messages: `42`, `"text"`, `a list`, `a mapping`.
+ * Text is quoted with control characters escaped, and a long text cut short.
+ */
 export function describe(value: unknown): string {
   if (value === undefined) return "nothing";
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") {
+    return value.length <= DESCRIBED_TEXT_LENGTH
+      ? quote(value)
+      : `${quote(value.slice(0, DESCRIBED_TEXT_LENGTH))}... (${value.length} characters)`;
+  }
   return String(value);
 }

@@ -4,8 +4,18 @@
  * @module
  */
 
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import type { Diagnostic, DocumentPath, SourcePosition } from "./diagnostics.ts";
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  type Pair,
+  parseDocument,
+  type YAMLMap,
+} from "yaml";
+import { type Diagnostic, type DocumentPath, quote, type SourcePosition } from "./diagnostics.ts";
 
 /**
  * A parsed YAML document of the npm `yaml` package (its `Document` class), comments and source
@@ -32,13 +42,17 @@ export interface YamlSource {
   locate(path: DocumentPath, options?: { key?: boolean }): SourcePosition | undefined;
 }
 
-/** Parses YAML text; syntax errors are returned as diagnostics, never thrown. */
+/**
+ * Parses YAML text; syntax errors are returned as diagnostics, never thrown. Takes time linear in
+ * the text: duplicate keys are found here with a set per mapping, as the `yaml` package's own
+ * check compares every key with every other.
+ */
 export function parseYamlSource(text: string, file: string): YamlSource {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, {
     lineCounter,
     prettyErrors: false,
-    uniqueKeys: true,
+    uniqueKeys: false,
     strict: true,
     intAsBigInt: true,
     // Warnings are reported as errors below, not printed by the parser.
@@ -53,9 +67,7 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   // would silently change a value's meaning.
   const errors: Diagnostic[] = [...document.errors, ...document.warnings].map((error) => ({
     code: "yaml_syntax",
-    message: error.code === "DUPLICATE_KEY"
-      ? `Invalid YAML: duplicate key ${JSON.stringify(text.slice(error.pos[0], error.pos[1]))}`
-      : error.code === "MULTIPLE_DOCS"
+    message: error.code === "MULTIPLE_DOCS"
       ? "Invalid YAML: a workflow is one document, but `---` starts another"
       : `Invalid YAML: ${firstLine(error.message)}`,
     position: position(error.pos[0]),
@@ -66,6 +78,9 @@ export function parseYamlSource(text: string, file: string): YamlSource {
     seen.add(text);
     return true;
   });
+  if (errors.length === 0) {
+    errors.push(...duplicateKeys(document.contents as Node | null, text, position));
+  }
   let data: unknown = undefined;
   if (errors.length === 0) {
     try {
@@ -78,8 +93,10 @@ export function parseYamlSource(text: string, file: string): YamlSource {
       });
     }
   }
+  const pairsByKey = new WeakMap<YAMLMap, Map<string, Pair>>();
   const locate = (path: DocumentPath, options: { key?: boolean } = {}) => {
-    const range = findRange(document.contents as Node | null, path, options.key ?? false);
+    const root = document.contents as Node | null;
+    const range = findRange(root, path, options.key ?? false, pairsByKey);
     return range === undefined ? undefined : position(range);
   };
   return { file, text, data, document, errors, locate };
@@ -114,15 +131,70 @@ function firstLine(message: string): string {
   return /^[A-Z][a-z]/.test(line) ? line[0].toLowerCase() + line.slice(1) : line;
 }
 
+/**
+ * Every key written twice in one mapping, at the second one, with the whole key, its path and
+ * where it was first written. Walks the tree with a stack of its own: nesting depth is not bounded
+ * by the call stack.
+ */
+function duplicateKeys(
+  root: Node | null,
+  text: string,
+  position: (offset: number) => SourcePosition,
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  const pending: { node: unknown; path: (string | number)[] }[] = [{ node: root, path: [] }];
+  while (pending.length > 0) {
+    const { node, path } = pending.pop()!;
+    if (isSeq(node)) {
+      node.items.forEach((item, index) => pending.push({ node: item, path: [...path, index] }));
+      continue;
+    }
+    if (!isMap(node)) continue;
+    const first = new Map<string, number | undefined>();
+    for (const item of node.items) {
+      const key = keyText(item.key) ?? sourceText(item.key, text);
+      if (first.has(key)) {
+        const earlier = first.get(key);
+        const at = earlier === undefined ? undefined : position(earlier);
+        diagnostics.push({
+          code: "yaml_syntax",
+          message: `Invalid YAML: duplicate key ${quote(key)}${
+            at ? ` (first at line ${at.line}, col ${at.col})` : ""
+          }`,
+          path: [...path, key],
+          position: position(rangeStart(item.key) ?? rangeStart(node) ?? 0),
+        });
+        continue;
+      }
+      first.set(key, rangeStart(item.key));
+      pending.push({ node: item.value, path: [...path, key] });
+    }
+  }
+  return diagnostics.sort((a, b) =>
+    a.position!.line - b.position!.line || a.position!.col - b.position!.col
+  );
+}
+
+/** The text a node was written as (for keys that are collections). */
+function sourceText(node: unknown, text: string): string {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  return range ? text.slice(range[0], range[1]) : String(node);
+}
+
 /** Start offset of the deepest node found along `path`. */
-function findRange(root: Node | null, path: DocumentPath, wantKey: boolean): number | undefined {
+function findRange(
+  root: Node | null,
+  path: DocumentPath,
+  wantKey: boolean,
+  pairsByKey: WeakMap<YAMLMap, Map<string, Pair>>,
+): number | undefined {
   let node: unknown = root;
   let found = rangeStart(node);
   for (let i = 0; i < path.length; i++) {
     const segment = path[i];
     const last = i === path.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((item) => isPair(item) && keyText(item.key) === String(segment));
+      const pair = pairsOf(node, pairsByKey).get(String(segment));
       if (!pair) return found;
       if (last && wantKey) return rangeStart(pair.key) ?? found;
       node = pair.value;
@@ -136,6 +208,23 @@ function findRange(root: Node | null, path: DocumentPath, wantKey: boolean): num
     }
   }
   return found;
+}
+
+/** A mapping's pairs by key text (the first of equal keys), indexed on first use. */
+function pairsOf(
+  node: YAMLMap,
+  pairsByKey: WeakMap<YAMLMap, Map<string, Pair>>,
+): Map<string, Pair> {
+  let pairs = pairsByKey.get(node);
+  if (!pairs) {
+    pairs = new Map();
+    for (const item of node.items) {
+      const key = isPair(item) ? keyText(item.key) : undefined;
+      if (key !== undefined && !pairs.has(key)) pairs.set(key, item);
+    }
+    pairsByKey.set(node, pairs);
+  }
+  return pairs;
 }
 
 function keyText(key: unknown): string | undefined {
