@@ -1,8 +1,9 @@
 /**
  * Every benchmark, each in its own process: the engine's overhead (`engine_bench.ts`), session
  * create/release churn (`session_churn.ts`), the pipeline's loop overhead and end-to-end time
- * (`pipeline_bench.ts`), and the memory hooks (`memory_bench.ts`, which runs each configuration
- * in a fresh process of its own).
+ * (`pipeline_bench.ts`), the memory hooks (`memory_bench.ts`, which runs each configuration
+ * in a fresh process of its own), and graph build and session creation of the components built
+ * from the tiny Hugging Face folders (`model_build_bench.ts`).
  *
  * ```sh
  * deno task bench                      # full: about 7 minutes on 2 CPUs
@@ -31,6 +32,7 @@ export const NAMES = [
   "sweep",
   "tiling",
   "cycles",
+  "models",
 ];
 
 const MEMORY_SECTIONS = ["hooks", "sweep", "tiling", "cycles"];
@@ -112,6 +114,10 @@ export async function runBenchmarks(options: { quick: boolean; only: string[] })
         ...sections.flatMap((section) => ["--only", section]),
       ]),
     );
+  }
+  if (wanted("models")) {
+    print("## Models built from Hugging Face folders (bench/model_build_bench.ts)\n");
+    print(await runBench(join(PROJECT_DIR, "bench", "model_build_bench.ts"), ["-A"], quick));
   }
   const markdown = parts.join("\n");
   await Deno.mkdir(OUT_DIR, { recursive: true });
