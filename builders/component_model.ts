@@ -11,6 +11,7 @@ import type { ModelHandle, SessionSettings } from "../runtime/model_handle.ts";
 import { describeModel } from "../runtime/model_files.ts";
 import type { ComponentSource } from "../runtime/pipeline_folder.ts";
 import { buildModelFile, type GraphBuilderFunction } from "./built_model.ts";
+import { builtComponentOf } from "./built_parts.ts";
 import type { ComputeDType } from "./onnx_graph.ts";
 import { openComponentWeights } from "./safetensors_weights.ts";
 
@@ -53,11 +54,23 @@ export async function componentModel(
     dtype: options.dtype,
     cacheDir: options.cacheDir,
   });
-  return await describeModel(built.path, {
+  const model = await describeModel(built.path, {
     name: options.name,
     role: options.role,
     session: options.session,
     config: source.config,
     externalDataFolder: built.externalDataFolder,
   });
+  const component = builtComponentOf(options.build);
+  if (!component) return model;
+  return {
+    ...model,
+    build: {
+      component,
+      config: source.config,
+      configPath: source.configPath,
+      weightFiles: source.weightFiles,
+      dtype: options.dtype ?? "float32",
+    },
+  };
 }

@@ -37,7 +37,8 @@ export const sequentialOffload = defineNode({
   hook: { kind: "offload", input: "model", output: "model" },
   async infer(ctx, inputs, settings) {
     const model = modelOfType(inputs.model);
-    if (!model) return { model: inputs.model };
+    // A built model is built in parts by module (builders/built_parts.ts): no pattern to check.
+    if (!model || model.build) return { model: inputs.model };
     if (settings.block_pattern !== undefined) {
       try {
         new RegExp(settings.block_pattern);

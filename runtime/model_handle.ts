@@ -108,6 +108,20 @@ export type ModelHook =
 /** The offload hooks: at most one per model. */
 export type OffloadHook = ModelOffloadHook | SequentialOffloadHook | BudgetOffloadHook;
 
+/** How cogflow built a model's graph (builders/), so that it can build the model again in parts. */
+export interface ModelBuild {
+  /** The builder: `cogvideox_transformer`, `cogvideox_vae_decoder` or `t5_encoder`. */
+  component: string;
+  /** The component's parsed config.json. */
+  config: Record<string, unknown>;
+  /** Path of that config.json. */
+  configPath: string;
+  /** The safetensors weight files (shards in index order). */
+  weightFiles: string[];
+  /** The compute dtype. */
+  dtype: "float32" | "float16" | "bfloat16";
+}
+
 /** A model, as nodes pass it along. Plain data: it can be cached and compared. */
 export interface ModelHandle {
   /** Marks the value as a model handle. */
@@ -123,6 +137,8 @@ export interface ModelHandle {
    * own (a graph built from a downloaded component points into the component's weight files).
    */
   externalDataFolder?: string;
+  /** For a graph cogflow built from safetensors weights: how (sequential offload builds its parts). */
+  build?: ModelBuild;
   /** Bytes on disk, external data included (an estimate of its memory). */
   bytes: number;
   /** Size and modification time of the model files, for cache keys. */

@@ -17,6 +17,15 @@ import type { WorkerSessionOptions } from "./session_worker.ts";
 import type { SplitPart } from "./onnx_split.ts";
 import type { Tensor } from "./tensor.ts";
 
+/**
+ * A part as the runner runs it: a split's part, or a part built from safetensors weights
+ * (builders/built_parts.ts), whose external data lie in the weights' folder.
+ */
+export interface RunnerPart extends SplitPart {
+  /** The folder the part's external data locations are relative to, when not its file's own. */
+  externalDataFolder?: string;
+}
+
 /** Timings and memory of one part, summed over calls. */
 export interface PartStats {
   /** Part name. */
@@ -141,7 +150,7 @@ export class AutoPrepack {
 
 /** Runs the parts of one split model in order. */
 export class SequentialRunner {
-  #parts: SplitPart[];
+  #parts: RunnerPart[];
   #modelOutputs: string[];
   #workers: SessionWorker[];
   #options: SequentialRunnerOptions;
@@ -152,7 +161,7 @@ export class SequentialRunner {
 
   /** Uses `workers` (two when prefetching, else one) for the parts of a split. */
   constructor(
-    split: { parts: SplitPart[]; modelOutputs: string[] },
+    split: { parts: RunnerPart[]; modelOutputs: string[] },
     workers: SessionWorker[],
     options: SequentialRunnerOptions,
   ) {
@@ -278,6 +287,7 @@ export class SequentialRunner {
     const stats = this.#stats[index];
     const packed = this.#packed;
     const session = { ...this.#options.session, prepackWeights: packed };
+    if (part.externalDataFolder) session.externalDataFolder = part.externalDataFolder;
     const ready = worker.create(this.#sessionName(index), part.path, session).then(
       (created) => {
         stats.loads++;
