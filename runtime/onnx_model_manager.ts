@@ -22,12 +22,14 @@ import type { ModelManager, ModelRunOptions } from "./model_manager.ts";
 import {
   type BudgetOffloadHook,
   isModelHandle,
+  type ModelBuild,
   type ModelHandle,
   offloadHookOf,
   type SequentialOffloadHook,
   sessionKey,
 } from "./model_handle.ts";
 import { inspectOnnxModel } from "./onnx_inspect.ts";
+import { buildModelParts } from "../builders/built_parts.ts";
 import { modelContentHash, splitModel } from "./onnx_split.ts";
 import { type PartStats, SequentialRunner } from "./sequential_runner.ts";
 import { SessionWorker, WorkerStopped } from "./session_client.ts";
@@ -335,6 +337,36 @@ export class OnnxModelManager implements ModelManager {
     model: ModelHandle,
     hook: SequentialOffloadHook,
   ): Promise<SequentialRunner> {
+    const split =
+      await (model.build ? this.#buildParts(model, model.build, hook) : this.#split(model, hook));
+    if (split.whole) this.#options.onWarning?.(`Model "${model.name}": ${split.whole}`);
+    const workers = hook.prefetch ? [this.#takeWorker(), this.#takeWorker()] : [this.#takeWorker()];
+    const stats = this.#statsFor(model);
+    stats.parts = split.parts.length;
+    const runner = new SequentialRunner(
+      { parts: split.parts, modelOutputs: split.plan.modelOutputs },
+      workers,
+      {
+        // A part's session serves one call. Repacking its weights costs more CPU than the call
+        // saves unless spare CPUs do it while the prefetch hides it, and the repacked copies are
+        // heap memory that glibc keeps after the release; unpacked, the weights stay in the
+        // mapped file. So parts load unpacked unless `prepack_weights` (auto: by measurement,
+        // see AutoPrepack) says otherwise. Idle intra-op threads sleep instead of spinning: the
+        // next part, created in the other worker while this one runs, would otherwise hold a CPU.
+        // A model that runs whole is created as without a hook.
+        session: split.whole
+          ? this.#workerOptions(model)
+          : { ...this.#workerOptions(model), intraOpSpinning: false },
+        prepack: split.whole ? "always" : hook.prepackWeights ?? "never",
+        name: model.name,
+        prefetch: hook.prefetch,
+      },
+    );
+    return runner;
+  }
+
+  /** A model from an ONNX file, split into parts cached in `.cache/split`. */
+  async #split(model: ModelHandle, hook: SequentialOffloadHook) {
     const cacheDir = this.#options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split");
     const split = await contentHashOf(model, cacheDir).then((contentHash) =>
       splitModel(model.path, {
@@ -351,26 +383,31 @@ export class OnnxModelManager implements ModelManager {
         },
       );
     });
-    const workers = hook.prefetch ? [this.#takeWorker(), this.#takeWorker()] : [this.#takeWorker()];
-    const stats = this.#statsFor(model);
-    stats.parts = split.parts.length;
-    const runner = new SequentialRunner(
-      { parts: split.parts, modelOutputs: split.plan.modelOutputs },
-      workers,
-      {
-        // A part's session serves one call. Repacking its weights costs more CPU than the call
-        // saves unless spare CPUs do it while the prefetch hides it, and the repacked copies are
-        // heap memory that glibc keeps after the release; unpacked, the weights stay in the
-        // mapped file. So parts load unpacked unless `prepack_weights` (auto: by measurement,
-        // see AutoPrepack) says otherwise. Idle intra-op threads sleep instead of spinning: the
-        // next part, created in the other worker while this one runs, would otherwise hold a CPU.
-        session: { ...this.#workerOptions(model), intraOpSpinning: false },
-        prepack: hook.prepackWeights ?? "never",
+    return { ...split, whole: undefined };
+  }
+
+  /** A built model, built in parts beside its graph in the graphs cache (builders/built_parts.ts). */
+  async #buildParts(model: ModelHandle, build: ModelBuild, hook: SequentialOffloadHook) {
+    try {
+      return await buildModelParts({
         name: model.name,
-        prefetch: hook.prefetch,
-      },
-    );
-    return runner;
+        path: model.path,
+        inputs: model.signature.inputs.map((input) => input.name),
+        outputs: model.signature.outputs.map((output) => output.name),
+        build,
+        blocksPerGroup: hook.blocksPerGroup,
+        // `<cache>/<name>-<sha>/model.onnx`
+        cacheDir: dirname(dirname(model.path)),
+      });
+    } catch (error) {
+      if (error instanceof UserError) throw error;
+      throw new UserError(
+        `Cannot build model "${model.name}" in parts for sequential offload: ${
+          (error as Error).message
+        }`,
+        { cause: error },
+      );
+    }
   }
 
   async #bytesInRam(model: ModelHandle) {
