@@ -10,7 +10,7 @@ import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
 import { formatBytes, parseByteSize } from "../runtime/byte_size.ts";
 import { withHook } from "../runtime/model_handle.ts";
-import { modelOfType, modelPort, modelType } from "./ports.ts";
+import { modelOfType, modelPort } from "./ports.ts";
 
 /** A size setting: bytes, or text like `6GiB` or `500MB`. */
 export const byteSizeSetting = z.union([z.number().int().min(1), z.string()]).transform(
@@ -48,17 +48,7 @@ export const budgetOffload = defineNode({
         { setting: "max_memory" },
       );
     }
-    // The hook on the static type lets readers' memory estimates see the budget at validation.
-    return {
-      model: model
-        ? modelType(withHook(model, {
-          kind: "budget_offload",
-          // The hook node as written, not its instance (`offload[pipe.vae]`).
-          node: ctx.node.replace(/\[.*\]$/, ""),
-          maxMemoryBytes: max_memory,
-        }))
-        : inputs.model,
-    };
+    return { model: inputs.model };
   },
   run: (ctx, { model }, { max_memory }) => ({
     model: withHook(model, {

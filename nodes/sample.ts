@@ -29,7 +29,7 @@ import type { ModelHandle } from "../runtime/model_handle.ts";
 import { usesFusedAttention } from "../runtime/onnx_attention.ts";
 import {
   estimateSampling,
-  memoryLimitsFor,
+  memoryLimits,
   memoryProblem,
   transformerGeometryOf,
 } from "../runtime/run_estimate.ts";
@@ -397,9 +397,8 @@ async function checkMemory(
     attention: fused ? "fused" : "unfused",
     keptSteps: settings.keep_step_latents ? settings.steps : 0,
   });
-  const problem = memoryProblem(estimate, memoryLimitsFor(model), {
+  const problem = memoryProblem(estimate, memoryLimits(), {
     subject: "Sampling",
-    model,
     hint: settings.keep_step_latents
       ? "lower height, width, num_frames or steps, give fewer prompts, or drop keep_step_latents"
       : "lower height, width or num_frames, or give fewer prompts",

@@ -17,7 +17,7 @@ import {
 } from "../builders/cogvideox_vae_decoder.ts";
 import { hookOf, type ModelHandle } from "../runtime/model_handle.ts";
 import type { ModelManager } from "../runtime/model_manager.ts";
-import { estimateDecoding, memoryLimitsFor, memoryProblem } from "../runtime/run_estimate.ts";
+import { estimateDecoding, memoryLimits, memoryProblem } from "../runtime/run_estimate.ts";
 import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
 import { concatBatch, permute, sliceBatch } from "../runtime/tensor_ops.ts";
 import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
@@ -133,9 +133,8 @@ function checkDecodingMemory(
       ? { height: tiling.tileSampleMinHeight, width: tiling.tileSampleMinWidth }
       : undefined,
   });
-  const problem = memoryProblem(estimate, memoryLimitsFor(model), {
+  const problem = memoryProblem(estimate, memoryLimits(), {
     subject: "Decoding",
-    model,
     hint: `lower height, width or num_frames, or give fewer prompts${
       tiling ? "" : "; vae_tiling decodes in tiles"
     }`,

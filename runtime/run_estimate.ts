@@ -1,13 +1,13 @@
 /**
  * The memory a run needs at once, estimated at validation from the shapes it will make, against
- * the memory it may use: the machine's and a budget_offload hook's `max_memory`. Nodes refuse,
- * before anything runs, what cannot fit, with the numbers.
+ * the machine's memory. Nodes refuse, before anything runs, what cannot fit, with the numbers.
  *
  * The estimates are of what must be resident at the same time, not of everything a run makes, and
  * they lean low, so that a run that fits is never refused:
  * - tensors are float32, as the nodes compute them;
- * - model weights are left out against the machine (offload hooks decide how much of them is
- *   resident), and counted against a budget, which holds the model's sessions;
+ * - model weights are left out (offload hooks decide how much of them is resident). A
+ *   budget_offload `max_memory` is a budget for the sessions' weights, as the model manager counts
+ *   it: budget_offload checks each model against it, and activations are not held to it;
  * - the transformer: one layer's activations at a time, the hidden states and Q, K, V
  *   `[model batch, sequence, inner dim]`, and the attention scores `[model batch, heads, sequence,
  *   sequence]` when the graph computes attention unfused (`MatMul`, `Softmax`, `MatMul`, as
@@ -22,7 +22,6 @@
  */
 
 import { formatBytes } from "./byte_size.ts";
-import { hookOf, type ModelHandle } from "./model_handle.ts";
 
 /** One tensor (or group of tensors) that must be resident at once. */
 export interface MemoryTerm {
@@ -46,16 +45,12 @@ export interface MemoryEstimate {
   bytes: number;
 }
 
-/** Memory a run may use: the machine's, or a hook's budget. */
+/** Memory a run may use. */
 export interface MemoryLimit {
   /** Bytes. */
   bytes: number;
   /** For messages: `this machine's 24.0 GiB of memory`. */
   what: string;
-  /** Whether the models' weights count against it (a budget holds the models' sessions). */
-  countsWeights: boolean;
-  /** Another way out, added to a message's hint: `raise max_memory`. */
-  hint?: string;
 }
 
 /** How attention is computed: scores held at once, or a fused operator that holds none. */
@@ -219,9 +214,7 @@ export function estimateDecoding(shapes: DecodingShapes): MemoryEstimate {
  */
 export function machineMemory(): MemoryLimit | undefined {
   const bytes = systemMemoryTotal() ?? procMemoryTotal();
-  return bytes
-    ? { bytes, what: `this machine's ${formatBytes(bytes)} of memory`, countsWeights: false }
-    : undefined;
+  return bytes ? { bytes, what: `this machine's ${formatBytes(bytes)} of memory` } : undefined;
 }
 
 function systemMemoryTotal(): number | undefined {
@@ -246,29 +239,16 @@ function procMemoryTotal(): number | undefined {
   }
 }
 
-/** The limits a node running `model` must fit: the machine's memory and the model's budget. */
-export function memoryLimitsFor(model: ModelHandle | undefined): MemoryLimit[] {
-  const limits: MemoryLimit[] = [];
+/** The limits a run must fit: the machine's memory where it can be read, else none. */
+export function memoryLimits(): MemoryLimit[] {
   const machine = machineMemory();
-  if (machine) limits.push(machine);
-  const budget = model ? hookOf(model, "budget_offload") : undefined;
-  if (budget) {
-    limits.push({
-      bytes: budget.maxMemoryBytes,
-      what: `max_memory ${formatBytes(budget.maxMemoryBytes)} of budget_offload "${budget.node}"`,
-      countsWeights: true,
-      hint: "raise max_memory",
-    });
-  }
-  return limits;
+  return machine ? [machine] : [];
 }
 
 /** Options of {@link memoryProblem}. */
 export interface MemoryProblemOptions {
   /** Starts the message: `Sampling`, `Decoding`. */
   subject: string;
-  /** The model whose weights count against a budget. */
-  model?: ModelHandle;
   /** What to do about it, after the colon: `lower height, width or num_frames`. */
   hint: string;
 }
@@ -283,21 +263,13 @@ export function memoryProblem(
   options: MemoryProblemOptions,
 ): string | undefined {
   for (const limit of limits) {
-    const weights = limit.countsWeights && options.model ? options.model.bytes : 0;
-    const needed = estimate.bytes + weights;
-    if (needed <= limit.bytes) continue;
+    if (estimate.bytes <= limit.bytes) continue;
     const [largest, ...rest] = estimate.terms;
-    const restBytes = rest.reduce((sum, item) => sum + item.bytes, 0) + weights;
-    const others = restBytes > 0
-      ? ` and ${formatBytes(restBytes)} for the rest${
-        weights > 0 ? ` (the model's weights ${formatBytes(weights)} among them)` : ""
-      }`
-      : "";
-    return `${options.subject} needs about ${formatBytes(needed)} at once: ${
+    const restBytes = rest.reduce((sum, item) => sum + item.bytes, 0);
+    const others = restBytes > 0 ? ` and ${formatBytes(restBytes)} for the rest` : "";
+    return `${options.subject} needs about ${formatBytes(estimate.bytes)} at once: ${
       formatBytes(largest.bytes)
-    } for ${describeTerm(largest)}${others}, more than ${limit.what}: ${options.hint}${
-      limit.hint ? `, or ${limit.hint}` : ""
-    }`;
+    } for ${describeTerm(largest)}${others}, more than ${limit.what}: ${options.hint}`;
   }
   return undefined;
 }

@@ -5,13 +5,11 @@ import {
   float32Bytes,
   machineMemory,
   type MemoryLimit,
-  memoryLimitsFor,
   memoryProblem,
   sequenceLength,
   transformerGeometryOf,
 } from "./run_estimate.ts";
 import { join } from "node:path";
-import { DEFAULT_SESSION_SETTINGS, type ModelHandle } from "./model_handle.ts";
 import { withTempDir } from "../tests/testing.ts";
 
 const GiB = 1024 ** 3;
@@ -28,7 +26,7 @@ const COGVIDEOX_2B = transformerGeometryOf({
 const LATENTS_480P = [1, 13, 16, 60, 90];
 
 function limit(bytes: number): MemoryLimit {
-  return { bytes, what: `a test limit of ${bytes} bytes`, countsWeights: false };
+  return { bytes, what: `a test limit of ${bytes} bytes` };
 }
 
 Deno.test("the transformer's dimensions come from its config.json", () => {
@@ -114,36 +112,6 @@ Deno.test("a refusal names the total, the largest term with its shape, and the l
   assert.equal(
     message,
     "Decoding needs about 36.6 TiB at once: 32.0 TiB for the decoder's activations (2 x [1, 128, 8, 65536, 65536] float32, 8 frames at a time) and 4.59 TiB for the rest, more than a test limit of 25769803776 bytes: lower height, width or num_frames",
-  );
-});
-
-Deno.test("a budget_offload budget counts the model's weights and suggests raising it", () => {
-  const model: ModelHandle = {
-    kind: "onnx_model",
-    name: "transformer",
-    role: "transformer",
-    path: "/models/transformer/model.onnx",
-    bytes: 900 * 1024 ** 2,
-    fingerprint: "",
-    signature: { inputs: [], outputs: [] },
-    config: {},
-    session: DEFAULT_SESSION_SETTINGS,
-    hooks: [{ kind: "budget_offload", node: "offload", maxMemoryBytes: GiB }],
-  };
-  const limits = memoryLimitsFor(model);
-  const budget = limits.find((item) => item.countsWeights)!;
-  assert.equal(budget.what, 'max_memory 1.00 GiB of budget_offload "offload"');
-  const estimate = {
-    terms: [{ what: "x", shape: [1], count: 1, bytes: 200 * 1024 ** 2 }],
-    bytes: 200 * 1024 ** 2,
-  };
-  assert.match(
-    memoryProblem(estimate, [budget], { subject: "Sampling", model, hint: "lower height" })!,
-    /^Sampling needs about 1\.07 GiB at once: .*the model's weights 900 MiB.*: lower height, or raise max_memory$/,
-  );
-  assert.equal(
-    memoryProblem(estimate, [limit(GiB)], { subject: "Sampling", model, hint: "" }),
-    undefined,
   );
 });
 
