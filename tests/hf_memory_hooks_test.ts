@@ -1,0 +1,110 @@
+/**
+ * The memory hooks on built models: the tiny Hugging Face pipelines of
+ * `tests/fixtures/tiny-cogvideox-hf` run through the CLI with `workflows/tiny.yaml` under
+ * `offload=sequential` (the transformer built in parts per block group, the VAE decoder whole),
+ * `offload=model` and `offload=budget`, with VAE slicing and tiling, and give the frames of
+ * `offload=none` bit for bit, within 1e-4 of diffusers' 49 frames.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { readSafetensors } from "../runtime/safetensors.ts";
+import type { Tensor } from "../runtime/tensor.ts";
+import {
+  assertClose,
+  assertNoStackTrace,
+  HF_FIXTURES,
+  pipelineParams,
+  readCase,
+  reference,
+  runCli,
+  setArgs,
+  withTempDir,
+} from "./testing.ts";
+
+const CASES = { "2b": "ddim-2b-49f", "5b": "dpm-5b-49f-nonsquare" } as const;
+
+/** Runs a case's pipeline with extra params; returns the frames and what the CLI printed. */
+async function runWith(variant: keyof typeof CASES, params: Record<string, unknown>) {
+  const referenceCase = await readCase(CASES[variant], HF_FIXTURES);
+  return await withTempDir(async (dir) => {
+    const tensorsOut = join(dir, "frames.safetensors");
+    const { code, stdout, stderr } = await runCli([
+      "run",
+      "workflows/tiny.yaml",
+      "--memory-report",
+      ...setArgs({
+        ...pipelineParams(referenceCase, HF_FIXTURES),
+        max_sequence_length: referenceCase.json.pipeline_args.max_sequence_length,
+        output: join(dir, "video.gif"),
+        tensors_out: tensorsOut,
+        ...params,
+      }),
+    ]);
+    assert.equal(code, 0, stderr);
+    assertNoStackTrace(stderr);
+    const frames = (await readSafetensors(tensorsOut)).tensors.get("frames");
+    assert.ok(frames, "No frames were saved");
+    const expected = reference(referenceCase, "frames");
+    assert.deepEqual(frames.shape, [1, ...expected.shape]);
+    const error = assertClose(frames, expected, `${CASES[variant]} frames`);
+    console.log(
+      `${variant} ${JSON.stringify(params)}: frames max abs ${error.maxAbs.toExponential(2)}`,
+    );
+    return { frames, printed: `${stdout}\n${stderr}` };
+  });
+}
+
+const withoutHooks = new Map<string, Promise<Tensor>>();
+
+/** The frames of `offload=none` (one run per variant, shared by the tests). */
+function framesWithoutHooks(variant: keyof typeof CASES): Promise<Tensor> {
+  let frames = withoutHooks.get(variant);
+  if (!frames) {
+    frames = runWith(variant, { offload: "none" }).then((run) => run.frames);
+    withoutHooks.set(variant, frames);
+  }
+  return frames;
+}
+
+for (const variant of ["2b", "5b"] as const) {
+  Deno.test(`${variant}: offload=none gives diffusers' 49 frames`, async () => {
+    await framesWithoutHooks(variant);
+  });
+}
+
+Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE decoder whole, and gives the frames of offload=none", async () => {
+  const { frames, printed } = await runWith("2b", { offload: "sequential" });
+  assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
+  assert.match(
+    printed,
+    /transformer\[part_00_prologue\], transformer\[part_01_block_0\], transformer\[part_02_block_1\], transformer\[part_03_epilogue\]/,
+  );
+  assert.match(printed, /vae\[part_00_whole\]/);
+  assert.match(printed, /Model "vae": a built VAE decoder runs whole under sequential_offload/);
+});
+
+Deno.test("5b: offload=sequential with two blocks per part and VAE slicing gives the frames of offload=none", async () => {
+  const { frames, printed } = await runWith("5b", {
+    offload: "sequential",
+    blocks_per_group: 2,
+    vae_slicing: true,
+  });
+  assert.deepEqual(frames.data, (await framesWithoutHooks("5b")).data);
+  assert.match(printed, /transformer\[part_01_blocks_0_1\]/);
+});
+
+Deno.test("2b: offload=model with VAE tiling (tiles larger than the frames) gives the frames of offload=none", async () => {
+  const { frames } = await runWith("2b", { offload: "model", vae_tiling: true });
+  assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
+});
+
+Deno.test("5b: offload=budget with VAE slicing and tiling gives the frames of offload=none", async () => {
+  const { frames } = await runWith("5b", {
+    offload: "budget",
+    max_memory: "64MiB",
+    vae_slicing: true,
+    vae_tiling: true,
+  });
+  assert.deepEqual(frames.data, (await framesWithoutHooks("5b")).data);
+});
