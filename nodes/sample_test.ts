@@ -136,3 +136,23 @@ Deno.test("sample refuses latents the transformer cannot take, naming both nodes
     'nodes.sample.in.latents: Model "pipe.transformer" expects hidden_states [batch, 3, 4, 8, 8], but "wide.latents" gives tensor<float32, [1, 3, 4, 12, 12]> (input "latents" of "sample")',
   ]);
 });
+
+Deno.test("sample refuses steps the scheduler cannot take before anything runs", async () => {
+  // Leading spacing: timesteps (N - 1) * (1000 // N) + steps_offset must stay below 1000.
+  const errors = await validationErrors(sampleWorkflow({
+    settings: "{ steps: 4, guidance_scale: 6 }",
+    inputs: { scheduler: "offset.scheduler" },
+    nodes: `
+  offset:
+    type: scheduler
+    in: { base: pipe.scheduler }
+    with: { overrides: { timestep_spacing: leading, steps_offset: 300 } }`,
+  }));
+  assert.deepEqual(errors.map((error) => error.replace(/^.*?nodes\./, "nodes.")), [
+    "nodes.sample.with.steps: steps 4 with the scheduler's steps_offset 300 reach timestep 1050, past its 1000 training timesteps: lower steps or steps_offset",
+  ]);
+  const tooMany = await validationErrors(sampleWorkflow({ settings: "{ steps: 1001 }" }));
+  assert.deepEqual(tooMany.map((error) => error.replace(/^.*?nodes\./, "nodes.")), [
+    "nodes.sample.with.steps: steps 1001 is more than the scheduler's num_train_timesteps 1000: use at most 1000 steps",
+  ]);
+});

@@ -91,3 +91,17 @@ Deno.test("scheduler refuses a config file of another scheduler class unless tol
     assert.equal(spec.kind, "dpm");
   });
 });
+
+Deno.test("scheduler points a bad value in its config file at `config`, naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "scheduler_config.json");
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ _class_name: "CogVideoXDDIMScheduler", num_train_timesteps: 2e9 }),
+    );
+    const errors = await validationErrors(schedulerWorkflow(`{ config: "${path}" }`, ""));
+    assert.deepEqual(errors.map((error) => error.replace(/^.*?nodes\./, "nodes.")), [
+      `nodes.scheduler.with.config: Invalid scheduler setting "num_train_timesteps": expected at most 1000000 (real schedules have 1000), got number 2000000000 (in "${path}")`,
+    ]);
+  });
+});
