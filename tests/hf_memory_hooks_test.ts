@@ -2,8 +2,8 @@
  * The memory hooks on built models: the tiny Hugging Face pipelines of
  * `tests/fixtures/tiny-cogvideox-hf` run through the CLI with `workflows/tiny.yaml` under
  * `offload=sequential` (the transformer built in parts per block group, the VAE decoder whole),
- * `offload=model` and `offload=budget`, with VAE slicing and tiling, and give the frames of
- * `offload=none` bit for bit, within 1e-4 of diffusers' 49 frames.
+ * `offload=model` and `offload=budget`, with VAE slicing and tiling, and the text encoder in parts
+ * too, and give the frames of `offload=none` bit for bit, within 1e-4 of diffusers' 49 frames.
  */
 
 import assert from "node:assert/strict";
@@ -17,6 +17,7 @@ import {
   pipelineParams,
   readCase,
   reference,
+  ROOT,
   runCli,
   setArgs,
   withTempDir,
@@ -24,14 +25,24 @@ import {
 
 const CASES = { "2b": "ddim-2b-49f", "5b": "dpm-5b-49f-nonsquare" } as const;
 
-/** Runs a case's pipeline with extra params; returns the frames and what the CLI printed. */
-async function runWith(variant: keyof typeof CASES, params: Record<string, unknown>) {
+/**
+ * Runs a case's pipeline with extra params; returns the frames and what the CLI printed.
+ * `workflow` edits the text of `workflows/tiny.yaml` first.
+ */
+async function runWith(
+  variant: keyof typeof CASES,
+  params: Record<string, unknown>,
+  workflow: (text: string) => string = (text) => text,
+) {
   const referenceCase = await readCase(CASES[variant], HF_FIXTURES);
   return await withTempDir(async (dir) => {
     const tensorsOut = join(dir, "frames.safetensors");
+    const workflowPath = join(dir, "tiny.yaml");
+    const text = await Deno.readTextFile(join(ROOT, "workflows", "tiny.yaml"));
+    await Deno.writeTextFile(workflowPath, workflow(text));
     const { code, stdout, stderr } = await runCli([
       "run",
-      "workflows/tiny.yaml",
+      workflowPath,
       "--memory-report",
       ...setArgs({
         ...pipelineParams(referenceCase, HF_FIXTURES),
@@ -92,6 +103,19 @@ Deno.test("5b: offload=sequential with two blocks per part and VAE slicing gives
   });
   assert.deepEqual(frames.data, (await framesWithoutHooks("5b")).data);
   assert.match(printed, /transformer\[part_01_blocks_0_1\]/);
+});
+
+Deno.test("2b: the built text encoder under sequential_offload runs in parts and gives the frames of offload=none", async () => {
+  const hook = "offload_the_rest:\n    type: model_offload\n    wraps: [pipe.text_encoder]";
+  const { frames, printed } = await runWith("2b", { offload: "sequential" }, (text) => {
+    assert.ok(text.includes(hook), "workflows/tiny.yaml changed: update this test");
+    return text.replace(hook, hook.replace("model_offload", "sequential_offload"));
+  });
+  assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
+  assert.match(
+    printed,
+    /text_encoder\[part_00_prologue\], text_encoder\[part_01_block_0\], text_encoder\[part_02_block_1\], text_encoder\[part_03_epilogue\]/,
+  );
 });
 
 Deno.test("2b: offload=model with VAE tiling (tiles larger than the frames) gives the frames of offload=none", async () => {
