@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { AnyNodeDefinition } from "./define_node.ts";
 import { formatPortType, isOptionalPort, type PortType, portTypeOf } from "./port_types.ts";
+import type { Schema } from "./schema.ts";
 
 /** A port of a node type. */
 export interface PortDescription {
@@ -18,6 +19,8 @@ export interface PortDescription {
   portType: PortType;
   /** True when the port need not be connected. */
   optional: boolean;
+  /** What the port carries, in one line (from the schema's `.describe()`), if given. */
+  description?: string;
 }
 
 /** A setting of a node type. */
@@ -52,6 +55,8 @@ export interface NodeTypeDescription {
   hook?: { kind: string; input: string; output: string };
   /** Input ports. */
   inputs: PortDescription[];
+  /** For node types that take input ports of any name: what each of them is (named `*`). */
+  variadicInputs?: PortDescription;
   /** Settings. */
   settings: SettingDescription[];
   /** Output ports. */
@@ -63,11 +68,20 @@ export function describeNodeType(
   definition: AnyNodeDefinition,
   module: string,
 ): NodeTypeDescription {
-  const ports = (schemas: Record<string, z.ZodType>): PortDescription[] =>
-    Object.entries(schemas).map(([name, schema]) => {
-      const portType = portTypeOf(schema);
-      return { name, type: formatPortType(portType), portType, optional: isOptionalPort(schema) };
-    });
+  const port = (name: string, schema: Schema): PortDescription => {
+    const portType = portTypeOf(schema);
+    const description: PortDescription = {
+      name,
+      type: formatPortType(portType),
+      portType,
+      optional: isOptionalPort(schema),
+    };
+    const text = descriptionOf(schema);
+    if (text) description.description = text;
+    return description;
+  };
+  const ports = (schemas: Record<string, Schema>): PortDescription[] =>
+    Object.entries(schemas).map(([name, schema]) => port(name, schema));
   const settings = Object.entries(definition.settings as Record<string, z.ZodType>).map(
     ([name, schema]) => {
       const description: SettingDescription = {
@@ -77,7 +91,7 @@ export function describeNodeType(
       };
       const defaulted = schema.safeParse(undefined);
       if (defaulted.success && defaulted.data !== undefined) description.default = defaulted.data;
-      const text = (schema as { description?: string }).description;
+      const text = descriptionOf(schema);
       if (text) description.description = text;
       return description;
     },
@@ -91,10 +105,34 @@ export function describeNodeType(
     output: definition.output === true,
     hook: definition.hook ? { ...definition.hook } : undefined,
     inputs: ports(definition.inputs),
+    variadicInputs: definition.variadicInputs ? port("*", definition.variadicInputs) : undefined,
     settings,
     outputs: ports(definition.outputs),
   };
 }
+
+/**
+ * The description given to a schema with `.describe()`, looking through `.optional()`,
+ * `.default()` and the like, so that `tensorPort().describe("...").optional()` keeps it.
+ */
+export function descriptionOf(schema: Schema): string | undefined {
+  const own = (schema as { description?: unknown }).description;
+  if (typeof own === "string") return own;
+  const def = (schema as unknown as { _zod: { def: { type: string; innerType?: Schema } } })._zod
+    .def;
+  return def.innerType && WRAPPERS.includes(def.type) ? descriptionOf(def.innerType) : undefined;
+}
+
+/** Schema types that wrap one inner schema without changing what it means. */
+const WRAPPERS = [
+  "optional",
+  "nullable",
+  "default",
+  "prefault",
+  "readonly",
+  "catch",
+  "nonoptional",
+];
 
 /** A one-line summary of a setting's schema: `integer >= 1`, `"ddim" | "dpm"`, `string`. */
 export function summarizeSchema(schema: Record<string, unknown>): string {

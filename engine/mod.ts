@@ -67,6 +67,7 @@ export {
 export { parseYamlSource, type YamlDocument, type YamlSource } from "./yaml_source.ts";
 export {
   describeNodeType,
+  descriptionOf,
   type NodeTypeDescription,
   type PortDescription,
   type SettingDescription,

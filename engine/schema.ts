@@ -46,12 +46,19 @@ export interface OptionalSchema<T> extends Schema<T | undefined, T | undefined> 
     readonly optin: "optional";
     readonly optout: "optional";
   };
+  /** The same schema with a one-line description, for `cogflow nodes` and editors. */
+  describe(description: string): OptionalSchema<T>;
 }
 
 /** A schema of a port value, which `.optional()` turns into a port that need not be connected. */
 export interface PortSchema<T> extends Schema<T, T> {
   /** The same port, not required to be connected. */
   optional(): OptionalSchema<T>;
+  /**
+   * The same port with a one-line description (what it carries, with units), for `cogflow nodes`
+   * and editors. It keeps the port's type and survives `.optional()`.
+   */
+  describe(description: string): PortSchema<T>;
 }
 
 /** The parsed value of a schema. */

@@ -34,9 +34,19 @@ export const budgetOffload = defineNode({
   description:
     "Keeps model sessions resident within a memory budget, least recently used out first (wraps models)",
   category: "memory",
-  inputs: { model: modelPort() },
-  settings: { max_memory: byteSizeSetting },
-  outputs: { model: modelPort() },
+  inputs: {
+    model: modelPort().describe("A model to wrap; the models one node wraps share its budget"),
+  },
+  settings: {
+    max_memory: byteSizeSetting.describe(
+      "Budget for the resident sessions, e.g. 6GiB (bytes; suffixes KB, MB, GB, KiB, MiB, GiB)",
+    ),
+  },
+  outputs: {
+    model: modelPort().describe(
+      "The same model, its session kept while the sessions fit max_memory, least recently used closed first",
+    ),
+  },
   hook: { kind: "offload", input: "model", output: "model" },
   infer(ctx, inputs, { max_memory }) {
     const model = modelOfType(inputs.model);

@@ -12,9 +12,13 @@ import { modelPort, modelType } from "./ports.ts";
 import { sessionSettingsOf, sessionSettingsShape } from "./session_settings.ts";
 
 const loadModelSettings = {
-  path: inputPath(),
-  role: z.string().default("model"),
-  name: z.string().optional(),
+  path: inputPath().describe("The .onnx model file (relative to the workflow's folder)"),
+  role: z.string().default("model").describe(
+    "What the model is for, e.g. transformer, vae or text_encoder: a port asking for a role takes only that role (default model)",
+  ),
+  name: z.string().optional().describe(
+    "Name in messages (default: the folder's name for a model.onnx, else the file name without .onnx)",
+  ),
   ...sessionSettingsShape,
 };
 
@@ -26,7 +30,11 @@ export const loadModel = defineNode({
   category: "models",
   inputs: {},
   settings: loadModelSettings,
-  outputs: { model: modelPort() },
+  outputs: {
+    model: modelPort().describe(
+      "The model: its file, declared inputs and outputs, config.json beside it and session settings",
+    ),
+  },
   async infer(_ctx, _inputs, settings) {
     return { model: modelType(await describe(settings)) };
   },

@@ -36,7 +36,9 @@ export const loadPipeline = defineNode({
   settings: {
     // A pipeline folder (diffusers layout with safetensors, or with ONNX files), a Hugging Face
     // cache folder (models--org--name), or a model id in the local Hugging Face cache.
-    path: inputPath(),
+    path: inputPath().describe(
+      "A pipeline folder with model_index.json, a Hugging Face cache folder (models--org--name) or a cached model id",
+    ),
     revision: z.string().min(1).optional().describe(
       "Hugging Face cache only: the branch, tag or commit to use (default: main, else the newest snapshot)",
     ),
@@ -46,11 +48,17 @@ export const loadPipeline = defineNode({
     ...sessionSettingsShape,
   },
   outputs: {
-    text_encoder: modelPort("text_encoder"),
-    transformer: modelPort("transformer"),
-    vae: modelPort("vae"),
-    tokenizer: tokenizerPort(),
-    scheduler: schedulerPort(),
+    text_encoder: modelPort("text_encoder").describe("The T5 text encoder (text_encoder/)"),
+    transformer: modelPort("transformer").describe(
+      "The CogVideoX transformer that predicts the noise (transformer/)",
+    ),
+    vae: modelPort("vae").describe("The VAE decoder that turns latents into frames (vae/)"),
+    tokenizer: tokenizerPort().describe(
+      "The tokenizer folder (tokenizer/: tokenizer.json or spiece.model)",
+    ),
+    scheduler: schedulerPort().describe(
+      "The DDIM or DPM scheduler with its config (scheduler/scheduler_config.json)",
+    ),
   },
   async infer(_ctx, _inputs, settings) {
     const pipeline = await openPipeline(settings.path, sessionSettingsOf(settings), settings);

@@ -19,10 +19,14 @@ export const loadTensor = defineNode({
   category: "input",
   inputs: {},
   settings: {
-    path: inputPath(),
-    name: z.string().optional(),
+    path: inputPath().describe(
+      "The .safetensors or .npy file, told apart by extension (relative to the workflow's folder)",
+    ),
+    name: z.string().optional().describe(
+      "Safetensors only: the tensor's name in the file (default: the file's only tensor)",
+    ),
   },
-  outputs: { tensor: tensorPort() },
+  outputs: { tensor: tensorPort().describe("The tensor, with the dtype and shape of the file") },
   async infer(_ctx, _inputs, { path, name }) {
     const tensor = await readTensor(path, name);
     return { tensor: { kind: "tensor", dtype: tensor.dtype, shape: tensor.shape } };

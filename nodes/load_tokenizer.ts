@@ -18,8 +18,12 @@ export const loadTokenizer = defineNode({
     "Points at a tokenizer folder (tokenizer.json, or spiece.model, with tokenizer_config.json)",
   category: "models",
   inputs: {},
-  settings: { path: inputPath() },
-  outputs: { tokenizer: tokenizerPort() },
+  settings: {
+    path: inputPath().describe(
+      "The tokenizer folder: tokenizer.json, or spiece.model, with tokenizer_config.json (relative to the workflow's folder)",
+    ),
+  },
+  outputs: { tokenizer: tokenizerPort().describe("The tokenizer folder, loaded by tokenize") },
   async infer(_ctx, _inputs, { path }) {
     await describeTokenizerFolder(path);
   },

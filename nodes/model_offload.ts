@@ -19,9 +19,17 @@ export const modelOffload = defineNode({
   version: 1,
   description: "Keeps a model's session only while nodes use it (wraps models)",
   category: "memory",
-  inputs: { model: modelPort() },
-  settings: { keep_in_ram: z.boolean().default(false) },
-  outputs: { model: modelPort() },
+  inputs: { model: modelPort().describe("The model to wrap") },
+  settings: {
+    keep_in_ram: z.boolean().default(false).describe(
+      "Keep the model's bytes in host memory so a new session reads no file; on a GPU, CPU offload (default false)",
+    ),
+  },
+  outputs: {
+    model: modelPort().describe(
+      "The same model, its session made just before its first use and closed after its last",
+    ),
+  },
   hook: { kind: "offload", input: "model", output: "model" },
   infer: (_ctx, inputs) => ({ model: inputs.model }),
   run: (ctx, { model }, { keep_in_ram }) => ({

@@ -71,17 +71,38 @@ export const noise = defineNode({
     "Initial latents from a seed, as torch.randn with a CPU generator (same seed, same noise)",
   category: "sampling",
   inputs: {
-    transformer: modelPort("transformer"),
-    vae: modelPort("vae"),
-    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }),
+    transformer: modelPort("transformer").describe(
+      "The transformer: its config gives the latent channels and patch size",
+    ),
+    vae: modelPort("vae").describe(
+      "The VAE: its compression gives the latent frames, height and width",
+    ),
+    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).describe(
+      "Prompt embeddings [batch, tokens, width]: one video per batch row",
+    ),
   },
   settings: {
-    seed: seedSetting,
-    num_frames: z.number().int().min(1).default(49),
-    height: z.number().int().min(1).default(480),
-    width: z.number().int().min(1).default(720),
+    seed: seedSetting.describe(
+      "Seed of the CPU generator, 0 to 2^64 - 1: the same seed gives the same noise as torch.manual_seed",
+    ),
+    num_frames: z.number().int().min(1).default(49).describe(
+      "Video frames, a multiple of the VAE's temporal compression plus 1: 4k + 1 for CogVideoX (default 49)",
+    ),
+    height: z.number().int().min(1).default(480).describe(
+      "Video height in pixels, a multiple of the VAE factor times the patch size, e.g. 16 (default 480)",
+    ),
+    width: z.number().int().min(1).default(720).describe(
+      "Video width in pixels, a multiple of the VAE factor times the patch size, e.g. 16 (default 720)",
+    ),
   },
-  outputs: { latents: latentsPort(), generator: generatorPort() },
+  outputs: {
+    latents: latentsPort().describe(
+      "Standard normal latents [batch, latent frames, channels, latent height, latent width]",
+    ),
+    generator: generatorPort().describe(
+      "The generator after the draw, for a scheduler that draws more noise (DPM)",
+    ),
+  },
   infer(ctx, inputs, settings) {
     const batch = inputs.prompt_embeds?.shape?.[0] ?? null;
     if (!withinVideoBounds(ctx, settings, typeof batch === "number" ? batch : 1)) return;

@@ -23,11 +23,23 @@ export const rotaryEmbedding = defineNode({
   description:
     "Rotary position tables (cos, sin) for transformers with use_rotary_positional_embeddings",
   category: "sampling",
-  inputs: { transformer: modelPort("transformer"), vae: modelPort("vae"), latents: latentsPort() },
+  inputs: {
+    transformer: modelPort("transformer").describe(
+      "The transformer: its config gives the head size, patch size and sample size",
+    ),
+    vae: modelPort("vae").describe("The VAE: its spatial compression turns latents into pixels"),
+    latents: latentsPort().describe(
+      "Latents [batch, frames, channels, height, width]: their frames and size set the grid",
+    ),
+  },
   settings: {},
   outputs: {
-    cos: tensorPort({ dtype: "float32", rank: 2 }).optional(),
-    sin: tensorPort({ dtype: "float32", rank: 2 }).optional(),
+    cos: tensorPort({ dtype: "float32", rank: 2 }).describe(
+      "Cosine table [video tokens, head size]; absent for transformers without rotary embeddings",
+    ).optional(),
+    sin: tensorPort({ dtype: "float32", rank: 2 }).describe(
+      "Sine table [video tokens, head size]; absent for transformers without rotary embeddings",
+    ).optional(),
   },
   run(_ctx, { transformer, vae, latents }) {
     if (!usesRotaryEmbeddings(transformer)) return { cos: undefined, sin: undefined };

@@ -62,28 +62,54 @@ export const sample = defineNode({
   description: "Denoises latents with the transformer: classifier-free guidance, DDIM or DPM steps",
   category: "sampling",
   inputs: {
-    model: modelPort("transformer"),
-    scheduler: schedulerPort(),
-    latents: latentsPort(),
-    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }),
-    negative_prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).optional(),
-    generator: generatorPort().optional(),
-    rotary_cos: tensorPort({ dtype: "float32", rank: 2 }).optional(),
-    rotary_sin: tensorPort({ dtype: "float32", rank: 2 }).optional(),
+    model: modelPort("transformer").describe(
+      "The transformer that predicts the noise at each step",
+    ),
+    scheduler: schedulerPort().describe("The DDIM or DPM scheduler that steps the latents"),
+    latents: latentsPort().describe(
+      "Initial latents [batch, frames, channels, height, width], from noise",
+    ),
+    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).describe(
+      "Prompt embeddings [batch, tokens, width], from text_encode",
+    ),
+    negative_prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).describe(
+      "Negative prompt embeddings of the same shape; needed when guidance_scale is above 1",
+    ).optional(),
+    generator: generatorPort().describe(
+      "The noise node's generator, whose stream the DPM scheduler continues (needed for DPM)",
+    ).optional(),
+    rotary_cos: tensorPort({ dtype: "float32", rank: 2 }).describe(
+      "Rotary cosine table from rotary_embedding; needed by transformers with rotary embeddings",
+    ).optional(),
+    rotary_sin: tensorPort({ dtype: "float32", rank: 2 }).describe(
+      "Rotary sine table from rotary_embedding; needed by transformers with rotary embeddings",
+    ).optional(),
   },
   settings: {
-    steps: z.number().int().min(1).default(50),
-    guidance_scale: z.number().min(0).default(6),
-    use_dynamic_cfg: z.boolean().default(false),
-    keep_step_latents: z.boolean().default(false),
+    steps: z.number().int().min(1).default(50).describe(
+      "Denoising steps (default 50), at most the scheduler's num_train_timesteps",
+    ),
+    guidance_scale: z.number().min(0).default(6).describe(
+      "Classifier-free guidance scale; above 1 also runs the negative prompt, doubling the batch (default 6)",
+    ),
+    use_dynamic_cfg: z.boolean().default(false).describe(
+      "Vary the guidance over the steps as diffusers' use_dynamic_cfg, from 1 up to 1 + guidance_scale (default false)",
+    ),
+    keep_step_latents: z.boolean().default(false).describe(
+      "Also output the latents after every step as step_latents, steps times their memory (default false)",
+    ),
   },
   outputs: {
-    latents: latentsPort(),
-    step_latents: tensorPort({ dtype: "float32", rank: 6 }).optional(),
-    /** The timestep of each step, as the transformer got it. */
-    timesteps: tensorPort({ dtype: "int64", rank: 1 }),
-    /** The guidance scale of each step (diffusers' `guidance_scale` property during the step). */
-    guidance: tensorPort({ dtype: "float64", rank: 1 }),
+    latents: latentsPort().describe("The denoised latents, of the input's shape"),
+    step_latents: tensorPort({ dtype: "float32", rank: 6 }).describe(
+      "The latents after each step [steps, batch, frames, channels, height, width], with keep_step_latents",
+    ).optional(),
+    timesteps: tensorPort({ dtype: "int64", rank: 1 }).describe(
+      "The timestep of each step [steps], as the transformer got it",
+    ),
+    guidance: tensorPort({ dtype: "float64", rank: 1 }).describe(
+      "The guidance scale of each step [steps] (diffusers' guidance_scale property during the step)",
+    ),
   },
   async infer(ctx, inputs, settings) {
     const model = modelOfType(inputs.model);

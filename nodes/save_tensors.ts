@@ -18,14 +18,24 @@ export const saveTensors = defineNode({
   description: "Saves tensors to .safetensors (by input name) or a single tensor to .npy",
   category: "output",
   inputs: {},
-  variadicInputs: tensorPort(),
+  variadicInputs: tensorPort().describe(
+    "A tensor to save, stored under the name of its input port (any name)",
+  ),
   settings: {
-    path: outputPath(),
-    format: z.enum(["auto", "safetensors", "npy"]).default("auto"),
-    if_exists: ifExistsSetting,
-    metadata: z.record(z.string(), z.string()).default({}),
+    path: outputPath().describe(
+      "The file to write: .safetensors, or .npy for one tensor (relative to the current folder)",
+    ),
+    format: z.enum(["auto", "safetensors", "npy"]).default("auto").describe(
+      "File format; auto: npy for a path ending in .npy, else safetensors (default auto)",
+    ),
+    if_exists: ifExistsSetting.describe(
+      "When the file exists: error refuses, overwrite replaces it, increment writes name-1, name-2, ... (default error)",
+    ),
+    metadata: z.record(z.string(), z.string()).default({}).describe(
+      "Text keys and values for the safetensors header (default none)",
+    ),
   },
-  outputs: { path: pathPort() },
+  outputs: { path: pathPort().describe("The absolute path of the file written") },
   output: true,
   async infer(ctx, inputs, settings) {
     const count = Object.keys(inputs).length;

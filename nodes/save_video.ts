@@ -30,15 +30,31 @@ export const saveVideo = defineNode({
   version: 1,
   description: "Saves frames as MP4, GIF or PNG frames, plus a contact sheet PNG",
   category: "output",
-  inputs: { frames: videoPort() },
-  settings: {
-    path: outputPath(),
-    format: z.enum(["auto", "mp4", "gif", "png"]).default("auto"),
-    fps: z.number().positive().default(8),
-    contact_sheet: z.boolean().default(true),
-    if_exists: ifExistsSetting,
+  inputs: {
+    frames: videoPort().describe(
+      "Videos [batch, frames, 3, height, width], float32 in [0, 1], from vae_decode",
+    ),
   },
-  outputs: { files: pathsPort() },
+  settings: {
+    path: outputPath().describe(
+      "The .mp4 or .gif file, or a folder for PNG frames; a batch writes name-0, name-1, ... (relative to the current folder)",
+    ),
+    format: z.enum(["auto", "mp4", "gif", "png"]).default("auto").describe(
+      "Video format; auto: from the path's extension, .mp4 or .gif, none for PNG frames (default auto)",
+    ),
+    fps: z.number().positive().default(8).describe(
+      "Frames per second of MP4 and GIF videos (default 8, as CogVideoX makes them)",
+    ),
+    contact_sheet: z.boolean().default(true).describe(
+      "Also write a PNG of all frames beside each video, name.sheet.png (default true)",
+    ),
+    if_exists: ifExistsSetting.describe(
+      "When a video exists: error refuses, overwrite replaces it, increment writes name-1, name-2, ... (default error)",
+    ),
+  },
+  outputs: {
+    files: pathsPort().describe("The absolute paths written: each video, then its contact sheet"),
+  },
   output: true,
   async infer(ctx, _inputs, { path, format, contact_sheet, if_exists }) {
     let chosen: VideoFormat = format === "auto" ? "png" : format;

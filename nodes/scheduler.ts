@@ -23,13 +23,23 @@ export const scheduler = defineNode({
   description:
     "Configures CogVideoXDDIMScheduler or CogVideoXDPMScheduler, with overrides of its config",
   category: "sampling",
-  inputs: { base: schedulerPort().optional() },
-  settings: {
-    type: z.enum(["auto", "ddim", "dpm"]).default("auto"),
-    config: inputPath().optional(),
-    overrides: z.record(z.string(), z.unknown()).default({}),
+  inputs: {
+    base: schedulerPort().describe(
+      "A scheduler to start from, e.g. load_pipeline's: its kind and config",
+    ).optional(),
   },
-  outputs: { scheduler: schedulerPort() },
+  settings: {
+    type: z.enum(["auto", "ddim", "dpm"]).default("auto").describe(
+      "CogVideoXDDIMScheduler or CogVideoXDPMScheduler; auto: the config's class, else the base's, else ddim (default auto)",
+    ),
+    config: inputPath().describe(
+      "A scheduler_config.json to use instead of the base's config (relative to the workflow's folder)",
+    ).optional(),
+    overrides: z.record(z.string(), z.unknown()).default({}).describe(
+      "Config keys to change, e.g. { timestep_spacing: trailing, snr_shift_scale: 1 } (default none)",
+    ),
+  },
+  outputs: { scheduler: schedulerPort().describe("The scheduler kind and its checked config") },
   async infer(ctx, inputs, settings) {
     const base = isSchedulerSpec(inputs.base?.info) ? inputs.base.info : undefined;
     if (!inputs.base && !settings.config) {

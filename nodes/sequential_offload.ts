@@ -20,20 +20,30 @@ export const sequentialOffload = defineNode({
   description:
     "Runs a transformer or VAE decoder in parts, one group of blocks resident at a time (wraps models)",
   category: "memory",
-  inputs: { model: modelPort() },
+  inputs: { model: modelPort().describe("The transformer or VAE decoder to wrap") },
   settings: {
-    blocks_per_group: z.number().int().min(1).default(1),
-    block_pattern: z.string().optional(),
-    prefetch: z.boolean().default(true),
+    blocks_per_group: z.number().int().min(1).default(1).describe(
+      "Blocks per part (transformer blocks, or a VAE decoder's up blocks): more is faster, fewer is smaller (default 1)",
+    ),
+    block_pattern: z.string().optional().describe(
+      "Regular expression whose first group is a block's index in node names (default: transformer_blocks and up_blocks)",
+    ),
+    prefetch: z.boolean().default(true).describe(
+      "Load the next part in a second worker while the current one runs (default true)",
+    ),
     /**
      * Repack part weights at load. `never` (default): fast loads, the same result every run.
      * `always`: the resident model's kernels, bit for bit, but slow loads. `auto`: switches to
      * packed loads mid-run where the prefetch hides them (many cores, long sequences), so the last
      * bits of the result can depend on timing.
      */
-    prepack_weights: z.enum(["never", "always", "auto"]).default("never"),
+    prepack_weights: z.enum(["never", "always", "auto"]).default("never").describe(
+      "Repack part weights at load: never (fast, the same result every run), always (slow) or auto (by timing); default never",
+    ),
   },
-  outputs: { model: modelPort() },
+  outputs: {
+    model: modelPort().describe("The same model, run in parts with one part resident at a time"),
+  },
   hook: { kind: "offload", input: "model", output: "model" },
   async infer(ctx, inputs, settings) {
     const model = modelOfType(inputs.model);

@@ -17,14 +17,22 @@ export const textEncode = defineNode({
   description: "Encodes token ids into prompt embeddings with the text encoder",
   category: "text",
   inputs: {
-    model: modelPort("text_encoder"),
-    input_ids: tensorPort({ dtype: "int64", rank: 2 }),
-    negative_input_ids: tensorPort({ dtype: "int64", rank: 2 }).optional(),
+    model: modelPort("text_encoder").describe("The T5 text encoder"),
+    input_ids: tensorPort({ dtype: "int64", rank: 2 }).describe(
+      "Token ids [prompts, tokens], from tokenize",
+    ),
+    negative_input_ids: tensorPort({ dtype: "int64", rank: 2 }).describe(
+      "Negative prompt token ids [prompts, tokens], encoded in a call of their own",
+    ).optional(),
   },
   settings: {},
   outputs: {
-    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }),
-    negative_prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).optional(),
+    prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).describe(
+      "Prompt embeddings [prompts, tokens, width]",
+    ),
+    negative_prompt_embeds: tensorPort({ dtype: "float32", rank: 3 }).describe(
+      "Negative prompt embeddings [prompts, tokens, width], when negative_input_ids is connected",
+    ).optional(),
   },
   infer(ctx, inputs) {
     const model = modelOfType(inputs.model);

@@ -23,15 +23,27 @@ export const tokenize = defineNode({
   description:
     "Tokenizes prompts and negative prompts like the CogVideoX pipeline (padding, truncation, EOS)",
   category: "text",
-  inputs: { tokenizer: tokenizerPort() },
+  inputs: {
+    tokenizer: tokenizerPort().describe("The tokenizer, from load_tokenizer or load_pipeline"),
+  },
   settings: {
-    prompt: promptSetting,
-    negative_prompt: promptSetting.default(""),
-    max_length: z.number().int().min(2).default(226),
+    prompt: promptSetting.describe(
+      "The prompt, or a list of prompts, one video each (at most 64, of 20,000 characters each)",
+    ),
+    negative_prompt: promptSetting.default("").describe(
+      "What to guide away from: one for every prompt, or one per prompt (default empty)",
+    ),
+    max_length: z.number().int().min(2).default(226).describe(
+      "Tokens per prompt: padded to it, or truncated keeping </s> (default 226, as CogVideoX)",
+    ),
   },
   outputs: {
-    input_ids: tensorPort({ dtype: "int64", rank: 2 }),
-    negative_input_ids: tensorPort({ dtype: "int64", rank: 2 }),
+    input_ids: tensorPort({ dtype: "int64", rank: 2 }).describe(
+      "Token ids [prompts, max_length]",
+    ),
+    negative_input_ids: tensorPort({ dtype: "int64", rank: 2 }).describe(
+      "Negative prompt token ids [prompts, max_length], one row per prompt",
+    ),
   },
   infer(ctx, _inputs, { prompt, negative_prompt, max_length }) {
     const prompts = asList(prompt);

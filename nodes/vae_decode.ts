@@ -30,9 +30,22 @@ export const vaeDecode = defineNode({
   description:
     "Decodes latents into video frames in [0, 1] with the VAE decoder (slicing and tiling by hooks)",
   category: "decoding",
-  inputs: { model: modelPort("vae"), latents: latentsPort() },
-  settings: { scaling_factor: z.number().positive().optional() },
-  outputs: { frames: videoPort() },
+  inputs: {
+    model: modelPort("vae").describe(
+      "The VAE decoder; vae_slicing and vae_tiling hooks on it change how it decodes",
+    ),
+    latents: latentsPort().describe(
+      "Latents [batch, frames, channels, height, width], from sample",
+    ),
+  },
+  settings: {
+    scaling_factor: z.number().positive().optional().describe(
+      "Latents are divided by it before decoding (default: the VAE config's scaling_factor, else 1.15258426)",
+    ),
+  },
+  outputs: {
+    frames: videoPort().describe("Videos [batch, frames, 3, height, width], float32 in [0, 1]"),
+  },
   infer(ctx, inputs) {
     const model = modelOfType(inputs.model);
     const latents = inputs.latents?.shape;

@@ -15,9 +15,11 @@ export const vaeSlicing = defineNode({
   version: 1,
   description: "Decodes one batch element at a time (wraps a VAE)",
   category: "memory",
-  inputs: { model: modelPort("vae") },
+  inputs: { model: modelPort("vae").describe("The VAE to wrap") },
   settings: {},
-  outputs: { model: modelPort("vae") },
+  outputs: {
+    model: modelPort("vae").describe("The same VAE, decoding one video of a batch at a time"),
+  },
   hook: { kind: "vae_slicing", input: "model", output: "model" },
   // The hook on the static type lets vae_decode's memory estimate count one video at validation.
   infer: (ctx, inputs) => {

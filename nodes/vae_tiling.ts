@@ -39,14 +39,26 @@ export const vaeTiling = defineNode({
   version: 1,
   description: "Decodes in overlapping spatial tiles blended like diffusers (wraps a VAE)",
   category: "memory",
-  inputs: { model: modelPort("vae") },
+  inputs: { model: modelPort("vae").describe("The VAE to wrap") },
   settings: {
-    tile_sample_min_height: z.number().int().min(8).default(240),
-    tile_sample_min_width: z.number().int().min(8).default(360),
-    tile_overlap_factor_height: fractionSetting.default(1 / 6),
-    tile_overlap_factor_width: fractionSetting.default(1 / 5),
+    tile_sample_min_height: z.number().int().min(8).default(240).describe(
+      "Tile height in pixels (default 240, as diffusers for CogVideoX)",
+    ),
+    tile_sample_min_width: z.number().int().min(8).default(360).describe(
+      "Tile width in pixels (default 360, as diffusers for CogVideoX)",
+    ),
+    tile_overlap_factor_height: fractionSetting.default(1 / 6).describe(
+      "Fraction of a tile's height shared with the next, a number or text like 1/6 (default 1/6)",
+    ),
+    tile_overlap_factor_width: fractionSetting.default(1 / 5).describe(
+      "Fraction of a tile's width shared with the next, a number or text like 1/5 (default 1/5)",
+    ),
   },
-  outputs: { model: modelPort("vae") },
+  outputs: {
+    model: modelPort("vae").describe(
+      "The same VAE, decoding overlapping spatial tiles blended like diffusers",
+    ),
+  },
   hook: { kind: "vae_tiling", input: "model", output: "model" },
   infer(ctx, inputs, settings) {
     // Tiles too small for their overlap would only fail after denoising, in vae_decode.
