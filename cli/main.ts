@@ -11,10 +11,8 @@ import {
   describeNodeType,
   escapeControl,
   importPlugin,
-  type NodeTypeDescription,
   PluginError,
   quote,
-  summarizeSchema,
   toDot,
   toMermaid,
   WorkflowError,
@@ -22,6 +20,7 @@ import {
 import { GRAPH_HELP, MAIN_HELP, NODES_HELP, VALIDATE_HELP } from "./help.ts";
 import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
 import { countErrors, formatDiagnostics, formatFailure } from "./failure.ts";
+import { formatNodeType } from "./format_node_type.ts";
 import { runCommand } from "./run_command.ts";
 import { commandLine } from "./child_args.ts";
 
@@ -175,36 +174,4 @@ async function nodesCommand(args: readonly string[], io: CliIo): Promise<number>
     io.stdout.write(descriptions.map(formatNodeType).join("\n"));
   }
   return EXIT.ok;
-}
-
-/** A node type as text for `cogflow nodes`. */
-export function formatNodeType(node: NodeTypeDescription): string {
-  const lines = [
-    `${node.type} (v${node.version})${node.hook ? ` hook: ${node.hook.kind}` : ""}${
-      node.output ? " [output]" : ""
-    }`,
-  ];
-  lines.push(`  ${node.description}`);
-  const section = (title: string, items: string[]) => {
-    if (items.length === 0) return;
-    lines.push(`  ${title}:`);
-    for (const item of items) lines.push(`    ${item}`);
-  };
-  section(
-    "inputs",
-    node.inputs.map((port) => `${port.name}: ${port.type}${port.optional ? " (optional)" : ""}`),
-  );
-  section(
-    "settings",
-    node.settings.map((setting) => {
-      const defaults = setting.default !== undefined
-        ? ` = ${JSON.stringify(setting.default)}`
-        : setting.optional
-        ? " (optional)"
-        : "";
-      return `${setting.name}: ${summarizeSchema(setting.schema)}${defaults}`;
-    }),
-  );
-  section("outputs", node.outputs.map((port) => `${port.name}: ${port.type}`));
-  return `${lines.join("\n")}\n`;
 }

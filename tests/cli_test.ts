@@ -288,6 +288,9 @@ Deno.test("nodes lists the built-in node types, and a plugin's with --plugin", a
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^load_tensor \(v\d+\)$/m);
     assert.match(text.stdout, /^save_tensors \(v\d+\) \[output\]$/m);
+    // Each setting and port is followed by its description, from the node type.
+    assert.match(text.stdout, /^ {4}steps: integer >= 1 = 50\n {8}Denoising steps \(default 50\)/m);
+    assert.match(text.stdout, /^ {4}model: model<vae>\n {8}The VAE to wrap$/m);
 
     const json = await cogflow(["nodes", "--json", "--plugin", ARITHMETIC], dir);
     assert.equal(json.code, 0, json.stderr);
@@ -295,6 +298,11 @@ Deno.test("nodes lists the built-in node types, and a plugin's with --plugin", a
     const add = types.find((type: { type: string }) => type.type === "add");
     assert.deepEqual(add.inputs.map((port: { name: string }) => port.name), ["a", "b", "c"]);
     assert.equal(add.module, `plugin "${ARITHMETIC}"`);
+    const sample = types.find((type: { type: string }) => type.type === "sample");
+    const steps = sample.settings.find((setting: { name: string }) => setting.name === "steps");
+    assert.match(steps.description, /^Denoising steps \(default 50\)/);
+    const embeds = sample.inputs.find((port: { name: string }) => port.name === "prompt_embeds");
+    assert.match(embeds.description, /^Prompt embeddings \[batch, tokens, width\]/);
     const hook = types.find((type: { type: string }) => type.type === "offset_hook");
     assert.deepEqual(hook.hook, { kind: "offset", input: "value", output: "value" });
   });
