@@ -60,9 +60,11 @@ Deno.test("load_pipeline of a missing folder or component is a validation error"
       "vae/diffusion_pytorch_model.safetensors": null,
     });
     assert.deepEqual(await loadErrors(folder), [
-      `Node "pipe": Missing weights in "${
-        join(folder, "vae")
-      }": expected diffusion_pytorch_model.safetensors or diffusion_pytorch_model.safetensors.index.json in model folder "${folder}"`,
+      `Node "pipe": Missing VAE: neither "${
+        join(folder, "vae_decoder", "model.onnx")
+      }" nor the weights "${
+        join(folder, "vae", "diffusion_pytorch_model.safetensors")
+      }" (or its .index.json) in model folder "${folder}"`,
     ]);
   });
 });

@@ -153,12 +153,18 @@ async function componentSource(
   const folder = join(dir, layout.folder);
   const configPath = join(folder, "config.json");
   const config = await readJsonIfPresent(configPath);
+  const base = join(folder, `${layout.weights[0]}.safetensors`);
+  const neither = `Missing ${layout.what}: neither "${onnxPath}" nor`;
   if (!config) {
-    throw new UserError(
-      `Missing ${layout.what}: neither "${onnxPath}" nor "${configPath}" with its safetensors weights`,
-    );
+    throw new UserError(`${neither} "${configPath}" with its safetensors weights`);
   }
-  const weightFiles = await findWeightFiles(folder, layout.weights);
+  let weightFiles: string[];
+  try {
+    weightFiles = await findWeightFiles(folder, layout.weights);
+  } catch (error) {
+    if (!(error instanceof UserError) || !error.message.startsWith("Missing weights")) throw error;
+    throw new UserError(`${neither} the weights "${base}" (or its .index.json)`);
+  }
   const missing: string[] = [];
   for (const file of weightFiles) if (!(await isFile(file))) missing.push(file);
   if (missing.length > 0) {
@@ -178,6 +184,9 @@ async function isFile(path: string): Promise<boolean> {
     if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
       return false;
     }
-    throw new UserError(`Cannot read "${path}": ${(error as Error).message}`);
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      throw new UserError(`Cannot read "${path}" (no read permission)`);
+    }
+    throw new UserError(`Cannot read "${path}" (${(error as Error).message})`);
   }
 }

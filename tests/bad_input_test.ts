@@ -121,9 +121,11 @@ Deno.test("missing, unreadable and corrupt model files are refused before runnin
       "transformer/model.onnx": null,
     });
     assertInvalid(await runTiny(dir, { model: missing }), [
-      `nodes.pipe: Node "pipe": Missing file "${
+      `nodes.pipe: Node "pipe": Missing transformer: neither "${
         join(missing, "transformer", "model.onnx")
-      }" in model folder "${missing}"`,
+      }" nor the weights "${
+        join(missing, "transformer", "diffusion_pytorch_model.safetensors")
+      }" (or its .index.json) in model folder "${missing}"`,
     ]);
 
     const unreadable = fixture("2b", "transformer", "model.onnx");
@@ -135,7 +137,7 @@ Deno.test("missing, unreadable and corrupt model files are refused before runnin
     assertNoStackTrace(denied.stderr);
     assert.ok(
       denied.stderr.includes(
-        `nodes.pipe: Node "pipe": Cannot read "${unreadable}" in model folder`,
+        `nodes.pipe: Node "pipe": Cannot read "${unreadable}" (no read permission) in model folder`,
       ),
       denied.stderr,
     );
