@@ -12,18 +12,30 @@ import { UsageError } from "./common.ts";
 /** The child's only argument when its command line comes on stdin. */
 export const ARGS_FROM_STDIN = "--args-from-stdin";
 
-/** The longest single argument the launcher accepts (4 MiB). */
-export const ARGUMENT_LIMIT = 4 * 1024 * 1024;
+/**
+ * The longest argument the launcher accepts (100 KiB: Linux takes at most 128 KiB per argument
+ * anyway, and prompts are a few hundred characters), and the most for all of them (1 MiB).
+ */
+export const ARGUMENT_LIMITS = { one: 100 * 1024, all: 1024 * 1024 };
 
-/** Throws {@link UsageError} naming the first argument longer than {@link ARGUMENT_LIMIT}. */
+/** Throws {@link UsageError} naming an argument over {@link ARGUMENT_LIMITS}, or the total. */
 export function checkArgumentSizes(args: readonly string[]): void {
+  const kib = (bytes: number) => `${Math.ceil(bytes / 1024)} KiB`;
+  let total = 0;
   for (const [index, argument] of args.entries()) {
     const bytes = new TextEncoder().encode(argument).length;
-    if (bytes <= ARGUMENT_LIMIT) continue;
-    const start = argument.slice(0, 40).replace(/[^\x20-\x7e]/g, "?");
+    total += bytes;
+    if (bytes > ARGUMENT_LIMITS.one) {
+      const start = argument.slice(0, 40).replace(/[^\x20-\x7e]/g, "?");
+      throw new UsageError(
+        `Argument ${index + 1} ("${start}...") is ${kib(bytes)}: the limit is ` +
+          `${kib(ARGUMENT_LIMITS.one)}; put long text in the workflow file`,
+      );
+    }
+  }
+  if (total > ARGUMENT_LIMITS.all) {
     throw new UsageError(
-      `Argument ${index + 1} ("${start}...") is ${(bytes / 1024 ** 2).toFixed(1)} MiB: ` +
-        `the limit is ${ARGUMENT_LIMIT / 1024 ** 2} MiB; put long text in a file`,
+      `The arguments are ${kib(total)} in all: the limit is ${kib(ARGUMENT_LIMITS.all)}`,
     );
   }
 }

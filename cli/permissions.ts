@@ -333,8 +333,7 @@ async function addWorkflowScopes(
     const output = declaration.type.includes("output_path");
     if (!output && !declaration.type.includes("path")) continue;
     const path = output ? dirname(value) : value;
-    const add = (origin: string) =>
-      output ? scopes.write(path, origin) : scopes.read(path, origin);
+    const add = (origin: string) => output ? scopes.write(path, origin) : scopes.read(path, origin);
     if (overrides.has(param)) {
       add(`--set ${param}`);
       continue;

@@ -8,6 +8,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type AnyNodeDefinition, isNodeDefinition } from "./define_node.ts";
+import { pluginLoadTimeout } from "./plugin_probe.ts";
 import { quote } from "../runtime/quote.ts";
 
 /** A registered node type and the module that defined it. */
@@ -148,6 +149,8 @@ export async function importPlugin(
     }
     url = pathToFileURL(path).href;
   }
+  const timeout = await pluginLoadTimeout(url, quote(specifier));
+  if (timeout) throw new PluginError(specifier, timeout);
   try {
     return await import(url);
   } catch (error) {

@@ -9,8 +9,8 @@
 
 import {
   ByteReader,
-  type EncodeRequest,
   ENCODE_LIMITS,
+  type EncodeRequest,
   frameBytes,
   writeMessage,
 } from "./ffmpeg_protocol.ts";

@@ -1,0 +1,23 @@
+/**
+ * Hostile: never finishes loading (a busy loop at import). The CLI must stop it and say so.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { defineNode, valuePort } from "../../../mod.ts";
+
+while (Date.now() > 0) {
+  // Spins for ever.
+}
+
+/** Never registered: the module never finishes loading. */
+export const loopNode = defineNode({
+  type: "hostile_loop",
+  version: 1,
+  description: "Never loads",
+  inputs: {},
+  settings: {},
+  outputs: { value: valuePort(z.number()) },
+  run: () => ({ value: 1 }),
+});
