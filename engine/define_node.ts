@@ -150,9 +150,9 @@ const NODE_BRAND = Symbol.for("cogflow.node");
  *   type: "add",
  *   version: 1,
  *   description: "Adds a constant to a number",
- *   inputs: { value: z.number() },
- *   settings: { amount: z.number().default(1) },
- *   outputs: { sum: z.number() },
+ *   inputs: { value: z.number().describe("The number to add to") },
+ *   settings: { amount: z.number().default(1).describe("Added to the value (default 1)") },
+ *   outputs: { sum: z.number().describe("The value plus the amount") },
  *   run: (_ctx, { value }, { amount }) => ({ sum: value + amount }),
  * });
  * ```
@@ -180,7 +180,8 @@ const pathSettings = z.registry<{ pathRole: PathRole }>();
 
 /**
  * A setting holding the path of something the node reads. A relative path written in a workflow
- * file is resolved against the file's folder.
+ * file is resolved against the file's folder. Describe it as any setting:
+ * `inputPath().describe("The .onnx file")`.
  */
 export function inputPath(): PortSchema<string> {
   return z.string().min(1).register(pathSettings, { pathRole: "input" }) as unknown as PortSchema<
