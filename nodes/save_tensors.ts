@@ -29,7 +29,7 @@ export const saveTensors = defineNode({
       "File format; auto: npy for a path ending in .npy, else safetensors (default auto)",
     ),
     if_exists: ifExistsSetting.describe(
-      "When the file exists: error refuses, overwrite replaces it, increment writes name-1, name-2, ... (default error)",
+      "When the file exists: error refuses, overwrite replaces it, increment writes the first free of name-1, name-2, ... (default error)",
     ),
     metadata: z.record(z.string(), z.string()).default({}).describe(
       "Text keys and values for the safetensors header (default none)",

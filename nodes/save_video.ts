@@ -49,7 +49,7 @@ export const saveVideo = defineNode({
       "Also write a PNG of all frames beside each video, name.sheet.png (default true)",
     ),
     if_exists: ifExistsSetting.describe(
-      "When a video exists: error refuses, overwrite replaces it, increment writes name-1, name-2, ... (default error)",
+      "When a video exists: error refuses, overwrite replaces it, increment writes the first free of name-1, name-2, ... (default error)",
     ),
   },
   outputs: {
