@@ -5,7 +5,7 @@
  */
 
 import { z } from "zod";
-import { defineNode, valuePort } from "../../../mod.ts";
+import { defineNode } from "../../../mod.ts";
 
 while (Date.now() > 0) {
   // Spins for ever.
@@ -18,6 +18,6 @@ export const loopNode = defineNode({
   description: "Never loads",
   inputs: {},
   settings: {},
-  outputs: { value: valuePort(z.number()) },
+  outputs: { value: z.number() },
   run: () => ({ value: 1 }),
 });
