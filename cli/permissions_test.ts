@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, withTempDir } from "../tests/testing.ts";
+import { UserError } from "../runtime/user_error.ts";
+import {
+  isInside,
+  nativeLibraries,
+  permissionFlags,
+  type ScopeContext,
+  scopesFor,
+  writeProblem,
+} from "./permissions.ts";
+
+const PROJECT = ROOT.replace(/\/$/, "");
+
+/** A workflow file in `dir` with these param lines (and one node, so that it is valid). */
+async function workflowWith(dir: string, params: string[], extra: string[] = []): Promise<string> {
+  const file = join(dir, "flow.yaml");
+  await Deno.writeTextFile(
+    file,
+    ["cogflow: 1", "name: flow", ...extra, "params:", ...params, "nodes: {}", ""].join("\n"),
+  );
+  return file;
+}
+
+function context(cwd: string): ScopeContext {
+  return { projectDir: PROJECT, cwd };
+}
+
+Deno.test("tiny.yaml gets its folders, the model, the outputs, and ORT's binding for FFI only", async () => {
+  const scopes = await scopesFor(["validate", "workflows/tiny.yaml"], context(PROJECT));
+  assert.ok(scopes.read.includes(PROJECT));
+  assert.ok(scopes.read.includes(join(PROJECT, "workflows")));
+  assert.ok(scopes.read.includes(join(PROJECT, "tests", "fixtures", "tiny-cogvideox", "2b")));
+  assert.deepEqual(scopes.write, [join(PROJECT, "out"), join(PROJECT, ".cache")]);
+  assert.deepEqual(scopes.ffi, nativeLibraries(PROJECT));
+  assert.equal(scopes.ffi.length, 1);
+  assert.match(scopes.ffi[0], /onnxruntime_binding\.node$/);
+  assert.deepEqual(scopes.notGranted, []);
+  const flags = permissionFlags(scopes);
+  assert.ok(!flags.some((flag) => /^--allow-(run|net|sys|all)|^-A$/.test(flag)), flags.join(" "));
+  assert.ok(flags.includes("--no-prompt"));
+});
+
+Deno.test("a workflow's own defaults are granted only inside the current folder, its folder or the project", async () => {
+  await withTempDir(async (work) => {
+    await withTempDir(async (cwd) => {
+      const file = await workflowWith(work, [
+        "  everything: { type: path, default: / }",
+        "  model: { type: path, default: ./models }",
+        "  elsewhere: { type: output_path, default: /var/x.mp4 }",
+        `  here: { type: output_path, default: ${join(work, "out", "v.mp4")} }`,
+      ]);
+      const scopes = await scopesFor(["validate", file], context(cwd));
+      assert.ok(!scopes.read.includes("/"));
+      assert.ok(scopes.read.includes(join(work, "models")));
+      assert.ok(!scopes.write.includes("/var"));
+      assert.ok(scopes.write.includes(join(work, "out")));
+      assert.deepEqual(scopes.notGranted, [
+        `The default of param "everything" in flow.yaml "/" is not granted: it is outside the ` +
+        `current folder, the workflow's folder and the project: set the param on the command ` +
+        `line (--set everything=...) or pass --allow-read /`,
+        `The folder of the default of param "elsewhere" in flow.yaml "/var" is not granted: it ` +
+        `is outside the current folder, the workflow's folder and the project: set the param ` +
+        `on the command line (--set elsewhere=...) or pass --allow-write /var`,
+      ]);
+
+      const given = await scopesFor(
+        ["run", file, "--set", "everything=/", "--set", "elsewhere=/var/x.mp4"],
+        context(cwd),
+      );
+      assert.ok(given.read.includes("/"));
+      assert.ok(given.write.includes("/var"));
+      assert.deepEqual(given.notGranted, []);
+    });
+  });
+});
+
+Deno.test("a plugin named by the workflow is readable only inside the allowed places", async () => {
+  await withTempDir(async (work) => {
+    await withTempDir(async (cwd) => {
+      const file = await workflowWith(work, [], ["plugins: [/etc/plugin.ts, ./local.ts]"]);
+      const scopes = await scopesFor(["validate", file, "--plugin", "/opt/p.ts"], context(cwd));
+      assert.ok(!scopes.read.includes("/etc"));
+      assert.ok(scopes.read.includes("/opt"), "--plugin is granted as given");
+      assert.match(scopes.notGranted.join("\n"), /The folder of plugin "\/etc\/plugin\.ts"/);
+    });
+  });
+});
+
+Deno.test("no write access reaches cogflow's code or node_modules, even through a link", async () => {
+  await withTempDir(async (cwd) => {
+    await Deno.symlink(join(PROJECT, "node_modules"), join(cwd, "link"));
+    const refused: string[][] = [
+      ["--set", `output=${join(PROJECT, "node_modules", "v.mp4")}`],
+      ["--set", `output=${join(PROJECT, "engine", "v.mp4")}`],
+      ["--set", `output=${join(PROJECT, "v.mp4")}`],
+      ["--set", "output=link/v.mp4"],
+      ["--allow-write", "/"],
+      ["--cache", join(PROJECT, "cli")],
+    ];
+    for (const args of refused) {
+      await assert.rejects(
+        scopesFor(["run", join(PROJECT, "workflows", "tiny.yaml"), ...args], context(cwd)),
+        (error: Error) => {
+          assert.ok(error instanceof UserError, String(error));
+          assert.match(
+            error.message,
+            /^Cannot grant write access to ".*" \(.*\): it (holds|is part of) cogflow's code/,
+          );
+          return true;
+        },
+        args.join(" "),
+      );
+    }
+    const allowed = await scopesFor(
+      ["run", "workflows/tiny.yaml", "--set", `output=${join(PROJECT, "out", "x", "v.mp4")}`],
+      context(PROJECT),
+    );
+    assert.ok(allowed.write.includes(join(PROJECT, "out", "x")));
+  });
+  assert.equal(writeProblem(join(PROJECT, "bench", "out"), PROJECT), undefined);
+  assert.ok(isInside("/a/b", "/a") && isInside("/a", "/a") && !isInside("/ab", "/a"));
+});
+
+Deno.test("a path with a comma is refused when given and not granted as a default", async () => {
+  await withTempDir(async (work) => {
+    const file = await workflowWith(work, [
+      `  odd: { type: path, default: "${join(work, "a,b")}" }`,
+    ]);
+    const scopes = await scopesFor(["validate", file], context(work));
+    assert.match(scopes.notGranted[0], /"odd" .* is not granted: it has a comma/);
+    await assert.rejects(
+      scopesFor(["validate", file, "--set", "odd=/tmp/c,d"], context(work)),
+      /^UserError: Cannot grant read access to "\/tmp\/c,d" \(--set odd\): Deno's permission flags separate paths with commas/,
+    );
+  });
+});
+
+Deno.test("bad --set values, deep nesting and remote plugins never throw anything but a UserError", async () => {
+  await withTempDir(async (work) => {
+    let text = "cogflow: 1\nname: deep\nnodes:\n  a:\n";
+    for (let depth = 2; depth < 3000; depth++) text += `${"  ".repeat(depth)}a:\n`;
+    await Deno.writeTextFile(join(work, "deep.yaml"), text);
+    const tiny = join(PROJECT, "workflows", "tiny.yaml");
+    for (
+      const args of [
+        ["validate", tiny, "--set", "seed=[*nope]"],
+        ["validate", tiny, "--set", `seed=${"[".repeat(3000)}${"]".repeat(3000)}`],
+        ["validate", join(work, "deep.yaml")],
+      ]
+    ) {
+      const scopes = await scopesFor(args, context(work));
+      assert.ok(scopes.read.includes(PROJECT));
+    }
+    await assert.rejects(
+      scopesFor(["run", tiny, "--allow-remote-plugins"], context(work)),
+      /^UserError: Remote plugins cannot be loaded under the launcher/,
+    );
+  });
+});
