@@ -633,7 +633,7 @@ function parseSettings(
     );
     delete raw[key];
   }
-  const result = z.object(shape).safeParse(raw);
+  const result = settingsSchema(definition).safeParse(raw);
   if (!result.success) {
     const unresolved = new Set(unknown.map((reference) => String(reference.path[0])));
     for (const issue of result.error.issues) {
@@ -673,6 +673,18 @@ function parseSettings(
     return undefined;
   }
   return ok ? result.data : undefined;
+}
+
+/** Each node type's settings as one object schema, made once: zod compiles it on first use. */
+const settingsSchemas = new WeakMap<AnyNodeDefinition, z.ZodType<Record<string, unknown>>>();
+
+function settingsSchema(definition: AnyNodeDefinition): z.ZodType<Record<string, unknown>> {
+  let schema = settingsSchemas.get(definition);
+  if (!schema) {
+    schema = z.object(definition.settings as Record<string, z.ZodType>);
+    settingsSchemas.set(definition, schema);
+  }
+  return schema;
 }
 
 function isPrefix(prefix: DocumentPath, path: readonly PropertyKey[]): boolean {

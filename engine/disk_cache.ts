@@ -3,20 +3,26 @@
  * paths) kept across runs, bounded in size, safe for several processes at once.
  *
  * Each entry is one `.safetensors` file named by its key: the tensors, plus the rest of the outputs
- * as JSON in the header's metadata. Entries are written to a temporary file and renamed, so a
- * reader sees a whole entry or none; the least recently used entries go first when the folder
- * grows past its limit.
+ * as JSON in the header's metadata, and a SHA-256 digest of both (each tensor's name, dtype, shape
+ * and bytes, and the JSON), checked on every read. Entries are written to a temporary file and
+ * renamed, so a reader sees a whole entry or none; the least recently used entries go first when
+ * the folder grows past its limit.
+ *
+ * An entry that is damaged (bytes flipped or overwritten, cut short, not an entry at all) is a
+ * miss: it is removed, with a warning naming it, and the node runs again. Only files named like
+ * entries (`<key>.safetensors`) and cogflow's temporary files are ever removed.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/safetensors.ts";
 import { isTensor, type Tensor } from "../runtime/tensor.ts";
 import { quote } from "../runtime/quote.ts";
-import type { CacheEntry, ResultCache } from "./result_cache.ts";
+import type { CacheEntry, CacheReadOptions, ResultCache } from "./result_cache.ts";
 
-const ENTRY_FORMAT = 1;
+const ENTRY_FORMAT = 2;
 const EXTENSION = ".safetensors";
 
 /** Options of a {@link DiskCache}. */
@@ -40,8 +46,11 @@ export class DiskCache implements ResultCache {
     this.maxBytes = options.maxBytes ?? 10 * 1024 ** 3;
   }
 
-  /** Reads an entry; a missing, unreadable or damaged entry is a miss (damaged ones are removed). */
-  async get(key: string): Promise<CacheEntry | undefined> {
+  /**
+   * Reads an entry; a missing or unreadable entry is a miss, and so is a damaged one (its digest
+   * does not match, or it cannot be decoded), which is removed and reported to `onWarning`.
+   */
+  async get(key: string, options: CacheReadOptions = {}): Promise<CacheEntry | undefined> {
     const path = this.#path(key);
     let bytes: Uint8Array;
     try {
@@ -49,18 +58,21 @@ export class DiskCache implements ResultCache {
     } catch {
       return undefined;
     }
+    let entry: CacheEntry;
     try {
-      const { tensors, metadata } = decodeSafetensors(bytes, path);
-      const manifest = JSON.parse(metadata.cogflow ?? "null");
-      if (manifest?.format !== ENTRY_FORMAT) throw new Error("Unknown entry format");
-      const outputs = revive(manifest.outputs, tensors) as Record<string, unknown>;
-      const now = new Date();
-      await Deno.utime(path, now, now).catch(() => {});
-      return { outputs, files: manifest.files ?? [] };
-    } catch {
+      entry = readEntry(bytes, path);
+    } catch (error) {
       await Deno.remove(path).catch(() => {});
+      options.onWarning?.(
+        `Cache entry ${quote(path)} cannot be used (${
+          (error as Error).message
+        }): removed it, running the node again`,
+      );
       return undefined;
     }
+    const now = new Date();
+    await Deno.utime(path, now, now).catch(() => {});
+    return entry;
   }
 
   /** Writes an entry if every output can be serialized; otherwise keeps nothing. */
@@ -74,7 +86,10 @@ export class DiskCache implements ResultCache {
       throw error;
     }
     const manifest = JSON.stringify({ format: ENTRY_FORMAT, outputs, files: entry.files });
-    const bytes = encodeSafetensors(tensors, { cogflow: manifest });
+    const bytes = encodeSafetensors(tensors, {
+      cogflow: manifest,
+      sha256: entryDigest(manifest, new Map(tensors)),
+    });
     if (bytes.byteLength > this.maxBytes) return;
     const path = this.#path(key);
     await Deno.mkdir(this.dir, { recursive: true });
@@ -139,6 +154,31 @@ export class DiskCache implements ResultCache {
     if (!/^[0-9a-f]{16,}$/.test(key)) throw new Error(`Invalid cache key ${quote(key)}`);
     return join(this.dir, `${key}${EXTENSION}`);
   }
+}
+
+/** Decodes an entry's bytes, checking its format and digest; throws saying what is wrong. */
+function readEntry(bytes: Uint8Array, path: string): CacheEntry {
+  const { tensors, metadata } = decodeSafetensors(bytes, quote(path));
+  const manifestText = metadata.cogflow;
+  if (typeof manifestText !== "string") throw new Error("not a cogflow cache entry");
+  const manifest = JSON.parse(manifestText);
+  if (manifest?.format !== ENTRY_FORMAT) throw new Error("written by another version of cogflow");
+  if (metadata.sha256 !== entryDigest(manifestText, tensors)) {
+    throw new Error("its content does not match its SHA-256 digest");
+  }
+  const outputs = revive(manifest.outputs, tensors) as Record<string, unknown>;
+  return { outputs, files: manifest.files ?? [] };
+}
+
+/** SHA-256 of the manifest and of each tensor's name, dtype, shape and bytes, in name order. */
+function entryDigest(manifest: string, tensors: ReadonlyMap<string, Tensor>): string {
+  const hash = createHash("sha256").update(manifest);
+  for (const name of [...tensors.keys()].sort()) {
+    const tensor = tensors.get(name)!;
+    hash.update(`\n${name} ${tensor.dtype} ${tensor.shape.join(",")}\n`);
+    hash.update(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+  }
+  return hash.digest("hex");
 }
 
 /** A temporary file older than this was left by a writer that died. */

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createTensor } from "../runtime/tensor.ts";
+import { z } from "zod";
+import { createTensor, type Tensor } from "../runtime/tensor.ts";
 import { nodeKey } from "./cache_key.ts";
+import { defineNode } from "./define_node.ts";
 import { DiskCache } from "./disk_cache.ts";
+import { executeGraph } from "./execute.ts";
+import { parseWorkflow, type Workflow } from "./load_workflow.ts";
+import { planRun } from "./plan.ts";
+import { tensorPort } from "./port_types.ts";
+import { NodeRegistry } from "./registry.ts";
 import { fileNames, withTempDir } from "../tests/testing.ts";
 
 function key(name: string): string {
@@ -182,5 +189,142 @@ Deno.test("two processes sharing a cache folder read only whole entries", async 
       assert.equal(result.code, 0, stderr);
       assert.ok(Number(new TextDecoder().decode(result.stdout)) > 0, "each process read entries");
     }
+  });
+});
+
+/** A two-node workflow whose result is a tensor, counting how often its nodes run. */
+async function tensorWorkflow() {
+  const runs = { ramp: 0, scale: 0 };
+  const ramp = defineNode({
+    type: "ramp",
+    version: 1,
+    description: "0, 1, 2, ... as float32",
+    inputs: {},
+    settings: { length: z.number().int() },
+    outputs: { tensor: tensorPort({ dtype: "float32" }) },
+    run: (_ctx, _inputs, { length }) => {
+      runs.ramp++;
+      return {
+        tensor: createTensor("float32", [length], Float32Array.from({ length }, (_, i) => i)),
+      };
+    },
+  });
+  const scale = defineNode({
+    type: "scale",
+    version: 1,
+    description: "Multiplies a tensor by a factor",
+    inputs: { tensor: tensorPort({ dtype: "float32" }) },
+    settings: { factor: z.number() },
+    outputs: { tensor: tensorPort({ dtype: "float32" }) },
+    run: (_ctx, { tensor }, { factor }) => {
+      runs.scale++;
+      const data = (tensor.data as Float32Array).map((value) => value * factor);
+      return { tensor: createTensor("float32", tensor.shape, data) };
+    },
+  });
+  const registry = new NodeRegistry();
+  registry.registerModule({ ramp, scale }, "disk cache test");
+  const workflow = await parseWorkflow(
+    `cogflow: 1
+name: cached
+nodes:
+  ramp: { type: ramp, with: { length: 4096 } }
+  scaled: { type: scale, in: { tensor: ramp }, with: { factor: 0.5 } }
+`,
+    { registry },
+  );
+  return { workflow, runs };
+}
+
+/** Runs the workflow with a disk cache; returns the scaled tensor's values and the warnings. */
+async function runCached(
+  workflow: Workflow,
+  cache: DiskCache,
+): Promise<{ values: number[]; warnings: string[]; executed: string[] }> {
+  const warnings: string[] = [];
+  const result = await executeGraph(workflow.graph, {
+    caches: [cache],
+    onEvent: (event) => {
+      if (event.type === "node_log" && event.level === "warn") warnings.push(event.message);
+    },
+  });
+  const tensor = result.outputs.get("scaled")!.tensor as Tensor;
+  return { values: [...tensor.data as Float32Array], warnings, executed: result.executed };
+}
+
+/** Ways a cache entry gets damaged, each applied to the entry file's bytes. */
+const DAMAGE: Record<string, (bytes: Uint8Array) => Uint8Array | undefined> = {
+  "flipped bytes in the tensor data": (bytes) => {
+    const copy = bytes.slice();
+    for (let i = copy.length - 100; i < copy.length - 90; i++) copy[i] ^= 0x5a;
+    return copy;
+  },
+  "tensor data filled with NaN": (bytes) => {
+    const copy = bytes.slice();
+    const headerEnd = 8 + Number(new DataView(copy.buffer).getBigUint64(0, true));
+    const nan = new Uint8Array(new Float32Array([NaN]).buffer);
+    for (let i = headerEnd; i + 4 <= copy.length; i += 4) copy.set(nan, i);
+    return copy;
+  },
+  "cut short": (bytes) => bytes.slice(0, bytes.length - 1000),
+  "deleted": () => undefined,
+};
+
+for (const [damage, apply] of Object.entries(DAMAGE)) {
+  Deno.test(`a cache entry ${damage} is removed, recomputed, and the result equals a clean run`, async () => {
+    await withTempDir(async (dir) => {
+      const { workflow, runs } = await tensorWorkflow();
+      const cache = new DiskCache(dir);
+      const clean = await runCached(workflow, cache);
+      assert.deepEqual(clean.executed, ["ramp", "scaled"]);
+      assert.deepEqual(clean.warnings, []);
+
+      // Damage the entry of `scaled` (the one the run reads first: its key is the target's).
+      const files = await fileNames(dir);
+      assert.equal(files.length, 2);
+      const plan = planRun(workflow.graph);
+      const entry = join(dir, `${plan.keys.get("scaled")}.safetensors`);
+      const damaged = apply(await Deno.readFile(entry));
+      if (damaged) await Deno.writeFile(entry, damaged);
+      else await Deno.remove(entry);
+
+      const again = await runCached(workflow, cache);
+      assert.deepEqual(again.values, clean.values);
+      // Only the damaged node ran again; its input came from the cache.
+      assert.deepEqual(again.executed, ["scaled"]);
+      assert.equal(runs.scale, 2);
+      assert.equal(runs.ramp, 1);
+      if (damaged) {
+        assert.equal(again.warnings.length, 1);
+        assert.match(again.warnings[0], /^Cache entry ".*\.safetensors" cannot be used \(/);
+        assert.ok(again.warnings[0].includes(entry), again.warnings[0]);
+      } else {
+        assert.deepEqual(again.warnings, []);
+      }
+      // The entry was written again, whole: a third run runs nothing.
+      const third = await runCached(workflow, cache);
+      assert.deepEqual(third.executed, []);
+      assert.deepEqual(third.values, clean.values);
+      assert.deepEqual(third.warnings, []);
+    });
+  });
+}
+
+Deno.test("a damaged entry is reported through onWarning, and files that are not entries stay", async () => {
+  await withTempDir(async (dir) => {
+    const cache = new DiskCache(dir);
+    await cache.set(key("a"), { outputs: { t: uniform(1) }, files: [] });
+    const path = join(dir, `${key("a")}.safetensors`);
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 1] ^= 1;
+    await Deno.writeFile(path, bytes);
+    await Deno.writeTextFile(join(dir, "notes.txt"), "mine");
+    const warnings: string[] = [];
+    assert.equal(await cache.get(key("a"), { onWarning: (m) => warnings.push(m) }), undefined);
+    assert.deepEqual(warnings, [
+      `Cache entry "${path}" cannot be used (its content does not match its SHA-256 digest): removed it, running the node again`,
+    ]);
+    await cache.evict();
+    assert.deepEqual(await fileNames(dir), ["notes.txt"]);
   });
 });

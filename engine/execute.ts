@@ -142,7 +142,9 @@ export async function executeGraph(
     // What reads an uncacheable result is not reusable either: its input may differ next time.
     const volatileInput = [...node.inputs.values()].some((ref) => volatile.has(ref.node));
 
-    let result = volatileInput ? undefined : await lookUp(caches, key);
+    const warn = (message: string) =>
+      emit({ type: "node_log", node: id, level: "warn", message, time: Date.now() });
+    let result = volatileInput ? undefined : await lookUp(caches, key, warn);
     if (result) {
       cached.push(id);
       // A cached output node's files are still there, unchanged (their stamps were checked).
@@ -286,12 +288,13 @@ function contentKey(node: GraphNode, plan: Plan, outputKeys: ReadonlyMap<string,
 async function lookUp(
   caches: readonly ResultCache[],
   key: string,
+  onWarning: (message: string) => void,
 ): Promise<
   | { outputs: Record<string, unknown>; files: FileStamp[]; source: "memory" | "disk" }
   | undefined
 > {
   for (const [index, cache] of caches.entries()) {
-    const entry = await cache.get(key);
+    const entry = await cache.get(key, { onWarning });
     if (!entry) continue;
     if (!(await stampsAreCurrent(entry.files))) {
       await cache.delete(key);

@@ -25,12 +25,18 @@ export interface CacheEntry {
   files: FileStamp[];
 }
 
+/** Options of {@link ResultCache.get}. */
+export interface CacheReadOptions {
+  /** Told when an entry was found damaged (and removed), naming it. */
+  onWarning?: (message: string) => void;
+}
+
 /** A place node results can be kept and found by key. */
 export interface ResultCache {
   /** Where entries live, for events (`node_cached`). */
   readonly kind: "memory" | "disk";
   /** The entry for `key`, if any (not yet checked for stale files). */
-  get(key: string): Promise<CacheEntry | undefined>;
+  get(key: string, options?: CacheReadOptions): Promise<CacheEntry | undefined>;
   /** Keeps an entry; caches may refuse values they cannot hold. */
   set(key: string, entry: CacheEntry): Promise<void>;
   /** Forgets an entry. */

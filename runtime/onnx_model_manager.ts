@@ -1,16 +1,18 @@
 /**
  * The ONNX Runtime model manager: the one owner of every session of a run. Sessions live in
- * Workers, are created on first use, counted, measured, and released by the policy the model's
- * hooks set:
+ * Workers, are created on first use, counted, measured, and released by the session plan that
+ * one of the model's hooks gives (runtime/model_hooks.ts; the hook nodes' files say which):
  *
- * - no hook: resident until the run ends (diffusers' default, everything resident);
- * - `model_offload`: released right after the last node that uses the model (the executor says
- *   when a model handle is no longer needed), optionally keeping the model's bytes in host memory
- *   so that creating the session again reads no file;
- * - `budget_offload`: resident while the sessions of the hook fit its budget, least recently used
- *   first out;
- * - `sequential_offload`: the model runs as parts, one resident at a time (see
- *   `sequential_runner.ts`).
+ * - no plan: resident until the run ends (diffusers' default, everything resident);
+ * - `releaseAfterLastUse`: released right after the last node that uses the model (the executor
+ *   says when a model handle is no longer needed), with `keepInRam` from the model's bytes kept
+ *   in host memory so that creating the session again reads no file (model_offload);
+ * - `budget`: resident while the sessions of the group fit its budget, least recently used first
+ *   out (budget_offload);
+ * - `parts`: the model runs as parts, one resident at a time (see `sequential_runner.ts`;
+ *   sequential_offload).
+ *
+ * Every call goes through the call wrappers of the model's hooks first.
  *
  * @module
  */
@@ -19,15 +21,8 @@ import { dirname, join } from "node:path";
 import { UserError } from "./user_error.ts";
 import { formatBytes } from "./byte_size.ts";
 import type { ModelManager, ModelRunOptions } from "./model_manager.ts";
-import {
-  type BudgetOffloadHook,
-  isModelHandle,
-  type ModelBuild,
-  type ModelHandle,
-  offloadHookOf,
-  type SequentialOffloadHook,
-  sessionKey,
-} from "./model_handle.ts";
+import { isModelHandle, type ModelBuild, type ModelHandle, sessionKey } from "./model_handle.ts";
+import { type PartsPlan, runWithHooks, type SessionPlan, sessionPlanOf } from "./model_hooks.ts";
 import { inspectOnnxModel } from "./onnx_inspect.ts";
 import { buildModelParts } from "../builders/built_parts.ts";
 import { modelContentHash, splitModel } from "./onnx_split.ts";
@@ -40,8 +35,8 @@ import type { Tensor } from "./tensor.ts";
 export interface ModelStats {
   /** Model name. */
   name: string;
-  /** How its sessions were managed. */
-  policy: "resident" | "model_offload" | "budget_offload" | "sequential_offload";
+  /** How its sessions were managed: `resident`, or the session plan's policy (`model_offload`). */
+  policy: string;
   /** Sessions created. */
   loads: number;
   /** Milliseconds creating sessions. */
@@ -88,6 +83,8 @@ export class OnnxModelManager implements ModelManager {
   #creating = new Map<string, Promise<Resident>>();
   #sequential = new Map<string, Promise<SequentialRunner>>();
   #runners = new Set<SequentialRunner>();
+  /** Runners of cancelled calls, finishing the part in flight before their sessions go. */
+  #draining = new Set<Promise<void>>();
   #live = new Map<string, number>();
   #inRam = new Map<
     string,
@@ -103,7 +100,10 @@ export class OnnxModelManager implements ModelManager {
     this.#options = options;
   }
 
-  /** Runs a model. Cancelling stops the call at once (its worker is stopped). */
+  /**
+   * Runs a model, through its hooks' call wrappers. Cancelling stops the call at once (its worker
+   * is stopped).
+   */
   async run(
     model: unknown,
     feeds: Record<string, Tensor>,
@@ -112,10 +112,23 @@ export class OnnxModelManager implements ModelManager {
     if (!isModelHandle(model)) throw new Error("Expected a model handle");
     if (this.#closed) throw new Error("The model manager is closed");
     options.signal?.throwIfAborted();
-    const hook = offloadHookOf(model);
-    if (hook?.kind === "sequential_offload") {
-      return await this.#runSequential(model, hook, feeds, options.signal);
-    }
+    return await runWithHooks(
+      model,
+      feeds,
+      (feeds) => this.#run(model, feeds, options),
+      options.signal,
+    );
+  }
+
+  async #run(
+    model: ModelHandle,
+    feeds: Record<string, Tensor>,
+    options: ModelRunOptions,
+  ): Promise<Record<string, Tensor>> {
+    if (this.#closed) throw new Error("The model manager is closed");
+    options.signal?.throwIfAborted();
+    const plan = sessionPlanOf(model);
+    if (plan?.parts) return await this.#runSequential(model, plan.parts, feeds, options.signal);
     // Creating the session is not cancelled (it may be shared), but the call does not wait for it.
     const resident = await abortable(this.#sessionFor(model), options.signal, () => {});
     const stats = this.#statsFor(model);
@@ -158,9 +171,9 @@ export class OnnxModelManager implements ModelManager {
     const key = sessionKey(value);
     const left = Math.max(0, (this.#live.get(key) ?? 1) - 1);
     this.#live.set(key, left);
-    const hook = offloadHookOf(value);
-    if (left > 0 || !hook) return;
-    if (hook.kind === "sequential_offload") {
+    const plan = sessionPlanOf(value);
+    if (left > 0 || !plan?.releaseAfterLastUse) return;
+    if (plan.parts) {
       const runner = this.#sequential.get(key);
       this.#sequential.delete(key);
       const ready = await runner?.catch(() => undefined);
@@ -190,6 +203,7 @@ export class OnnxModelManager implements ModelManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.all(this.#draining);
     for (const runner of this.#sequential.values()) {
       await (await runner.catch(() => undefined))?.close().catch(() => {});
     }
@@ -215,13 +229,13 @@ export class OnnxModelManager implements ModelManager {
   }
 
   async #createSession(key: string, model: ModelHandle): Promise<Resident> {
-    const hook = offloadHookOf(model);
-    if (hook?.kind === "budget_offload") await this.#makeRoom(model, hook);
+    const plan = sessionPlanOf(model);
+    if (plan?.budget) await this.#makeRoom(model, plan.budget);
     const worker = this.#takeWorker();
     const stats = this.#statsFor(model);
     try {
       let created;
-      if (hook?.kind === "model_offload" && hook.keepInRam) {
+      if (plan?.keepInRam) {
         const bytes = await this.#bytesInRam(model);
         created = await worker.create(
           key,
@@ -269,22 +283,21 @@ export class OnnxModelManager implements ModelManager {
   }
 
   /** Evicts least recently used sessions of the same budget until `model` fits. */
-  async #makeRoom(model: ModelHandle, hook: BudgetOffloadHook): Promise<void> {
+  async #makeRoom(model: ModelHandle, budget: NonNullable<SessionPlan["budget"]>): Promise<void> {
     const needed = model.bytes;
-    if (needed > hook.maxMemoryBytes) {
+    if (needed > budget.maxBytes) {
       throw new UserError(
         `Model "${model.name}" needs about ${formatBytes(needed)}, more than max_memory ${
-          formatBytes(hook.maxMemoryBytes)
-        } of "${hook.node}": raise max_memory or use sequential_offload`,
+          formatBytes(budget.maxBytes)
+        } of "${budget.group}": raise max_memory or use sequential_offload`,
       );
     }
     const group = () =>
-      [...this.#resident.values()].filter((resident) => {
-        const other = offloadHookOf(resident.model);
-        return other?.kind === "budget_offload" && other.node === hook.node;
-      });
+      [...this.#resident.values()].filter((resident) =>
+        sessionPlanOf(resident.model)?.budget?.group === budget.group
+      );
     const used = () => group().reduce((sum, resident) => sum + resident.model.bytes, 0);
-    while (used() + needed > hook.maxMemoryBytes) {
+    while (used() + needed > budget.maxBytes) {
       const candidates = group().filter((resident) => resident.busy === 0).sort((a, b) =>
         a.lastUsed - b.lastUsed
       );
@@ -295,7 +308,7 @@ export class OnnxModelManager implements ModelManager {
 
   async #runSequential(
     model: ModelHandle,
-    hook: SequentialOffloadHook,
+    hook: PartsPlan,
     feeds: Record<string, Tensor>,
     signal: AbortSignal | undefined,
   ): Promise<Record<string, Tensor>> {
@@ -308,12 +321,16 @@ export class OnnxModelManager implements ModelManager {
     const ready = await abortable(runner, signal, () => {});
     this.#runners.add(ready);
     const stats = this.#statsFor(model);
+    const running = ready.run(feeds, signal);
     try {
-      const outputs = await abortable(ready.run(feeds, signal), signal, () => {
-        // Its workers are stopped: the next call makes a new runner.
-        ready.workers.forEach((worker) => this.#stopWorker(worker));
+      const outputs = await abortable(running, signal, () => {
+        // The next call makes a new runner. This one is not stopped mid-call: a worker terminated
+        // while ONNX Runtime creates or runs a part's session makes ONNX Runtime print errors
+        // (`GetElementType is not implemented`). It stops at its next part (it checks the signal
+        // between parts), then its sessions are released; `close()` waits for that.
         this.#runners.delete(ready);
         if (this.#sequential.get(key) === runner) this.#sequential.delete(key);
+        this.#drain(ready, running);
       });
       stats.runs++;
       stats.runMs = sum(ready.stats.map((part) => part.runMs));
@@ -333,9 +350,20 @@ export class OnnxModelManager implements ModelManager {
     }
   }
 
+  /** Closes a cancelled call's runner once its part in flight is done. */
+  #drain(runner: SequentialRunner, running: Promise<unknown>) {
+    const drained = running.catch(() => {}).then(() => runner.close()).catch(() => {}).then(
+      () => {
+        for (const worker of runner.workers) this.#giveBack(worker);
+        this.#draining.delete(drained);
+      },
+    );
+    this.#draining.add(drained);
+  }
+
   async #createSequential(
     model: ModelHandle,
-    hook: SequentialOffloadHook,
+    hook: PartsPlan,
   ): Promise<SequentialRunner> {
     const split =
       await (model.build ? this.#buildParts(model, model.build, hook) : this.#split(model, hook));
@@ -366,7 +394,7 @@ export class OnnxModelManager implements ModelManager {
   }
 
   /** A model from an ONNX file, split into parts cached in `.cache/split`. */
-  async #split(model: ModelHandle, hook: SequentialOffloadHook) {
+  async #split(model: ModelHandle, hook: PartsPlan) {
     const cacheDir = this.#options.splitCacheDir ?? join(Deno.cwd(), ".cache", "split");
     const split = await contentHashOf(model, cacheDir).then((contentHash) =>
       splitModel(model.path, {
@@ -374,6 +402,7 @@ export class OnnxModelManager implements ModelManager {
         blocksPerGroup: hook.blocksPerGroup,
         blockPattern: hook.blockPattern,
         contentHash,
+        onWarning: this.#options.onWarning,
       })
     ).catch((error) => {
       throw new UserError(
@@ -387,7 +416,7 @@ export class OnnxModelManager implements ModelManager {
   }
 
   /** A built model, built in parts beside its graph in the graphs cache (builders/built_parts.ts). */
-  async #buildParts(model: ModelHandle, build: ModelBuild, hook: SequentialOffloadHook) {
+  async #buildParts(model: ModelHandle, build: ModelBuild, hook: PartsPlan) {
     try {
       return await buildModelParts({
         name: model.name,
@@ -446,10 +475,9 @@ export class OnnxModelManager implements ModelManager {
     const key = sessionKey(model);
     let stats = this.#stats.get(key);
     if (!stats) {
-      const hook = offloadHookOf(model);
       stats = {
         name: model.name,
-        policy: hook?.kind ?? "resident",
+        policy: sessionPlanOf(model)?.policy ?? "resident",
         loads: 0,
         loadMs: 0,
         runs: 0,

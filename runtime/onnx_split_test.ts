@@ -4,6 +4,7 @@ import onnxProto from "onnx-proto";
 import { inspectOnnxModel, verifyExternalData } from "./onnx_inspect.ts";
 import {
   DEFAULT_BLOCK_PATTERN,
+  fileSha256,
   modelContentHash,
   NoBlocksError,
   planSplit,
@@ -11,6 +12,7 @@ import {
   splitModel,
   type SplitResult,
   transposeMatrix,
+  verifySplitPart,
 } from "./onnx_split.ts";
 import { presets, writeVaeDecoder } from "../bench/synthetic_models.ts";
 import { readSafetensors } from "./safetensors.ts";
@@ -652,4 +654,94 @@ Deno.test("transposeMatrix moves 4-byte words, NaN payloads included", () => {
     transposeMatrix(new Uint8Array(words.buffer), 3, 2),
   );
   assert.throws(() => transposeMatrix(new Uint8Array(8), 3, 2), /Cannot transpose 8 bytes/);
+});
+
+/** Hex SHA-256 of every file of a split, by file name. */
+async function splitDigests(split: SplitResult): Promise<Record<string, string>> {
+  const digests: Record<string, string> = {};
+  for (const part of split.parts) {
+    for (const path of [part.path, ...(part.dataPath ? [part.dataPath] : [])]) {
+      digests[path.slice(split.dir.length + 1)] = await fileSha256(path);
+    }
+  }
+  return digests;
+}
+
+Deno.test("a damaged split part is found by its digest, and the split is made again, whole", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  try {
+    const modelPath = transformerPath("2b");
+    const clean = await splitModel(modelPath, { cacheDir, blocksPerGroup: 2 });
+    const cleanDigests = await splitDigests(clean);
+    const block = clean.parts[1];
+    assert.ok(block.dataPath, "the block part keeps its weights in a data file");
+    const damages: [string, string, (bytes: Uint8Array) => Uint8Array | undefined][] = [
+      ["weights with flipped bytes", block.dataPath!, (bytes) => {
+        const copy = bytes.slice();
+        for (let i = 1000; i < 1016; i++) copy[i] ^= 0xff;
+        return copy;
+      }],
+      ["a graph with flipped bytes", block.path, (bytes) => {
+        const copy = bytes.slice();
+        copy[copy.length - 10] ^= 0x01;
+        return copy;
+      }],
+      ["weights cut short", block.dataPath!, (bytes) => bytes.slice(0, bytes.length / 2)],
+      ["a missing part", clean.parts[0].path, () => undefined],
+      ["a manifest that is not JSON", `${clean.dir}/manifest.json`, () => new Uint8Array([1, 2])],
+    ];
+    for (const [what, file, damage] of damages) {
+      const damaged = damage(await Deno.readFile(file));
+      if (damaged) await Deno.writeFile(file, damaged);
+      else await Deno.remove(file);
+      const warnings: string[] = [];
+      const again = await splitModel(modelPath, {
+        cacheDir,
+        blocksPerGroup: 2,
+        onWarning: (message) => warnings.push(message),
+      });
+      assert.equal(again.cached, false, what);
+      assert.equal(warnings.length, 1, what);
+      assert.ok(
+        warnings[0].startsWith(`The split of "${modelPath}" cached in "${clean.dir}" is damaged (`),
+        warnings[0],
+      );
+      if (!file.endsWith("manifest.json")) assert.ok(warnings[0].includes(file), warnings[0]);
+      // The parts are as a clean split made them: the same bytes, so the same results.
+      assert.deepEqual(await splitDigests(again), cleanDigests, what);
+      const third = await splitModel(modelPath, { cacheDir, blocksPerGroup: 2 });
+      assert.equal(third.cached, true, what);
+    }
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("verifySplitPart hashes a part once, then notices when its file changes", async () => {
+  const cacheDir = await Deno.makeTempDir({ prefix: "cogflow-split-" });
+  try {
+    const split = await splitModel(transformerPath("2b"), { cacheDir, blocksPerGroup: 2 });
+    const part = split.parts[1];
+    assert.equal(await verifySplitPart(part), undefined);
+    assert.equal(await verifySplitPart(part), undefined);
+    const bytes = await Deno.readFile(part.dataPath!);
+    bytes[0] ^= 0xff;
+    await Deno.writeFile(part.dataPath!, bytes);
+    // A later modification time than when it was hashed: hashed again.
+    const later = new Date(Date.now() + 5000);
+    await Deno.utime(part.dataPath!, later, later);
+    assert.equal(
+      await verifySplitPart(part),
+      `"${part.dataPath}" does not match its SHA-256 digest`,
+    );
+    await Deno.writeFile(part.dataPath!, bytes.subarray(0, 10));
+    assert.equal(
+      await verifySplitPart(part),
+      `"${part.dataPath}" has 10 bytes, not ${bytes.length}`,
+    );
+    await Deno.remove(part.dataPath!);
+    assert.equal(await verifySplitPart(part), `"${part.dataPath}" is missing`);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
 });

@@ -14,8 +14,9 @@
 
 import type { SessionWorker } from "./session_client.ts";
 import type { WorkerSessionOptions } from "./session_worker.ts";
-import type { SplitPart } from "./onnx_split.ts";
+import { type SplitPart, verifySplitPart } from "./onnx_split.ts";
 import type { Tensor } from "./tensor.ts";
+import { quote } from "./quote.ts";
 
 /**
  * A part as the runner runs it: a split's part, or a part built from safetensors weights
@@ -288,7 +289,18 @@ export class SequentialRunner {
     const packed = this.#packed;
     const session = { ...this.#options.session, prepackWeights: packed };
     if (part.externalDataFolder) session.externalDataFolder = part.externalDataFolder;
-    const ready = worker.create(this.#sessionName(index), part.path, session).then(
+    // The part's files are checked against their digests before each load (a hash the first time
+    // in this process, a `stat` after): a part changed on disk fails the call, not silently.
+    const ready = verifySplitPart(part).then((problem) => {
+      if (problem) {
+        throw new Error(
+          `Part ${
+            quote(part.name)
+          } changed on disk since it was split (${problem}): run again to split the model again`,
+        );
+      }
+      return worker.create(this.#sessionName(index), part.path, session);
+    }).then(
       (created) => {
         stats.loads++;
         if (packed) stats.packedLoads++;
