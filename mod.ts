@@ -29,6 +29,18 @@ export {
   runWorkflow,
   type RunWorkflowOptions,
 } from "./api/mod.ts";
+export {
+  applyEdits,
+  describeText,
+  diagnosticPlace,
+  EditError,
+  type EditOperation,
+  type EditorGraph,
+  type EditorNode,
+  type EditorOptions,
+  openWorkflowEditor,
+  WorkflowEditor,
+} from "./api/edit.ts";
 export * from "./engine/mod.ts";
 export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
 export type { ModelStats } from "./runtime/onnx_model_manager.ts";

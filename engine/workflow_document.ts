@@ -92,7 +92,17 @@ export interface WorkflowDocument {
   nodes: NodeDeclaration[];
 }
 
-const TOP_LEVEL_KEYS = ["cogflow", "name", "description", "params", "plugins", "outputs", "nodes"];
+// `ui:` holds what editors keep (node positions); the engine ignores it.
+const TOP_LEVEL_KEYS = [
+  "cogflow",
+  "name",
+  "description",
+  "params",
+  "plugins",
+  "outputs",
+  "nodes",
+  "ui",
+];
 const NODE_KEYS = ["type", "in", "with", "wraps", "when", "description"];
 const PARAM_KEYS = ["type", "default", "description", "min", "max", "enum", "items"];
 
