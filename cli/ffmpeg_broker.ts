@@ -27,6 +27,11 @@ import {
 
 const SOCKET_NAME = "ffmpeg.sock";
 
+/** The socket of a broker whose private folder is `dir`. */
+export function ffmpegBrokerSocket(dir: string): string {
+  return join(dir, SOCKET_NAME);
+}
+
 /** A running broker. */
 export interface FfmpegBroker {
   /** The socket path to give the child. */
@@ -47,7 +52,7 @@ export interface FfmpegBrokerOptions {
 
 /** Starts a broker in this process, listening on `<dir>/ffmpeg.sock`. */
 export function startFfmpegBroker(options: FfmpegBrokerOptions): FfmpegBroker {
-  const path = join(options.dir, SOCKET_NAME);
+  const path = ffmpegBrokerSocket(options.dir);
   const listener = Deno.listen({ transport: "unix", path });
   const running = new Set<Deno.ChildProcess>();
   let waiting: (() => void)[] = [];
@@ -189,7 +194,7 @@ export interface BrokerProcess {
 export async function spawnFfmpegBroker(
   options: { ffmpeg?: string; missing?: string; dir: string; config: string },
 ): Promise<BrokerProcess> {
-  const socket = join(options.dir, SOCKET_NAME);
+  const socket = ffmpegBrokerSocket(options.dir);
   const args = [
     "run",
     `--config=${options.config}`,

@@ -22,7 +22,7 @@ import { FFMPEG_BROKER_VARIABLE } from "../media/ffmpeg_client.ts";
 import { UserError } from "../runtime/user_error.ts";
 import { ARGS_FROM_STDIN, checkArgumentSizes, sendArgs } from "./child_args.ts";
 import { UsageError } from "./common.ts";
-import { spawnFfmpegBroker } from "./ffmpeg_broker.ts";
+import { type BrokerProcess, ffmpegBrokerSocket, spawnFfmpegBroker } from "./ffmpeg_broker.ts";
 import {
   permissionFlags,
   type PermissionScopes,
@@ -50,19 +50,25 @@ export async function launch(args: readonly string[]): Promise<number> {
     return 2;
   }
   for (const message of scopes.notGranted) console.error(`warning: ${message}`);
-  const ffmpeg = await ffmpegPath().then(
-    (path) => ({ ffmpeg: path }),
-    (error) => ({ missing: (error as Error).message }),
-  );
+  const commandArgs = splitLauncherOptions(args).args;
   const config = join(projectDir, "deno.json");
-  const broker = await spawnFfmpegBroker({ ...ffmpeg, dir: privateFolder(), config });
+  const env = childEnvironment();
+  // Only `run` saves videos. The broker starts beside the CLI, which needs it only at the end.
+  let broker: Promise<BrokerProcess | undefined> = Promise.resolve(undefined);
+  env[FFMPEG_BROKER_VARIABLE] = "";
+  if (commandArgs[0] === "run") {
+    const dir = privateFolder();
+    const socket = ffmpegBrokerSocket(dir);
+    broker = startBroker(dir, config);
+    env[FFMPEG_BROKER_VARIABLE] = socket;
+    // The CLI may read and write the broker's socket (to connect), nothing else of its folder.
+    scopes.read.push(socket);
+    scopes.write.push(socket);
+    scopes.net.push(`unix:${socket}`);
+  }
   try {
-    // The child may read and write the broker's socket (to connect), nothing else of its folder.
-    scopes.read.push(broker.path);
-    scopes.write.push(broker.path);
-    scopes.net.push(`unix:${broker.path}`);
     const child = new Deno.Command(Deno.execPath(), {
-      env: { ...childEnvironment(), [FFMPEG_BROKER_VARIABLE]: broker.path },
+      env,
       args: [
         "run",
         `--config=${config}`,
@@ -77,7 +83,7 @@ export async function launch(args: readonly string[]): Promise<number> {
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
-    await sendArgs(child.stdin, splitLauncherOptions(args).args);
+    await sendArgs(child.stdin, commandArgs);
     // Ctrl-C reaches the child too; it stops at the next step and exits with 130.
     const ignore = () => {};
     Deno.addSignalListener("SIGINT", ignore);
@@ -88,7 +94,21 @@ export async function launch(args: readonly string[]): Promise<number> {
       Deno.removeSignalListener("SIGINT", ignore);
     }
   } finally {
-    await broker.stop();
+    await (await broker)?.stop();
+  }
+}
+
+/** Starts the ffmpeg broker; when it cannot start, says so (saving a video then fails). */
+async function startBroker(dir: string, config: string): Promise<BrokerProcess | undefined> {
+  const ffmpeg = await ffmpegPath().then(
+    (path) => ({ ffmpeg: path }),
+    (error) => ({ missing: (error as Error).message }),
+  );
+  try {
+    return await spawnFfmpegBroker({ ...ffmpeg, dir, config });
+  } catch (error) {
+    console.error(`warning: ${(error as Error).message}: videos cannot be saved`);
+    return undefined;
   }
 }
 
