@@ -23,7 +23,7 @@ import { FIXTURE_2B, OUT_DIR } from "./bench_util.ts";
 export interface GenerateOptions {
   /** The pipeline folder the workflow loads (default: the tiny 2b fixture). */
   pipeline?: string;
-  /** Make every `errorEvery`-th node wrong (an unknown reference, or an unknown key). */
+  /** Make every `errorEvery`-th node wrong (in turn an unknown reference and an unknown key). */
   errorEvery?: number;
 }
 
@@ -42,15 +42,17 @@ export function generateWorkflow(count: number, options: GenerateOptions = {}): 
   let previous = "pipe.scheduler";
   for (let i = 1; i < count; i++) {
     const wrong = options.errorEvery !== undefined && i % options.errorEvery === 0;
-    if (i % 2 === 1) {
-      const tokenizer = wrong ? "pipx.tokenizer" : "pipe.tokenizer";
+    // Mistakes alternate: a reference to an unknown node, and an unknown key.
+    const kind = wrong ? ((i / options.errorEvery!) % 2 === 1 ? "reference" : "key") : undefined;
+    if (kind === "reference" || (!kind && i % 2 === 1)) {
+      const tokenizer = kind ? "pipx.tokenizer" : "pipe.tokenizer";
       lines.push(
         `  t${i}: { type: tokenize, in: { tokenizer: ${tokenizer} }, with: { prompt: "cat ${i}", max_length: 16 } }`,
       );
     } else {
-      const settings = wrong ? "wiht: { type: ddim }" : "with: { type: ddim }";
+      const settings = kind ? "wiht: { type: ddim }" : "with: { type: ddim }";
       lines.push(`  s${i}: { type: scheduler, in: { base: ${previous} }, ${settings} }`);
-      if (!wrong) previous = `s${i}`;
+      if (!kind) previous = `s${i}`;
     }
   }
   return `${lines.join("\n")}\n`;

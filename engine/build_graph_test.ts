@@ -334,3 +334,29 @@ Deno.test("infer() refines output types and reports problems before anything run
     'w.yaml:6:6: nodes.l: Node "l": Cannot read the unit table',
   ]);
 });
+
+Deno.test("a --set value a setting refuses is reported at the --set, not at the file", async () => {
+  assert.deepEqual(
+    await errors(
+      `
+  x: { type: number, with: { value: $seed } }
+  y: { type: slow, in: { value: x }, with: { steps: $steps } }`,
+      {
+        params: "  seed: { type: any, default: 1 }\n  steps: { type: integer, default: 1 }",
+        set: ["seed=abc", "steps=0"],
+      },
+    ),
+    [
+      '--set seed=abc: Param "seed" must be a number, got "abc" (setting "value" of node "x")',
+      '--set steps=0: Param "steps" must be at least 1, got 0 (setting "steps" of node "y")',
+    ],
+  );
+  // The same value written in the file is reported at the file.
+  assert.deepEqual(
+    await errors(`
+  x: { type: number, with: { value: abc } }`),
+    [
+      'w.yaml:5:37: nodes.x.with.value: Invalid setting "value" of node "x": invalid input: expected number, received string',
+    ],
+  );
+});

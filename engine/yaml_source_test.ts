@@ -96,3 +96,51 @@ Deno.test("integers stay numbers when exact, and bigints beyond 2^53", () => {
   assert.deepEqual(source.data, { seed: 18446744073709551615n, steps: 50, scale: 6 });
   assert.deepEqual(normalizeIntegers([1n, { a: 2n ** 60n }]), [1, { a: 2n ** 60n }]);
 });
+
+Deno.test("a duplicate key is reported whole, with its path and where it was first written", () => {
+  const source = parseYamlSource(
+    "nodes:\n  settings: 1\n  other: { steps: 1, steps: 2 }\n  settings: 2\nlist:\n  - { a: 1, a: 2 }\n",
+    "dup.yaml",
+  );
+  assert.equal(source.data, undefined);
+  assert.deepEqual(
+    source.errors.map((error) => [error.position, error.path, error.message]),
+    [
+      [
+        { file: "dup.yaml", line: 3, col: 22 },
+        ["nodes", "other", "steps"],
+        'Invalid YAML: duplicate key "steps" (first at line 3, col 12)',
+      ],
+      [
+        { file: "dup.yaml", line: 4, col: 3 },
+        ["nodes", "settings"],
+        'Invalid YAML: duplicate key "settings" (first at line 2, col 3)',
+      ],
+      [
+        { file: "dup.yaml", line: 6, col: 13 },
+        ["list", 0, "a"],
+        'Invalid YAML: duplicate key "a" (first at line 6, col 7)',
+      ],
+    ],
+  );
+});
+
+Deno.test('keys equal as data are duplicates: 1 and "1" both become the key "1"', () => {
+  const source = parseYamlSource('a:\n  1: x\n  "1": y\n', "dup.yaml");
+  assert.equal(source.errors.length, 1);
+  assert.equal(
+    source.errors[0].message,
+    'Invalid YAML: duplicate key "1" (first at line 2, col 3)',
+  );
+});
+
+Deno.test("duplicate keys are found in time linear in the mapping's size", () => {
+  const lines = ["nodes:"];
+  for (let i = 0; i < 50_000; i++) lines.push(`  n${i}: ${i}`);
+  lines.push("  n7: again");
+  const started = performance.now();
+  const source = parseYamlSource(lines.join("\n"), "big.yaml");
+  assert.deepEqual(source.errors.map((error) => error.path), [["nodes", "n7"]]);
+  // The yaml package's own check compares every key with every other: minutes at this size.
+  assert.ok(performance.now() - started < 60_000);
+});
