@@ -2,8 +2,9 @@
  * Every benchmark, each in its own process: the engine's overhead (`engine_bench.ts`), session
  * create/release churn (`session_churn.ts`), the pipeline's loop overhead and end-to-end time
  * (`pipeline_bench.ts`), the memory hooks (`memory_bench.ts`, which runs each configuration
- * in a fresh process of its own), and graph build and session creation of the components built
- * from the tiny Hugging Face folders (`model_build_bench.ts`).
+ * in a fresh process of its own), graph build and session creation of the components built
+ * from the tiny Hugging Face folders (`model_build_bench.ts`), and validation of large generated
+ * workflows (`validate_bench.ts`).
  *
  * ```sh
  * deno task bench                      # full: about 7 minutes on 2 CPUs
@@ -33,6 +34,7 @@ export const NAMES = [
   "tiling",
   "cycles",
   "models",
+  "validate",
 ];
 
 const MEMORY_SECTIONS = ["hooks", "sweep", "tiling", "cycles"];
@@ -118,6 +120,10 @@ export async function runBenchmarks(options: { quick: boolean; only: string[] })
   if (wanted("models")) {
     print("## Models built from Hugging Face folders (bench/model_build_bench.ts)\n");
     print(await runBench(join(PROJECT_DIR, "bench", "model_build_bench.ts"), ["-A"], quick));
+  }
+  if (wanted("validate")) {
+    print("## Validation of large workflows (bench/validate_bench.ts)\n");
+    print(await runBench(join(PROJECT_DIR, "bench", "validate_bench.ts"), permissions(), quick));
   }
   const markdown = parts.join("\n");
   await Deno.mkdir(OUT_DIR, { recursive: true });
