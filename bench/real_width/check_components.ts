@@ -27,7 +27,7 @@ import {
   CONV_CACHE_OUTPUT_PREFIX,
   emptyConvCacheShape,
 } from "../../builders/cogvideox_vae_decoder.ts";
-import { chunkedDecode, type ConvCaches } from "../../diffusion/chunked_vae_decode.ts";
+import { chunkedDecode, type ConvCaches, sliceFrames } from "../../diffusion/chunked_vae_decode.ts";
 import { prepareRotaryPositionalEmbeddings } from "../../diffusion/rotary_embedding.ts";
 import { cogVideoXPositionalEmbedding } from "../../diffusion/sincos_pos_embedding.ts";
 import { readSafetensors } from "../../runtime/safetensors.ts";
@@ -134,13 +134,19 @@ async function decodeChunked(
   });
 }
 
-/** Runs the component on the case's inputs; returns the differences and each run's ms. */
+/**
+ * Runs the component on the case's inputs; returns the differences and each run's ms. With
+ * `frames`, the VAE decodes only the first `frames` latent frames: an odd count of at least 3
+ * decodes in the same first chunks as the whole (3, then 2s) and is compared with torch's first
+ * `(frames - 1) * 4 + 1` frames; other counts are run without a comparison.
+ */
 async function runCase(
   component: string,
   session: ort.InferenceSession,
   config: Record<string, unknown>,
   tensors: Map<string, Tensor>,
   runs: number,
+  frames?: number,
 ): Promise<{ differences: Difference[]; runMs: number[] }> {
   const get = (key: string) => {
     const tensor = tensors.get(key);
@@ -193,7 +199,14 @@ async function runCase(
     run = async () => fromOrt((await session.run(feeds)).sample);
   } else {
     outputName = "sample";
-    const z = get("latent_sample") as Tensor<"float32">;
+    let z = get("latent_sample") as Tensor<"float32">;
+    if (frames !== undefined && frames < z.shape[2]) {
+      z = sliceFrames(z, 0, frames);
+      const sample = get("sample") as Tensor<"float32">;
+      const comparable = frames >= 3 && frames % 2 === 1;
+      if (comparable) tensors.set("sample", sliceFrames(sample, 0, (frames - 1) * 4 + 1));
+      else tensors.delete("sample");
+    }
     run = () => decodeChunked(session, z);
   }
   let output: Tensor<"float32"> | undefined;
@@ -202,11 +215,50 @@ async function runCase(
     output = await run();
     runMs.push(performance.now() - started);
   }
-  const expected = get(outputName === "last_hidden_state" ? "last_hidden_state" : "sample");
-  differences.push(
-    difference(outputName, output!.shape, output!.data, expected.data as Float32Array),
-  );
+  const expected = tensors.get(outputName);
+  if (expected) {
+    differences.push(
+      difference(outputName, output!.shape, output!.data, expected.data as Float32Array),
+    );
+  }
   return { differences, runMs };
+}
+
+/** Per provider: nodes run and their kernel time; the op types that ran on the CPU provider. */
+export interface ProfileSummary {
+  /** Provider -> distinct nodes and summed kernel microseconds. */
+  providers: Record<string, { nodes: number; us: number }>;
+  /** Op type -> distinct nodes on the CPU provider and their summed kernel microseconds. */
+  cpuOps: Record<string, { nodes: number; us: number }>;
+}
+
+/** Summarizes an ONNX Runtime profile file (Chrome trace events of `cat: "Node"`). */
+export function summarizeProfile(events: unknown[]): ProfileSummary {
+  const providers: ProfileSummary["providers"] = {};
+  const cpuOps: ProfileSummary["cpuOps"] = {};
+  const seen = new Set<string>();
+  for (const raw of events) {
+    const event = raw as {
+      cat?: string;
+      name?: string;
+      dur?: number;
+      args?: Record<string, string>;
+    };
+    if (event.cat !== "Node" || !event.name?.endsWith("_kernel_time")) continue;
+    const provider = event.args?.provider ?? "unknown";
+    const op = event.args?.op_name ?? "unknown";
+    const entry = providers[provider] ??= { nodes: 0, us: 0 };
+    entry.us += event.dur ?? 0;
+    const first = !seen.has(event.name);
+    seen.add(event.name);
+    if (first) entry.nodes++;
+    if (provider === "CPUExecutionProvider") {
+      const cpu = cpuOps[op] ??= { nodes: 0, us: 0 };
+      cpu.us += event.dur ?? 0;
+      if (first) cpu.nodes++;
+    }
+  }
+  return { providers, cpuOps };
 }
 
 function format(value: number): string {
@@ -223,13 +275,15 @@ if (import.meta.main) {
       "no-run": { type: "boolean" },
       runs: { type: "string", default: "1" },
       threads: { type: "string", default: "0" },
+      frames: { type: "string" },
+      profile: { type: "boolean" },
     },
   });
   const component = values.component ?? "";
   if (!values.dir || !(component in COMPONENTS)) {
     console.error(
       `Usage: check_components.ts --dir DIR --component ${Object.keys(COMPONENTS).join("|")} ` +
-        `[--provider cpu|cuda] [--no-run] [--runs N] [--threads N]`,
+        `[--provider cpu|cuda] [--no-run] [--runs N] [--threads N] [--frames N] [--profile]`,
     );
     Deno.exit(2);
   }
@@ -240,6 +294,9 @@ if (import.meta.main) {
     kind: COMPONENTS[component],
     provider: values.provider,
     intraOpThreads: Number(values.threads),
+    profilePrefix: values.profile
+      ? join(values.dir, `profile-${component}-${values.provider}`)
+      : undefined,
   });
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
   console.log(
@@ -270,6 +327,7 @@ if (import.meta.main) {
       config,
       tensors,
       Number(values.runs),
+      values.frames === undefined ? undefined : Number(values.frames),
     ));
     console.log(`  run ${runMs.map((ms) => ms.toFixed(0)).join(", ")} ms`);
     for (const d of differences) {
@@ -283,8 +341,35 @@ if (import.meta.main) {
     }
   }
   const afterRun = readMemorySplit();
+  console.log(
+    `  memory after run: rss ${mib(afterRun.rss)}, anonymous ${mib(afterRun.rssAnon)}, file ${
+      mib(afterRun.rssFile)
+    }`,
+  );
+  let profile: ProfileSummary | undefined;
+  if (values.profile) {
+    session.endProfiling();
+    const prefix = `profile-${component}-${values.provider}`;
+    const files = [...Deno.readDirSync(values.dir)].map((entry) => entry.name)
+      .filter((name) => name.startsWith(prefix) && name.endsWith(".json")).sort();
+    if (files.length > 0) {
+      const text = await Deno.readTextFile(join(values.dir, files[files.length - 1]));
+      profile = summarizeProfile(JSON.parse(text));
+      for (const [provider, entry] of Object.entries(profile.providers)) {
+        console.log(
+          `  profile ${provider}: ${entry.nodes} nodes, ${(entry.us / 1000).toFixed(0)} ms`,
+        );
+      }
+      const cpuOps = Object.entries(profile.cpuOps).sort((a, b) => b[1].us - a[1].us);
+      for (const [op, entry] of cpuOps.slice(0, 10)) {
+        console.log(`    on CPU: ${op} x${entry.nodes}, ${(entry.us / 1000).toFixed(0)} ms`);
+      }
+    } else {
+      console.log(`  no profile file ${prefix}*.json in ${values.dir}`);
+    }
+  }
   await session.release();
   console.log(
-    `RESULT ${JSON.stringify({ component, ...measure, runMs, differences, afterRun })}`,
+    `RESULT ${JSON.stringify({ component, ...measure, runMs, differences, afterRun, profile })}`,
   );
 }

@@ -107,12 +107,14 @@ export function sessionOptions(
   weights: ComponentWeights,
   provider: string,
   intraOpThreads = 0,
+  profilePrefix?: string,
 ): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [provider],
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
     ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
+    ...(profilePrefix ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
     extra: {
       session: {
         model_external_initializers_file_folder_path: weights.folder,
@@ -134,6 +136,8 @@ export interface OpenComponentOptions {
   intraOpThreads?: number;
   /** Build the graph a second time and time that too. */
   rebuild?: boolean;
+  /** Profile the session (ONNX Runtime's profile file, `<prefix>_<date>.json`). */
+  profilePrefix?: string;
 }
 
 /** Builds and opens one component; returns the session and the measurements. */
@@ -167,7 +171,7 @@ export async function openComponent(
   started = performance.now();
   const session = await ort.InferenceSession.create(
     bytes,
-    sessionOptions(weights, provider, options.intraOpThreads),
+    sessionOptions(weights, provider, options.intraOpThreads, options.profilePrefix),
   );
   const sessionMs = performance.now() - started;
   const after = readMemorySplit();
