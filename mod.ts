@@ -4,7 +4,11 @@
  *
  * - Programs: {@link loadWorkflow}, {@link runWorkflow}, {@link Runner}, events and diagnostics.
  * - Plugins: {@link defineNode} with zod schemas and the port helpers ({@link tensorPort},
- *   {@link valuePort}, {@link pathPort}, {@link inputPath}, {@link outputPath}).
+ *   {@link valuePort}, {@link pathPort}, {@link inputPath}, {@link outputPath}, and the ports of
+ *   the built-in nodes: {@link modelPort}, {@link latentsPort}, {@link videoPort}, ...);
+ *   {@link defineModelHook} for what a hook node does to the models it wraps.
+ * - Layers: `engine/`, `runtime/`, `diffusion/`, `media/` and `builders/` each say what they
+ *   offer in their `mod.ts`.
  * - Command line: `deno task cogflow --help`.
  *
  * @example
@@ -42,18 +46,22 @@ export {
   WorkflowEditor,
 } from "./api/edit.ts";
 export * from "./engine/mod.ts";
-export type { ModelManager, ModelRunOptions } from "./runtime/model_manager.ts";
-export type { ModelStats } from "./runtime/onnx_model_manager.ts";
-export type { PartStats } from "./runtime/sequential_runner.ts";
-export type { MemorySample, NodeSpan } from "./runtime/memory_monitor.ts";
-export type { MemoryReading } from "./runtime/process_memory.ts";
+export * from "./runtime/mod.ts";
+// The ports of the built-in nodes, for plugins (the scheduler port is in nodes/ports.ts: its type
+// comes from a zod schema, which JSR's public API does not take).
 export {
-  createTensor,
-  type DataByDType,
-  type DType,
-  type Tensor,
-  type TensorData,
-} from "./runtime/tensor.ts";
+  generatorPort,
+  type GeneratorState,
+  isGeneratorState,
+  isTokenizerHandle,
+  latentsPort,
+  modelOfType,
+  modelPort,
+  modelType,
+  type TokenizerHandle,
+  tokenizerPort,
+  videoPort,
+} from "./nodes/ports.ts";
 
 if (import.meta.main) {
   // No top-level await: plugins import this module while the CLI runs, and a module still

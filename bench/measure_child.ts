@@ -21,7 +21,7 @@ import { tiledDecode } from "../diffusion/tiled_decode.ts";
 import { MemoryMonitor } from "../runtime/memory_monitor.ts";
 import { describeModel } from "../runtime/model_files.ts";
 import { readPipelineFolder } from "../runtime/pipeline_folder.ts";
-import { withHook } from "../runtime/model_handle.ts";
+import { modelOffloadHook } from "../nodes/model_offload.ts";
 import { type ModelStats, OnnxModelManager } from "../runtime/onnx_model_manager.ts";
 import {
   type MemoryReading,
@@ -326,7 +326,7 @@ async function runCyclesJob(job: CyclesJob): Promise<CyclesResult> {
   const cycleMs: number[] = [];
   const { memory } = await measured(async () => {
     if (job.via === "manager") {
-      const model = withHook(plain, { kind: "model_offload", node: "bench", keepInRam: false });
+      const model = modelOffloadHook.wrap(plain, { node: "bench", keepInRam: false });
       const manager = new OnnxModelManager();
       for (let cycle = 0; cycle < job.cycles; cycle++) {
         const started = performance.now();

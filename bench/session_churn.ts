@@ -26,7 +26,8 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { describeModel } from "../runtime/model_files.ts";
-import { type ModelHandle, withHook } from "../runtime/model_handle.ts";
+import type { ModelHandle } from "../runtime/model_handle.ts";
+import { modelOffloadHook } from "../nodes/model_offload.ts";
 import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
 import { readProcessMemory } from "../runtime/process_memory.ts";
 import { createTensor, type Tensor } from "../runtime/tensor.ts";
@@ -63,8 +64,7 @@ export async function measureSessionChurn(
   options: ChurnOptions,
 ): Promise<ChurnResult> {
   const manager = new OnnxModelManager();
-  const offloaded = withHook(model, {
-    kind: "model_offload",
+  const offloaded = modelOffloadHook.wrap(model, {
     node: "churn",
     keepInRam: options.keepInRam ?? false,
   });

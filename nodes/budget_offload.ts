@@ -9,8 +9,26 @@
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
 import { formatBytes, parseByteSize } from "../runtime/byte_size.ts";
-import { withHook } from "../runtime/model_handle.ts";
+import { defineModelHook, type ModelHook } from "../runtime/mod.ts";
 import { modelOfType, modelPort } from "./ports.ts";
+
+/** The data budget_offload adds to a model handle. */
+export interface BudgetOffloadHook extends ModelHook {
+  /** Hook kind. */
+  kind: "budget_offload";
+  /** The budget in bytes, shared by the models wrapped by the same node. */
+  maxMemoryBytes: number;
+}
+
+/** Keep sessions while they fit a memory budget, evicting the least recently used. */
+export const budgetOffloadHook = defineModelHook<BudgetOffloadHook>({
+  kind: "budget_offload",
+  session: (hook) => ({
+    policy: "budget_offload",
+    releaseAfterLastUse: true,
+    budget: { group: hook.node, maxBytes: hook.maxMemoryBytes },
+  }),
+});
 
 /** A size setting: bytes, or text like `6GiB` or `500MB`. */
 export const byteSizeSetting = z.union([z.number().int().min(1), z.string()]).transform(
@@ -61,8 +79,7 @@ export const budgetOffload = defineNode({
     return { model: inputs.model };
   },
   run: (ctx, { model }, { max_memory }) => ({
-    model: withHook(model, {
-      kind: "budget_offload",
+    model: budgetOffloadHook.wrap(model, {
       node: ctx.hook?.node ?? ctx.node,
       maxMemoryBytes: max_memory,
     }),

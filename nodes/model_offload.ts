@@ -10,8 +10,26 @@
 
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
-import { withHook } from "../runtime/model_handle.ts";
+import { defineModelHook, type ModelHook } from "../runtime/mod.ts";
 import { modelPort } from "./ports.ts";
+
+/** The data model_offload adds to a model handle. */
+export interface ModelOffloadHook extends ModelHook {
+  /** Hook kind. */
+  kind: "model_offload";
+  /** Keep the model's bytes in host memory so re-creating the session reads no file. */
+  keepInRam: boolean;
+}
+
+/** Keep the session only from just before its first use to just after its last use. */
+export const modelOffloadHook = defineModelHook<ModelOffloadHook>({
+  kind: "model_offload",
+  session: (hook) => ({
+    policy: "model_offload",
+    releaseAfterLastUse: true,
+    keepInRam: hook.keepInRam,
+  }),
+});
 
 /** The model_offload node type. */
 export const modelOffload = defineNode({
@@ -33,8 +51,7 @@ export const modelOffload = defineNode({
   hook: { kind: "offload", input: "model", output: "model" },
   infer: (_ctx, inputs) => ({ model: inputs.model }),
   run: (ctx, { model }, { keep_in_ram }) => ({
-    model: withHook(model, {
-      kind: "model_offload",
+    model: modelOffloadHook.wrap(model, {
       node: ctx.hook?.node ?? ctx.node,
       keepInRam: keep_in_ram,
     }),

@@ -9,9 +9,36 @@
 
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
-import { withHook } from "../runtime/model_handle.ts";
-import { DEFAULT_BLOCK_PATTERN, NoBlocksError, planSplit } from "../runtime/onnx_split.ts";
+import {
+  DEFAULT_BLOCK_PATTERN,
+  defineModelHook,
+  type ModelHook,
+  NoBlocksError,
+  type PartsPlan,
+  planSplit,
+} from "../runtime/mod.ts";
 import { modelOfType, modelPort } from "./ports.ts";
+
+/** The data sequential_offload adds to a model handle: how the model runs in parts. */
+export interface SequentialOffloadHook extends ModelHook, PartsPlan {
+  /** Hook kind. */
+  kind: "sequential_offload";
+}
+
+/** Run the model in parts (embedding, groups of blocks, head), one part resident at a time. */
+export const sequentialOffloadHook = defineModelHook<SequentialOffloadHook>({
+  kind: "sequential_offload",
+  session: (hook) => ({
+    policy: "sequential_offload",
+    releaseAfterLastUse: true,
+    parts: {
+      blocksPerGroup: hook.blocksPerGroup,
+      blockPattern: hook.blockPattern,
+      prefetch: hook.prefetch,
+      prepackWeights: hook.prepackWeights,
+    },
+  }),
+});
 
 /** The sequential_offload node type. */
 export const sequentialOffload = defineNode({
@@ -80,8 +107,7 @@ export const sequentialOffload = defineNode({
     return { model: inputs.model };
   },
   run: (ctx, { model }, settings) => ({
-    model: withHook(model, {
-      kind: "sequential_offload",
+    model: sequentialOffloadHook.wrap(model, {
       node: ctx.hook?.node ?? ctx.node,
       blocksPerGroup: settings.blocks_per_group,
       blockPattern: settings.block_pattern ?? DEFAULT_BLOCK_PATTERN,

@@ -1,25 +1,33 @@
 /**
  * vae_decode: latents to video frames in [0, 1], as `CogVideoXPipeline.decode_latents` and the
- * video processor do: permute to channels first, multiply by `1 / scaling_factor`, decode (per
- * batch element with vae_slicing, in tiles with vae_tiling), then `clamp(x * 0.5 + 0.5, 0, 1)`.
+ * video processor do: permute to channels first, multiply by `1 / scaling_factor`, decode (split
+ * as the decode strategies of the VAE's hooks say: per batch element with vae_slicing, in tiles
+ * with vae_tiling), then `clamp(x * 0.5 + 0.5, 0, 1)`.
  *
  * @module
  */
 
 import { z } from "zod";
 import { defineNode, formatPortType, type InferContext, UserError } from "../engine/mod.ts";
-import { tiledDecode } from "../diffusion/tiled_decode.ts";
-import { chunkedDecode, type ConvCaches } from "../diffusion/chunked_vae_decode.ts";
+import { chunkedDecode, type ConvCaches } from "../diffusion/mod.ts";
 import {
   CONV_CACHE_INPUT_PREFIX,
   CONV_CACHE_OUTPUT_PREFIX,
   emptyConvCacheShape,
 } from "../builders/cogvideox_vae_decoder.ts";
-import { hookOf, type ModelHandle } from "../runtime/model_handle.ts";
-import type { ModelManager } from "../runtime/model_manager.ts";
-import { estimateDecoding, memoryLimits, memoryProblem } from "../runtime/run_estimate.ts";
-import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
-import { concatBatch, permute, sliceBatch } from "../runtime/tensor_ops.ts";
+import {
+  createTensor,
+  decodeWithHooks,
+  decodingShapesWithHooks,
+  estimateDecoding,
+  formatShape,
+  memoryLimits,
+  memoryProblem,
+  type ModelHandle,
+  type ModelManager,
+  permute,
+  type Tensor,
+} from "../runtime/mod.ts";
 import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
 import { scalingFactorOf, spatialCompressionOf, temporalCompressionOf } from "./video_geometry.ts";
 
@@ -80,50 +88,25 @@ export const vaeDecode = defineNode({
     const z = permute(latents, [0, 2, 1, 3, 4]);
     for (let i = 0; i < z.data.length; i++) z.data[i] = Math.fround(scale * z.data[i]);
 
-    const slicing = hookOf(model, "vae_slicing") !== undefined && z.shape[0] > 1;
-    const tiling = hookOf(model, "vae_tiling");
-    const slices = slicing
-      ? Array.from({ length: z.shape[0] }, (_, b) => sliceBatch(z, b, b + 1))
-      : [z];
+    // Progress counts decoder calls: each split a hook makes multiplies them.
     let done = 0;
-    let total = slices.length;
-    const decode = async (tile: Tensor<"float32">) => {
-      const sample = await runDecoder(ctx.models, model, tile, ctx.signal);
-      ctx.progress(++done, total);
+    let total = 1;
+    const decode = async (piece: Tensor<"float32">) => {
+      const sample = await runDecoder(ctx.models, model, piece, ctx.signal);
+      ctx.progress(++done, Math.max(done, total));
       return sample;
     };
-    const decoded: Tensor<"float32">[] = [];
-    for (const slice of slices) {
-      ctx.signal.throwIfAborted();
-      if (tiling) {
-        decoded.push(
-          await tiledDecode(slice, decode, {
-            tileSampleMinHeight: tiling.tileSampleMinHeight,
-            tileSampleMinWidth: tiling.tileSampleMinWidth,
-            tileOverlapFactorHeight: tiling.tileOverlapFactorHeight,
-            tileOverlapFactorWidth: tiling.tileOverlapFactorWidth,
-            spatialScale: spatialCompressionOf(model),
-            signal: ctx.signal,
-            onProgress: (_tilesDone, tiles) => {
-              total = Math.max(total, slices.length * tiles);
-            },
-          }),
-        );
-      } else {
-        decoded.push(await decode(slice));
-      }
-    }
-    const sample = decoded.length === 1 ? decoded[0] : concatBatch(decoded);
+    ctx.signal.throwIfAborted();
+    const sample = await decodeWithHooks(model, z, decode, {
+      signal: ctx.signal,
+      onPieces: (count) => {
+        total *= count;
+      },
+    });
     return { frames: toFrames(sample) };
   },
 });
 
-/**
- * Runs the decoder on `latents` `[batch, channels, frames, h, w]`. A decoder that declares
- * convolution cache inputs (`conv_cache.<module path>`, built ones do) decodes in temporal chunks
- * as diffusers' `_decode`, each chunk continuing from the caches the previous one returned; one
- * without (the exported fixture decoders) takes all frames in one call.
- */
 /** Refuses, before anything runs, a decode that cannot fit the machine or the budget. */
 function checkDecodingMemory(
   ctx: InferContext,
@@ -135,26 +118,28 @@ function checkDecodingMemory(
   );
   if (known.length !== 5 || known.some((dimension) => dimension === undefined)) return;
   const channels = model.config.block_out_channels;
-  const tiling = hookOf(model, "vae_tiling");
-  const estimate = estimateDecoding({
+  const shapes = decodingShapesWithHooks(model, {
     latents: known as number[],
     temporalCompression: temporalCompressionOf(model),
     spatialCompression: spatialCompressionOf(model),
     decoderChannels: Array.isArray(channels) && typeof channels[0] === "number" ? channels[0] : 128,
-    slicing: hookOf(model, "vae_slicing") !== undefined,
-    tile: tiling
-      ? { height: tiling.tileSampleMinHeight, width: tiling.tileSampleMinWidth }
-      : undefined,
+    slicing: false,
   });
-  const problem = memoryProblem(estimate, memoryLimits(), {
+  const problem = memoryProblem(estimateDecoding(shapes), memoryLimits(), {
     subject: "Decoding",
     hint: `lower height, width or num_frames, or give fewer prompts${
-      tiling ? "" : "; vae_tiling decodes in tiles"
+      shapes.tile ? "" : "; vae_tiling decodes in tiles"
     }`,
   });
   if (problem) ctx.error(problem, { port: "latents" });
 }
 
+/**
+ * Runs the decoder on `latents` `[batch, channels, frames, h, w]`. A decoder that declares
+ * convolution cache inputs (`conv_cache.<module path>`, built ones do) decodes in temporal chunks
+ * as diffusers' `_decode`, each chunk continuing from the caches the previous one returned; one
+ * without (the exported fixture decoders) takes all frames in one call.
+ */
 export async function runDecoder(
   models: ModelManager,
   model: ModelHandle,

@@ -1,13 +1,37 @@
 /**
  * vae_slicing: the wrapped VAE decodes one video of a batch at a time (diffusers'
- * `vae.enable_slicing()`).
+ * `vae.enable_slicing()`): its decode strategy hands each batch element to the next step alone
+ * and puts the results back together.
  *
  * @module
  */
 
 import { defineNode } from "../engine/mod.ts";
-import { withHook } from "../runtime/model_handle.ts";
+import { concatBatch, defineModelHook, type ModelHook, sliceBatch } from "../runtime/mod.ts";
 import { modelOfType, modelPort, modelType } from "./ports.ts";
+
+/** The data vae_slicing adds to a model handle. */
+export interface VaeSlicingHook extends ModelHook {
+  /** Hook kind. */
+  kind: "vae_slicing";
+}
+
+/** Decode one batch element at a time. */
+export const vaeSlicingHook = defineModelHook<VaeSlicingHook>({
+  kind: "vae_slicing",
+  async decode(latents, next, call) {
+    const batch = latents.shape[0];
+    if (batch <= 1) return await next(latents);
+    call.pieces(batch);
+    const decoded = [];
+    for (let b = 0; b < batch; b++) {
+      call.signal.throwIfAborted();
+      decoded.push(await next(sliceBatch(latents, b, b + 1)));
+    }
+    return concatBatch(decoded);
+  },
+  estimateDecoding: (shapes) => ({ ...shapes, slicing: true }),
+});
 
 /** The vae_slicing node type. */
 export const vaeSlicing = defineNode({
@@ -25,12 +49,10 @@ export const vaeSlicing = defineNode({
   infer: (ctx, inputs) => {
     const model = modelOfType(inputs.model);
     return {
-      model: model
-        ? modelType(withHook(model, { kind: "vae_slicing", node: ctx.node }))
-        : inputs.model,
+      model: model ? modelType(vaeSlicingHook.wrap(model, { node: ctx.node })) : inputs.model,
     };
   },
   run: (ctx, { model }) => ({
-    model: withHook(model, { kind: "vae_slicing", node: ctx.hook?.node ?? ctx.node }),
+    model: vaeSlicingHook.wrap(model, { node: ctx.hook?.node ?? ctx.node }),
   }),
 });

@@ -2,15 +2,39 @@
  * vae_tiling: the wrapped VAE decodes spatial tiles and blends them as diffusers'
  * `AutoencoderKLCogVideoX.tiled_decode` does (`vae.enable_tiling()`), always returning the
  * requested size (see `diffusion/tiled_decode.ts` for where diffusers' arithmetic is inconsistent).
+ * Its decode strategy cuts each decode call into tiles for the next step.
  *
  * @module
  */
 
 import { z } from "zod";
 import { defineNode } from "../engine/mod.ts";
-import { withHook } from "../runtime/model_handle.ts";
+import { tiledDecode, type TilingOptions } from "../diffusion/mod.ts";
+import { defineModelHook, type ModelHook } from "../runtime/mod.ts";
 import { modelOfType, modelPort, modelType } from "./ports.ts";
 import { spatialCompressionOf } from "./video_geometry.ts";
+
+/** The data vae_tiling adds to a model handle: the tile size and overlap. */
+export interface VaeTilingHook extends ModelHook, Omit<TilingOptions, "spatialScale"> {
+  /** Hook kind. */
+  kind: "vae_tiling";
+}
+
+/** Decode in spatial tiles, blended as diffusers' `tiled_decode`. */
+export const vaeTilingHook = defineModelHook<VaeTilingHook>({
+  kind: "vae_tiling",
+  decode: (latents, next, { model, hook, signal, pieces }) =>
+    tiledDecode(latents, next, {
+      ...hook,
+      spatialScale: spatialCompressionOf(model),
+      signal,
+      onProgress: (_done, tiles) => pieces(tiles),
+    }),
+  estimateDecoding: (shapes, hook) => ({
+    ...shapes,
+    tile: { height: hook.tileSampleMinHeight, width: hook.tileSampleMinWidth },
+  }),
+});
 
 /** A fraction: a number, or text like `1/6` (exactly the double Python's `1/6` gives). */
 export const fractionSetting = z.union([z.number(), z.string()]).transform((value, ctx) => {
@@ -82,25 +106,26 @@ export const vaeTiling = defineNode({
     // The hook on the static type lets vae_decode's memory estimate count tiles at validation.
     return {
       model: model
-        ? modelType(withHook(model, {
-          kind: "vae_tiling",
-          node: ctx.node,
-          tileSampleMinHeight: settings.tile_sample_min_height,
-          tileSampleMinWidth: settings.tile_sample_min_width,
-          tileOverlapFactorHeight: settings.tile_overlap_factor_height,
-          tileOverlapFactorWidth: settings.tile_overlap_factor_width,
-        }))
+        ? modelType(vaeTilingHook.wrap(model, { node: ctx.node, ...tilingOf(settings) }))
         : inputs.model,
     };
   },
   run: (ctx, { model }, settings) => ({
-    model: withHook(model, {
-      kind: "vae_tiling",
-      node: ctx.hook?.node ?? ctx.node,
-      tileSampleMinHeight: settings.tile_sample_min_height,
-      tileSampleMinWidth: settings.tile_sample_min_width,
-      tileOverlapFactorHeight: settings.tile_overlap_factor_height,
-      tileOverlapFactorWidth: settings.tile_overlap_factor_width,
-    }),
+    model: vaeTilingHook.wrap(model, { node: ctx.hook?.node ?? ctx.node, ...tilingOf(settings) }),
   }),
 });
+
+/** The tiling of vae_tiling's settings. */
+function tilingOf(settings: {
+  tile_sample_min_height: number;
+  tile_sample_min_width: number;
+  tile_overlap_factor_height: number;
+  tile_overlap_factor_width: number;
+}): Omit<TilingOptions, "spatialScale"> {
+  return {
+    tileSampleMinHeight: settings.tile_sample_min_height,
+    tileSampleMinWidth: settings.tile_sample_min_width,
+    tileOverlapFactorHeight: settings.tile_overlap_factor_height,
+    tileOverlapFactorWidth: settings.tile_overlap_factor_width,
+  };
+}

@@ -1,7 +1,7 @@
 /**
  * Model handles: plain data describing an ONNX model and how to run it. Nodes pass handles along
- * edges; hook nodes return a copy with a hook added; the model manager reads the hooks to decide
- * when sessions exist.
+ * edges; hook nodes return a copy with a hook's data added; what a hook does is looked up by its
+ * kind (runtime/model_hooks.ts).
  *
  * @module
  */
@@ -37,76 +37,16 @@ export const DEFAULT_SESSION_SETTINGS: SessionSettings = {
   graphOptimizationLevel: "all",
 };
 
-/** Keep the session only from just before its first use to just after its last use. */
-export interface ModelOffloadHook {
-  /** Hook kind. */
-  kind: "model_offload";
-  /** The hook node. */
-  node: string;
-  /** Keep the model's bytes in host memory so re-creating the session reads no file. */
-  keepInRam: boolean;
-}
-
-/** Run the model in parts (embedding, groups of blocks, head), one part resident at a time. */
-export interface SequentialOffloadHook {
-  /** Hook kind. */
-  kind: "sequential_offload";
-  /** The hook node. */
-  node: string;
-  /** Blocks per part (transformer blocks, or a VAE decoder's up blocks). */
-  blocksPerGroup: number;
-  /** Regular expression finding a block's index in node and weight names (first group). */
-  blockPattern?: string;
-  /** Load the next part in a second worker while the current one runs. */
-  prefetch: boolean;
-  /** Whether parts repack their weights when loaded: never (default), always, or by measurement. */
-  prepackWeights?: "auto" | "always" | "never";
-}
-
-/** Keep sessions while they fit a memory budget, evicting the least recently used. */
-export interface BudgetOffloadHook {
-  /** Hook kind. */
-  kind: "budget_offload";
-  /** The hook node: models wrapped by the same node share one budget. */
-  node: string;
-  /** The budget in bytes. */
-  maxMemoryBytes: number;
-}
-
-/** Decode one batch element at a time. */
-export interface VaeSlicingHook {
-  /** Hook kind. */
-  kind: "vae_slicing";
-  /** The hook node. */
+/**
+ * A hook as a model handle carries it: plain JSON data (handles are cached and compared), its kind
+ * naming the behaviour that hook nodes register (runtime/model_hooks.ts).
+ */
+export interface ModelHook {
+  /** The kind: the name its behaviour is registered under. */
+  kind: string;
+  /** The hook node (as written in the workflow). */
   node: string;
 }
-
-/** Decode in spatial tiles, blended as diffusers' `tiled_decode`. */
-export interface VaeTilingHook {
-  /** Hook kind. */
-  kind: "vae_tiling";
-  /** The hook node. */
-  node: string;
-  /** Tile height in pixels. */
-  tileSampleMinHeight: number;
-  /** Tile width in pixels. */
-  tileSampleMinWidth: number;
-  /** Overlap of tiles, as a fraction of the tile height. */
-  tileOverlapFactorHeight: number;
-  /** Overlap of tiles, as a fraction of the tile width. */
-  tileOverlapFactorWidth: number;
-}
-
-/** Any hook a model handle can carry. */
-export type ModelHook =
-  | ModelOffloadHook
-  | SequentialOffloadHook
-  | BudgetOffloadHook
-  | VaeSlicingHook
-  | VaeTilingHook;
-
-/** The offload hooks: at most one per model. */
-export type OffloadHook = ModelOffloadHook | SequentialOffloadHook | BudgetOffloadHook;
 
 /** How cogflow built a model's graph (builders/), so that it can build the model again in parts. */
 export interface ModelBuild {
@@ -160,27 +100,9 @@ export function isModelHandle(value: unknown): value is ModelHandle {
     typeof (value as { path?: unknown }).path === "string";
 }
 
-/** A copy of `model` with `hook` added. */
-export function withHook(model: ModelHandle, hook: ModelHook): ModelHandle {
+/** A copy of `model` with `hook` added (outermost). */
+export function withHook<H extends ModelHook>(model: ModelHandle, hook: H): ModelHandle {
   return { ...model, hooks: [...model.hooks, hook] };
-}
-
-/** The model's offload hook, if any. */
-export function offloadHookOf(model: ModelHandle): OffloadHook | undefined {
-  return model.hooks.find((hook): hook is OffloadHook =>
-    hook.kind === "model_offload" || hook.kind === "sequential_offload" ||
-    hook.kind === "budget_offload"
-  );
-}
-
-/** The model's hook of one kind, if any. */
-export function hookOf<K extends ModelHook["kind"]>(
-  model: ModelHandle,
-  kind: K,
-): Extract<ModelHook, { kind: K }> | undefined {
-  return model.hooks.find((hook) => hook.kind === kind) as
-    | Extract<ModelHook, { kind: K }>
-    | undefined;
 }
 
 /** The identity of a model's sessions: same file, same session settings. */

@@ -3,7 +3,11 @@ import { join } from "node:path";
 import { measureSessionChurn, transformerFeeds as churnFeeds } from "../bench/session_churn.ts";
 import { presets, writeSyntheticPipeline, writeTransformer } from "../bench/synthetic_models.ts";
 import { describeModel } from "./model_files.ts";
-import { type ModelHandle, type ModelHook, withHook } from "./model_handle.ts";
+import type { ModelHandle } from "./model_handle.ts";
+import { budgetOffloadHook } from "../nodes/budget_offload.ts";
+import { modelOffloadHook } from "../nodes/model_offload.ts";
+import { sequentialOffloadHook } from "../nodes/sequential_offload.ts";
+import { vaeSlicingHook } from "../nodes/vae_slicing.ts";
 import { OnnxModelManager } from "./onnx_model_manager.ts";
 import { createTensor, maxAbsDiff, type Tensor } from "./tensor.ts";
 import { UserError } from "./user_error.ts";
@@ -45,11 +49,11 @@ const vaeFeeds = (size = 8) => ({
 });
 
 const offload = (model: ModelHandle, keepInRam = false) =>
-  withHook(model, { kind: "model_offload", node: "offload", keepInRam });
+  modelOffloadHook.wrap(model, { node: "offload", keepInRam });
 const budget = (model: ModelHandle, maxMemoryBytes: number, node = "budget") =>
-  withHook(model, { kind: "budget_offload", node, maxMemoryBytes });
+  budgetOffloadHook.wrap(model, { node, maxMemoryBytes });
 const sequential = (model: ModelHandle, blocksPerGroup: number, prefetch = true) =>
-  withHook(model, { kind: "sequential_offload", node: "parts", blocksPerGroup, prefetch });
+  sequentialOffloadHook.wrap(model, { node: "parts", blocksPerGroup, prefetch });
 
 function statsOf(manager: OnnxModelManager, name: string) {
   const stats = manager.stats().find((entry) => entry.name === name);
@@ -403,8 +407,7 @@ Deno.test("the main thread stays responsive while a model runs in its worker", a
 Deno.test("hooks other than offload hooks keep the default policy", async () => {
   const manager = new OnnxModelManager();
   try {
-    const slicing: ModelHook = { kind: "vae_slicing", node: "slicing" };
-    const sliced = withHook(vae, slicing);
+    const sliced = vaeSlicingHook.wrap(vae, { node: "slicing" });
     await manager.retain(sliced);
     await manager.run(sliced, vaeFeeds());
     await manager.release(sliced);
