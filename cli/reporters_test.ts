@@ -194,3 +194,22 @@ Deno.test("streamSink writes everything to a stream", () => {
   const bytes = new Uint8Array(chunks.flatMap((chunk) => [...chunk]));
   assert.equal(new TextDecoder().decode(bytes), "héllo");
 });
+
+Deno.test("messages of nodes are printed with their control characters escaped", () => {
+  const event: RunEvent = {
+    type: "node_log",
+    node: "save",
+    level: "warn",
+    message: `wrote "out/${ESC}[2Jx\ny.mp4"`,
+    time: T,
+  };
+  const plain = memorySink();
+  new PlainReporter(plain).handle(event);
+  assert.equal(plain.text, 'warn save: wrote "out/\\x1b[2Jx\\ny.mp4"\n');
+  const terminal = memorySink();
+  const reporter = new TerminalReporter(terminal);
+  reporter.handle(event);
+  reporter.close();
+  assert.ok(!terminal.text.includes(`${ESC}[2J`), terminal.text);
+  assert.ok(terminal.text.includes("\\x1b[2Jx\\ny.mp4"), terminal.text);
+});
