@@ -38,6 +38,13 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return await graphCommand(rest, io);
       case "nodes":
         return await nodesCommand(rest, io);
+      // The queue's packages (BullMQ, ioredis) load only for the queue's commands.
+      case "submit":
+        return await (await import("../queue/mod.ts")).submitCommand(rest, io);
+      case "worker":
+        return await (await import("../queue/mod.ts")).workerCommand(rest, io);
+      case "queue":
+        return await (await import("../queue/mod.ts")).queueCommand(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -46,7 +53,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return command === undefined ? EXIT.invalid : EXIT.ok;
       default:
         throw new UsageError(
-          `Unknown command ${quote(command)}: expected run, validate, graph or nodes`,
+          `Unknown command ${quote(command)}: expected run, validate, graph, nodes, submit, worker or queue`,
         );
     }
   } catch (error) {

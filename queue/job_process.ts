@@ -39,7 +39,8 @@ export interface JobProcessOptions {
 // The watchdog: "interrupt" lines send SIGINT to the group, the end of its input (the worker
 // closed the pipe or died) sends SIGKILL. An asynchronous list ignores SIGINT itself, and reads
 // /dev/null unless given another descriptor: the pipe goes to it as descriptor 3.
-const WATCHDOG = `exec 3<&0; ( while read -r line <&3; do [ "$line" = interrupt ] && kill -INT 0; ` +
+const WATCHDOG =
+  `exec 3<&0; ( while read -r line <&3; do [ "$line" = interrupt ] && kill -INT 0; ` +
   `done; kill -KILL 0 ) >/dev/null 2>&1 & exec "$@" </dev/null 3<&-`;
 
 /** Runs `command` with `args` (a `cogflow run --json` command line); resolves when it ends. */

@@ -12,7 +12,13 @@ import { type CliIo, EXIT, UsageError } from "../cli/common.ts";
 import { QUEUE_HELP } from "../cli/help.ts";
 import { formatTable } from "../cli/run_command.ts";
 import { cancelRunJob } from "./cancel.ts";
-import { checkRedis, connectRedis, CONNECTION_OPTIONS, maskUrl, queueTarget } from "./connection.ts";
+import {
+  checkRedis,
+  CONNECTION_OPTIONS,
+  connectRedis,
+  maskUrl,
+  queueTarget,
+} from "./connection.ts";
 import type { JobEvent, JobResult } from "./job_events.ts";
 import type { RunJobData } from "./run_job.ts";
 
@@ -40,6 +46,8 @@ export interface JobListing {
   progress?: string;
   /** Files written (done jobs). */
   files?: string[];
+  /** The worker that ran it (done jobs). */
+  worker?: string;
   /** Why it failed (failed jobs). */
   error?: string;
 }
@@ -154,6 +162,7 @@ export function listing(job: Job<RunJobData, JobResult>, state: JobListing["stat
     finishedAt: job.finishedOn,
     progress: state === "running" ? detail : undefined,
     files: state === "done" ? job.returnvalue?.files : undefined,
+    worker: state === "done" ? job.returnvalue?.worker : undefined,
     error: state === "failed" ? job.failedReason : undefined,
   };
 }

@@ -151,7 +151,9 @@ export async function paramsFileSets(path: string): Promise<string[]> {
     );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new UserError(`Invalid params file ${quote(path)}: expected a mapping of names to values`);
+    throw new UserError(
+      `Invalid params file ${quote(path)}: expected a mapping of names to values`,
+    );
   }
   return Object.entries(value).map(([name, item]) => `${name}=${JSON.stringify(item)}`);
 }

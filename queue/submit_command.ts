@@ -14,20 +14,16 @@ import { loadWorkflow } from "../api/mod.ts";
 import { escapeControl, quote, type RunEvent } from "../engine/mod.ts";
 import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "../cli/common.ts";
 import { SUBMIT_HELP } from "../cli/help.ts";
-import {
-  JsonReporter,
-  PlainReporter,
-  type Reporter,
-  TerminalReporter,
-} from "../cli/reporters.ts";
+import { JsonReporter, PlainReporter, type Reporter, TerminalReporter } from "../cli/reporters.ts";
 import { cancelKey, cancelRunJob } from "./cancel.ts";
-import { checkRedis, connectRedis, CONNECTION_OPTIONS, maskUrl, queueTarget } from "./connection.ts";
 import {
-  DEFAULT_ATTEMPTS,
-  type JobEvent,
-  type JobResult,
-  RETRY_DELAY_MS,
-} from "./job_events.ts";
+  checkRedis,
+  CONNECTION_OPTIONS,
+  connectRedis,
+  maskUrl,
+  queueTarget,
+} from "./connection.ts";
+import { DEFAULT_ATTEMPTS, type JobEvent, type JobResult, RETRY_DELAY_MS } from "./job_events.ts";
 import { paramsFileSets, type RunJobData, runJobFor } from "./run_job.ts";
 
 /** Highest BullMQ priority number (the lowest priority). */
@@ -232,7 +228,9 @@ async function lastStreamId(redis: Redis, queue: string): Promise<string> {
 function wholeNumber(flag: string, value: string, max: number): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1 || number > max) {
-    throw new UsageError(`Invalid ${flag} ${quote(value)}: expected a whole number from 1 to ${max}`);
+    throw new UsageError(
+      `Invalid ${flag} ${quote(value)}: expected a whole number from 1 to ${max}`,
+    );
   }
   return number;
 }

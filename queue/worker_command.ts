@@ -22,7 +22,13 @@ import { formatDuration } from "../cli/reporters.ts";
 import { type CliIo, EXIT, UsageError } from "../cli/common.ts";
 import { WORKER_HELP } from "../cli/help.ts";
 import { cancelChannel, cancelKey } from "./cancel.ts";
-import { checkRedis, connectRedis, CONNECTION_OPTIONS, maskUrl, queueTarget } from "./connection.ts";
+import {
+  checkRedis,
+  CONNECTION_OPTIONS,
+  connectRedis,
+  maskUrl,
+  queueTarget,
+} from "./connection.ts";
 import type { JobEvent, JobResult } from "./job_events.ts";
 import { runJobProcess } from "./job_process.ts";
 import { placeJob, type RunJobData } from "./run_job.ts";
@@ -146,7 +152,9 @@ export async function workerCommand(args: readonly string[], io: CliIo): Promise
       throw new UnrecoverableError(message);
     }
     log(`${label}: worker fault (exit ${result.exitCode}), retried if attempts remain`);
-    throw new Error(`Worker fault on ${name}: the run ended with exit ${result.exitCode}: ${message}`);
+    throw new Error(
+      `Worker fault on ${name}: the run ended with exit ${result.exitCode}: ${message}`,
+    );
   };
 
   const worker = new Worker<RunJobData, JobResult>(target.queue, runJob, {
@@ -167,7 +175,9 @@ export async function workerCommand(args: readonly string[], io: CliIo): Promise
   await worker.waitUntilReady();
   log(
     `taking jobs of queue ${quote(target.queue)} at ${quote(maskUrl(target.url))} ` +
-      `(concurrency ${concurrency}${values.device !== undefined ? `, device ${values.device}` : ""})`,
+      `(concurrency ${concurrency}${
+        values.device !== undefined ? `, device ${values.device}` : ""
+      })`,
   );
 
   const stopped = Promise.withResolvers<void>();
