@@ -11,7 +11,7 @@ import {
   presets,
   type SyntheticPipelineOptions,
   writeSyntheticPipeline,
-} from "./synthetic_models.ts";
+} from "../tests/synthetic_models.ts";
 
 /** The project folder (with deno.json). */
 export const PROJECT_DIR: string = dirname(dirname(fileURLToPath(import.meta.url)));

@@ -20,7 +20,7 @@ import {
   type SyntheticPipelineOptions,
   writeSyntheticPipeline,
   type WrittenModel,
-} from "./synthetic_models.ts";
+} from "../tests/synthetic_models.ts";
 
 function describe(name: string, m: WrittenModel): string {
   const mb = (n: number) => (n / 1e6).toFixed(1);

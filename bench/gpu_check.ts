@@ -10,34 +10,14 @@
 import { join } from "node:path";
 import { loadWorkflow, runWorkflow } from "../mod.ts";
 import { readSafetensors } from "../runtime/safetensors.ts";
-import type { Tensor } from "../runtime/tensor.ts";
-
-const root = new URL("..", import.meta.url).pathname;
-const casesDir = join(root, "tests/fixtures/tiny-cogvideox/cases");
-
-interface CaseArgs {
-  prompt: string;
-  negative_prompt: string;
-  num_inference_steps: number;
-  guidance_scale: number;
-  use_dynamic_cfg?: boolean;
-  generator: { seed: number };
-}
+import { pipelineParams, readCase, reference, ROOT, tensorError } from "../tests/testing.ts";
 
 async function runCase(name: string, provider: string, offload: string, out: string) {
-  const info = JSON.parse(await Deno.readTextFile(join(casesDir, name, "case.json")));
-  const args = info.pipeline_args as CaseArgs;
+  const referenceCase = await readCase(name);
   const tensorsOut = join(out, `${name}-${provider}-${offload}.safetensors`);
-  const workflow = await loadWorkflow(join(root, "workflows/tiny.yaml"), {
+  const workflow = await loadWorkflow(join(ROOT, "workflows/tiny.yaml"), {
     params: {
-      model: join(root, "tests/fixtures/tiny-cogvideox", info.variant),
-      prompt: args.prompt,
-      negative_prompt: args.negative_prompt,
-      seed: args.generator.seed,
-      steps: args.num_inference_steps,
-      guidance_scale: args.guidance_scale,
-      use_dynamic_cfg: args.use_dynamic_cfg ?? false,
-      scheduler: info.scheduler_class === "CogVideoXDPMScheduler" ? "dpm" : "ddim",
+      ...pipelineParams(referenceCase),
       provider,
       offload,
       output: join(out, `${name}-${provider}-${offload}.mp4`),
@@ -49,19 +29,9 @@ async function runCase(name: string, provider: string, offload: string, out: str
   const result = await runWorkflow(workflow, { splitCacheDir: join(out, "split") });
   const wall = performance.now() - started;
   const frames = (await readSafetensors(tensorsOut)).tensors.get("frames")!;
-  const reference = (await readSafetensors(join(casesDir, name, "tensors.safetensors"))).tensors
-    .get("frames")!;
+  const { maxAbs } = tensorError(frames, reference(referenceCase, "frames"));
   const providers = [...new Set(result.models.map((model) => model.provider))].join("+");
-  return { name, provider, offload, providers, wall, maxAbs: maxAbsDiff(frames, reference) };
-}
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  const left = a.data as Float32Array;
-  const right = b.data as Float32Array;
-  if (left.length !== right.length) throw new Error("Frames of different sizes");
-  let max = 0;
-  for (let i = 0; i < left.length; i++) max = Math.max(max, Math.abs(left[i] - right[i]));
-  return max;
+  return { name, provider, offload, providers, wall, maxAbs };
 }
 
 if (import.meta.main) {

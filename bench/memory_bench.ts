@@ -49,7 +49,7 @@ import type {
   WorkflowResult,
 } from "./measure_child.ts";
 import type { PartStats } from "../runtime/sequential_runner.ts";
-import { latentSizeForVideoTokens, sequenceLength } from "./synthetic_models.ts";
+import { latentSizeForVideoTokens, sequenceLength } from "../tests/synthetic_models.ts";
 
 /** The sections, in the order they run. */
 export const SECTIONS = ["hooks", "sweep", "tiling", "cycles"] as const;

@@ -38,7 +38,7 @@ import {
   OUT_DIR,
   writeResults,
 } from "./bench_util.ts";
-import { latentSizeForVideoTokens } from "./synthetic_models.ts";
+import { latentSizeForVideoTokens } from "../tests/synthetic_models.ts";
 
 /** One way of creating a block part's session, measured in this process. */
 interface PartResult {

@@ -38,7 +38,7 @@ import {
   TINY_WORKFLOW,
   writeResults,
 } from "./bench_util.ts";
-import { latentSizeForVideoTokens } from "./synthetic_models.ts";
+import { latentSizeForVideoTokens } from "../tests/synthetic_models.ts";
 
 /** One call of a model, timed from the caller's side and inside the worker. */
 interface TimedCall {

@@ -31,7 +31,7 @@ import { modelOffloadHook } from "../nodes/model_offload.ts";
 import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
 import { readProcessMemory } from "../runtime/process_memory.ts";
 import { createTensor, type Tensor } from "../runtime/tensor.ts";
-import { presets, writeTransformer } from "./synthetic_models.ts";
+import { presets, writeTransformer } from "../tests/synthetic_models.ts";
 
 /** Options of {@link measureSessionChurn}. */
 export interface ChurnOptions {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { readSafetensors } from "../runtime/safetensors.ts";
-import { expectDType } from "../runtime/tensor.ts";
+import { expectDType, maxAbsDiff } from "../runtime/tensor.ts";
 import { createDdimStepper, ddimCoefficients } from "./ddim_scheduler.ts";
 import { classifierFreeGuidance } from "./guidance.ts";
 import { noiseSchedule } from "./noise_schedule.ts";
@@ -21,13 +21,6 @@ function reference(name: string): Float32Array {
   const tensor = tensors.get(name);
   assert.ok(tensor, `case has no tensor "${name}"`);
   return expectDType(tensor, "float32", name).data;
-}
-
-function maxAbsDiff(actual: Float32Array, wanted: Float32Array): number {
-  assert.equal(actual.length, wanted.length);
-  let max = 0;
-  for (let i = 0; i < actual.length; i++) max = Math.max(max, Math.abs(actual[i] - wanted[i]));
-  return max;
 }
 
 Deno.test("ddim-2b: timesteps equal the recorded ones", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { readSafetensors } from "../runtime/safetensors.ts";
-import { expectDType } from "../runtime/tensor.ts";
+import { expectDType, maxAbsDiff } from "../runtime/tensor.ts";
 import {
   get3dRotaryPosEmbed,
   prepareRotaryPositionalEmbeddings,
@@ -14,13 +14,6 @@ const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url);
 const transformer5b: RotaryTransformerConfig = JSON.parse(
   await Deno.readTextFile(new URL("5b/transformer/config.json", FIXTURES)),
 );
-
-function maxAbsDiff(actual: Float32Array, wanted: Float32Array): number {
-  assert.equal(actual.length, wanted.length);
-  let max = 0;
-  for (let i = 0; i < actual.length; i++) max = Math.max(max, Math.abs(actual[i] - wanted[i]));
-  return max;
-}
 
 Deno.test("dpm-5b-dynamic-cfg: tables match image_rotary_emb_cos/sin for 64 x 64 px, 3 frames", async () => {
   const { tensors } = await readSafetensors(

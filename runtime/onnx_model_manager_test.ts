@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { measureSessionChurn, transformerFeeds as churnFeeds } from "../bench/session_churn.ts";
-import { presets, writeSyntheticPipeline, writeTransformer } from "../bench/synthetic_models.ts";
+import { presets, writeSyntheticPipeline, writeTransformer } from "../tests/synthetic_models.ts";
 import { describeModel } from "./model_files.ts";
 import type { ModelHandle } from "./model_handle.ts";
 import { budgetOffloadHook } from "../nodes/budget_offload.ts";

@@ -14,9 +14,9 @@ import {
   transposeMatrix,
   verifySplitPart,
 } from "./onnx_split.ts";
-import { presets, writeVaeDecoder } from "../bench/synthetic_models.ts";
+import { presets, writeVaeDecoder } from "../tests/synthetic_models.ts";
 import { readSafetensors } from "./safetensors.ts";
-import type { Tensor } from "./tensor.ts";
+import { maxAbsDiff, type Tensor } from "./tensor.ts";
 
 const { onnx } = onnxProto;
 const FIXTURES = new URL("../tests/fixtures/tiny-cogvideox/", import.meta.url).pathname;
@@ -86,13 +86,10 @@ async function runParts(
   return values;
 }
 
-function maxAbsDiff(a: ort.Tensor, b: ort.Tensor): number {
+/** {@link maxAbsDiff} of two ONNX Runtime tensors of the same dims. */
+function ortMaxAbsDiff(a: ort.Tensor, b: ort.Tensor): number {
   assert.deepEqual(a.dims, b.dims);
-  const left = a.data as Float32Array;
-  const right = b.data as Float32Array;
-  let max = 0;
-  for (let i = 0; i < left.length; i++) max = Math.max(max, Math.abs(left[i] - right[i]));
-  return max;
+  return maxAbsDiff(a.data as Float32Array, b.data as Float32Array);
 }
 
 /** Initializers of each part file, with their stored size and where they are. */
@@ -135,7 +132,7 @@ for (const variant of ["2b", "5b"] as const) {
         const feeds = await firstStepFeeds(variant);
         const whole = await runWhole(modelPath, feeds);
         const values = await runParts(split, feeds);
-        const diff = maxAbsDiff(values.get("sample")!, whole.sample);
+        const diff = ortMaxAbsDiff(values.get("sample")!, whole.sample);
         assert.ok(diff < 1e-5, `max abs diff ${diff}`);
         // And both match the diffusers reference of that step.
         const { tensors } = await readSafetensors(
@@ -144,7 +141,7 @@ for (const variant of ["2b", "5b"] as const) {
           }/tensors.safetensors`,
         );
         const reference = toOrt(tensors.get("transformer_out_step_0")!);
-        assert.ok(maxAbsDiff(values.get("sample")!, reference) < 1e-4);
+        assert.ok(ortMaxAbsDiff(values.get("sample")!, reference) < 1e-4);
 
         // Each big initializer is stored once; the small shared ones are reported.
         const stored = await partInitializers(split);
@@ -198,7 +195,7 @@ Deno.test("split parts of a model with external data split again", async () => {
       Object.fromEntries(middle.inputs.map((n) => [n, values.get(n)!])),
     );
     for (const name of middle.outputs) {
-      assert.ok(maxAbsDiff(inner.get(name)!, values.get(name)!) < 1e-5);
+      assert.ok(ortMaxAbsDiff(inner.get(name)!, values.get(name)!) < 1e-5);
     }
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
@@ -284,7 +281,7 @@ Deno.test("unnamed nodes are placed by their weights, their producers and their 
     const feeds = { x: new ort.Tensor("float32", x, [3, 4]) };
     const whole = await runWhole(modelPath, feeds);
     const values = await runParts(split, feeds);
-    assert.ok(maxAbsDiff(values.get("y")!, whole.y) < 1e-6);
+    assert.ok(ortMaxAbsDiff(values.get("y")!, whole.y) < 1e-6);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -323,7 +320,7 @@ Deno.test("the 5b transformer parts follow dynamic frame and latent sizes", asyn
     const whole = await runWhole(modelPath, feeds);
     const values = await runParts(split, feeds);
     assert.deepEqual(values.get("sample")!.dims, [1, 2, 4, 6, 10]);
-    const diff = maxAbsDiff(values.get("sample")!, whole.sample);
+    const diff = ortMaxAbsDiff(values.get("sample")!, whole.sample);
     assert.ok(diff < 1e-5, `max abs diff ${diff}`);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
@@ -404,7 +401,7 @@ for (const blocksPerGroup of [1, 2]) {
           });
           const sample = values.get("sample")!;
           assert.deepEqual(sample.dims, [size[0], 3, 9, 8 * size[1], 8 * size[2]]);
-          const diff = maxAbsDiff(sample, expected);
+          const diff = ortMaxAbsDiff(sample, expected);
           assert.ok(diff < 1e-5, `latents ${size.join(" x ")}: max abs diff ${diff}`);
         }
       } finally {
@@ -462,7 +459,7 @@ Deno.test("the synthetic VAE decoder splits into its up blocks and runs like the
         const values = await runParts(split, feeds, {
           extra: { session: { disable_prepacking: "1" } },
         });
-        const diff = maxAbsDiff(values.get("sample")!, expected);
+        const diff = ortMaxAbsDiff(values.get("sample")!, expected);
         assert.ok(diff < 1e-5, `latents ${size.join(" x ")}: max abs diff ${diff}`);
       }
     } finally {
@@ -536,7 +533,7 @@ Deno.test("a custom block pattern splits the T5 text encoder too", async () => {
     const feeds = { input_ids: new ort.Tensor("int64", ids, [2, 7]) };
     const whole = await runWhole(modelPath, feeds);
     const values = await runParts(split, feeds);
-    const diff = maxAbsDiff(values.get("last_hidden_state")!, whole.last_hidden_state);
+    const diff = ortMaxAbsDiff(values.get("last_hidden_state")!, whole.last_hidden_state);
     assert.ok(diff < 1e-5, `max abs diff ${diff}`);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });

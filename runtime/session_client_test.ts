@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { writeTransformer } from "../bench/synthetic_models.ts";
+import { writeTransformer } from "../tests/synthetic_models.ts";
 import { SessionError, SessionWorker, WorkerStopped } from "./session_client.ts";
 import type { WorkerSessionOptions } from "./session_worker.ts";
 import { createTensor, maxAbsDiff, type Tensor } from "./tensor.ts";

@@ -136,16 +136,25 @@ export function expectDType<D extends DType>(tensor: Tensor, dtype: D, what = "t
   return tensor as Tensor<D>;
 }
 
-/** Maximum absolute difference between two float tensors of the same shape. */
-export function maxAbsDiff(a: Tensor, b: Tensor): number {
-  if (formatShape(a.shape) !== formatShape(b.shape)) {
+/**
+ * Maximum absolute difference between two tensors of the same shape, or two arrays of the same
+ * length (NaN where either has a NaN). The one comparison of tensors the tests and benchmarks use.
+ */
+export function maxAbsDiff(
+  a: Tensor | ArrayLike<number | bigint>,
+  b: Tensor | ArrayLike<number | bigint>,
+): number {
+  if (isTensor(a) && isTensor(b) && formatShape(a.shape) !== formatShape(b.shape)) {
     throw new RangeError(
       `Cannot compare tensors of shapes ${formatShape(a.shape)} and ${formatShape(b.shape)}`,
     );
   }
   let max = 0;
-  const left = a.data as ArrayLike<number>;
-  const right = b.data as ArrayLike<number>;
+  const left = (isTensor(a) ? a.data : a) as ArrayLike<number | bigint>;
+  const right = (isTensor(b) ? b.data : b) as ArrayLike<number | bigint>;
+  if (left.length !== right.length) {
+    throw new RangeError(`Cannot compare ${left.length} values with ${right.length}`);
+  }
   for (let i = 0; i < left.length; i++) {
     const diff = Math.abs(Number(left[i]) - Number(right[i]));
     if (diff > max || Number.isNaN(diff)) max = diff;

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { readSafetensors } from "../runtime/safetensors.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import { maxAbsDiff, type Tensor } from "../runtime/tensor.ts";
 
 const REPO = new URL("../", import.meta.url).pathname;
 const TINY = `${REPO}workflows/tiny.yaml`;
@@ -101,13 +101,6 @@ function bitIdentical(a: Tensor, b: Tensor): boolean {
   const left = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
   const right = new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength);
   return left.length === right.length && left.every((byte, i) => byte === right[i]);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 // ddim-2b-tiled's tiling: 32-pixel tiles, overlap 1/4 (3 x 3 tiles on the 8 x 8 latent).

@@ -1,5 +1,6 @@
 /**
- * Synthetic CogVideoX-shaped ONNX models for memory and time benchmarks.
+ * Synthetic CogVideoX-shaped ONNX models for the tests of the model manager, the split and the
+ * session workers, and for the memory and time benchmarks (bench/).
  *
  * The three networks have the I/O names, dtypes and ranks of the tiny-cogvideox fixture models
  * (text encoder, dynamic-shape 2b-style transformer, VAE decoder) and random weights of any size.
@@ -1040,7 +1041,7 @@ export function writeVaeDecoder(
 // ---------------------------------------------------------------------------------------------
 // Pipeline folder
 
-const FIXTURE_2B = new URL("../tests/fixtures/tiny-cogvideox/2b/", import.meta.url);
+const FIXTURE_2B = new URL("./fixtures/tiny-cogvideox/2b/", import.meta.url);
 
 function transformerConfig(o: TransformerOptions): Record<string, unknown> {
   return {
