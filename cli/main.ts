@@ -38,6 +38,9 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return await graphCommand(rest, io);
       case "nodes":
         return await nodesCommand(rest, io);
+      // The editor's server loads only for `serve`.
+      case "serve":
+        return await (await import("../server/serve_command.ts")).serveCommand(rest, io);
       // The queue's packages (BullMQ, ioredis) load only for the queue's commands.
       case "submit":
         return await (await import("../queue/mod.ts")).submitCommand(rest, io);
