@@ -376,15 +376,29 @@ function cogVideoXSpatialNorm3D(
   if (stage.spaceScale > 1) z = upsampleSpace(b, z, stage.spaceScale);
   const convY = b.scope("conv_y", () => cogVideoXCausalConv3d(b, z, stage));
   const convB = b.scope("conv_b", () => cogVideoXCausalConv3d(b, z, stage));
-  const normF = b.scope(
-    "norm_layer",
-    () =>
-      b.op("GroupNormalization", [f, b.weight("weight"), b.weight("bias")], {
-        num_groups: groups,
-        epsilon: float(SPATIAL_NORM_EPS),
-      }),
-  );
+  const normF = b.scope("norm_layer", () => groupNorm(b, f, groups, SPATIAL_NORM_EPS));
   return b.op("Add", [b.op("Mul", [normF, convY]), convB]);
+}
+
+/**
+ * `nn.GroupNorm` over `[batch, channels, ...]` with the `weight` and `bias` of the current scope.
+ * The groups are normalized as the instances of an InstanceNormalization over `[batch, groups,
+ * rest]`: ONNX Runtime 1.29 runs GroupNormalization as its function body, whose E[x^2] - E[x]^2
+ * variance loses precision in float32 over the millions of values a group holds at 480x720 (up to
+ * 2e-2 off torch on the CPU); InstanceNormalization subtracts the mean first (6e-5 at that size).
+ * Exported for its test.
+ */
+export function groupNorm(b: GraphBuilder, x: string, groups: number, epsilon: number): string {
+  const grouped = b.op("Reshape", [x, b.int64s([0, groups, -1])]);
+  const ones = b.constant(b.computeDType, [groups], new Array(groups).fill(1));
+  const zeros = b.constant(b.computeDType, [groups], new Array(groups).fill(0));
+  const normalized = b.op("InstanceNormalization", [grouped, ones, zeros], {
+    epsilon: float(epsilon),
+  });
+  const restored = b.op("Reshape", [normalized, b.op("Shape", [x])]);
+  // Per-channel affine: [C] -> [C, 1, 1, 1] against [B, C, T, H, W].
+  const perChannel = (name: string) => b.op("Unsqueeze", [b.weight(name), b.int64s([1, 2, 3])]);
+  return b.op("Add", [b.op("Mul", [restored, perChannel("weight")]), perChannel("bias")]);
 }
 
 /**
