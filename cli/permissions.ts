@@ -17,8 +17,8 @@
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { type ParamOverride, parseSetArgument, resolveParams } from "../engine/params.ts";
-import { readWorkflowDocument } from "../engine/workflow_document.ts";
-import { parseYamlSource } from "../engine/yaml_source.ts";
+import { readWorkflowHeader } from "../engine/workflow_header.ts";
+import { cacheFolderName, HF_CACHE_VARIABLES, huggingFaceCacheDirs } from "../runtime/hf_cache.ts";
 import { UserError } from "../runtime/user_error.ts";
 
 /** The scopes a command needs. */
@@ -54,6 +54,8 @@ export const ENV_VARIABLES = [
   "COGFLOW_FFMPEG",
   "COGFLOW_FFMPEG_BROKER",
   "COGFLOW_PLUGIN_TIMEOUT",
+  "COGFLOW_DEBUG",
+  ...HF_CACHE_VARIABLES,
   "LOG_TOKENS",
   "LOG_STREAM",
   "NO_COLOR",
@@ -138,6 +140,8 @@ export function permissionFlags(scopes: PermissionScopes): string[] {
     ...flag("ffi", scopes.ffi),
     ...flag("env", scopes.env),
     ...flag("net", scopes.net),
+    // The memory a run needs is compared with the machine's before it starts.
+    "--allow-sys=systemMemoryInfo",
     "--no-prompt",
   ];
 }
@@ -290,8 +294,8 @@ async function addWorkflowScopes(
   scopes.read(dir, `the folder of ${basename(file)}`);
   let found;
   try {
-    const source = parseYamlSource(text, file);
-    const { document } = readWorkflowDocument(source);
+    // The header alone: a huge workflow's nodes are read once, by the CLI.
+    const document = readWorkflowHeader(text, file);
     if (!document) return;
     const overrides = new Map<string, ParamOverride>();
     for (const argument of set) {
@@ -333,7 +337,13 @@ async function addWorkflowScopes(
     const output = declaration.type.includes("output_path");
     if (!output && !declaration.type.includes("path")) continue;
     const path = output ? dirname(value) : value;
-    const add = (origin: string) => output ? scopes.write(path, origin) : scopes.read(path, origin);
+    const add = (origin: string) => {
+      if (output) return scopes.write(path, origin);
+      scopes.read(path, origin);
+      for (const folder of huggingFaceFolders(path)) {
+        scopes.read(folder, `${origin} (Hugging Face cache)`);
+      }
+    };
     if (overrides.has(param)) {
       add(`--set ${param}`);
       continue;
@@ -345,6 +355,31 @@ async function addWorkflowScopes(
       output ? "write" : "read"
     } ${path}`;
     if (fromFile(path, output, subject, how)) add(`the default of param "${param}"`);
+  }
+}
+
+/**
+ * The Hugging Face cache folders a model path may need besides itself: a snapshot's links point
+ * into its repository's `blobs/`, so a path inside `models--org--name` needs the repository; a
+ * path that does not exist may be a model id (`THUDM/CogVideoX-2b`), looked up in the caches.
+ */
+export function huggingFaceFolders(path: string): string[] {
+  const absolute = resolve(path);
+  const parts = absolute.split("/");
+  const repo = parts.findIndex((part) => part.startsWith("models--"));
+  if (repo > 0) return [parts.slice(0, repo + 1).join("/")];
+  try {
+    Deno.statSync(absolute);
+    return [];
+  } catch {
+    const id = `${basename(dirname(absolute))}/${basename(absolute)}`;
+    return huggingFaceCacheDirs().map((dir) => join(dir, cacheFolderName(id))).filter((folder) => {
+      try {
+        return Deno.statSync(folder).isDirectory;
+      } catch {
+        return false;
+      }
+    });
   }
 }
 

@@ -38,7 +38,11 @@ Deno.test("tiny.yaml gets its folders, the model, the outputs, and ORT's binding
   assert.match(scopes.ffi[0], /onnxruntime_binding\.node$/);
   assert.deepEqual(scopes.notGranted, []);
   const flags = permissionFlags(scopes);
-  assert.ok(!flags.some((flag) => /^--allow-(run|net|sys|all)|^-A$/.test(flag)), flags.join(" "));
+  assert.ok(!flags.some((flag) => /^--allow-(run|net|all)|^-A$/.test(flag)), flags.join(" "));
+  // System information: only the machine's memory, for the estimates made at validation.
+  assert.deepEqual(flags.filter((flag) => flag.startsWith("--allow-sys")), [
+    "--allow-sys=systemMemoryInfo",
+  ]);
   assert.ok(flags.includes("--no-prompt"));
 });
 

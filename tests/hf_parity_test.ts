@@ -17,6 +17,7 @@ import {
   readCase,
   reference,
   type ReferenceCase,
+  ROOT,
   runCli,
   setArgs,
   withTempDir,
@@ -155,3 +156,40 @@ async function listTree(dir: string): Promise<string[]> {
   await walk(dir);
   return names.sort();
 }
+
+Deno.test("under the sandboxed launcher, a model id is read from the Hugging Face cache", async () => {
+  const referenceCase = await readCase("ddim-2b-49f", HF_FIXTURES);
+  await withTempDir(async (dir) => {
+    const cache = join(dir, "hub");
+    await cacheLayout(cache, "tiny/cogvideox-2b", "2b");
+    const tensorsOut = join(dir, "frames.safetensors");
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-env",
+        "--allow-run",
+        "cli/launch.ts",
+        "run",
+        "workflows/tiny.yaml",
+        "--quiet",
+        ...setArgs({
+          ...pipelineParams(referenceCase, HF_FIXTURES),
+          model: "tiny/cogvideox-2b",
+          max_sequence_length: 16,
+          output: join(dir, "video.gif"),
+          tensors_out: tensorsOut,
+        }),
+      ],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", HF_HUB_CACHE: cache },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const errors = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, errors);
+    const frames = (await readSafetensors(tensorsOut)).tensors.get("frames");
+    assert.ok(frames);
+    compareFrames(referenceCase, frames);
+  });
+});
