@@ -4,7 +4,8 @@
  * (`pipeline_bench.ts`), the memory hooks (`memory_bench.ts`, which runs each configuration
  * in a fresh process of its own), graph build and session creation of the components built
  * from the tiny Hugging Face folders (`model_build_bench.ts`), and validation of large generated
- * workflows (`validate_bench.ts`).
+ * workflows (`validate_bench.ts`), and the job queue's overhead and throughput (`queue_bench.ts`,
+ * with a Redis of its own).
  *
  * ```sh
  * deno task bench                      # full: about 7 minutes on 2 CPUs
@@ -35,6 +36,7 @@ export const NAMES = [
   "cycles",
   "models",
   "validate",
+  "queue",
 ];
 
 const MEMORY_SECTIONS = ["hooks", "sweep", "tiling", "cycles"];
@@ -124,6 +126,15 @@ export async function runBenchmarks(options: { quick: boolean; only: string[] })
   if (wanted("validate")) {
     print("## Validation of large workflows (bench/validate_bench.ts)\n");
     print(await runBench(join(PROJECT_DIR, "bench", "validate_bench.ts"), permissions(), quick));
+  }
+  if (wanted("queue")) {
+    const file = join(PROJECT_DIR, "bench", "queue_bench.ts");
+    const redis = await new Deno.Command("redis-server", { args: ["--version"], stdout: "null" })
+      .output().then(() => true, () => false);
+    print("## Job queue (bench/queue_bench.ts)\n");
+    print(
+      redis ? await runBench(file, ["-A"], quick) : "_Skipped: redis-server is not installed._\n",
+    );
   }
   const markdown = parts.join("\n");
   await Deno.mkdir(OUT_DIR, { recursive: true });

@@ -43,11 +43,9 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return await (await import("../server/serve_command.ts")).serveCommand(rest, io);
       // The queue's packages (BullMQ, ioredis) load only for the queue's commands.
       case "submit":
-        return await (await import("../queue/mod.ts")).submitCommand(rest, io);
       case "worker":
-        return await (await import("../queue/mod.ts")).workerCommand(rest, io);
       case "queue":
-        return await (await import("../queue/mod.ts")).queueCommand(rest, io);
+        return await (await import("../queue/commands.ts")).runQueueCommand(command, rest, io);
       case undefined:
       case "help":
       case "--help":

@@ -99,6 +99,12 @@ export async function checkRedis(url: string, timeoutMs = 3000): Promise<void> {
     await client.connect();
     await client.ping();
   } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `Cannot reach Redis at ${quote(maskUrl(url))}: this process may not use the network: ` +
+          "run the queue's commands with deno task cogflow-queue",
+      );
+    }
     const detail = maskSecrets((error as Error).message || lastError || "no answer", url);
     throw new UserError(`Cannot reach Redis at ${quote(maskUrl(url))}: ${detail}`);
   } finally {

@@ -29,5 +29,5 @@ export {
   runJobFor,
   runJobId,
 } from "./run_job.ts";
-export { submitCommand } from "./submit_command.ts";
+export { enqueueRun, MAX_PRIORITY, submitCommand } from "./submit_command.ts";
 export { DEFAULT_STALL_INTERVAL_MS, workerCommand } from "./worker_command.ts";

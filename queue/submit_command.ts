@@ -78,7 +78,7 @@ export async function submitCommand(args: readonly string[], io: CliIo): Promise
     const events = eventsRedis
       ? new QueueEvents(target.queue, { connection: eventsRedis, lastEventId })
       : undefined;
-    const { job, state, note } = await enqueue(queue, redis, id, data, { priority, attempts });
+    const { job, state, note } = await enqueueRun(queue, redis, id, data, { priority, attempts });
     const where = `queue ${quote(target.queue)} at ${quote(maskUrl(target.url))}`;
     if (!values.json || values.wait) io.stderr.write(`${escapeControl(`${note} (${where})`)}\n`);
     if (!values.wait) {
@@ -94,7 +94,7 @@ export async function submitCommand(args: readonly string[], io: CliIo): Promise
 }
 
 /** Queues the job unless it exists; a failed one is queued again, a done one left as it is. */
-async function enqueue(
+export async function enqueueRun(
   queue: Queue<RunJobData, JobResult>,
   redis: Redis,
   id: string,
