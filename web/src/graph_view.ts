@@ -33,7 +33,7 @@ export interface NodeRunState {
   total?: number;
 }
 
-const COLUMN = 290;
+const COLUMN = 270;
 const ROW = 40;
 
 /** The node and output port a reference (`node` or `node.output`) names. */
@@ -119,11 +119,15 @@ export function toFlow(
   return { nodes, edges };
 }
 
-/** Columns by depth (longest path from a node without inputs), rows in file order. */
+/**
+ * Columns by depth (longest path from a node without inputs), rows in file order; hooks in a band
+ * below, each under the first node it wraps.
+ */
 export function autoLayout(
   graph: EditorGraph,
   types: Map<string, NodeType>,
 ): Map<string, { x: number; y: number }> {
+  const isHook = (node: EditorNode) => node.wraps.length > 0;
   const byId = new Map(graph.nodes.map((node) => [node.id, node]));
   const depth = new Map<string, number>();
   const visiting = new Set<string>();
@@ -133,9 +137,9 @@ export function autoLayout(
     visiting.add(id);
     const node = byId.get(id);
     let value = 0;
-    for (const reference of [...Object.values(node?.in ?? {}), ...(node?.wraps ?? [])]) {
-      const source = reference.split(".")[0];
-      if (byId.has(source)) value = Math.max(value, depthOf(source) + 1);
+    for (const reference of Object.values(node?.in ?? {})) {
+      const source = byId.get(reference.split(".")[0]);
+      if (source && !isHook(source)) value = Math.max(value, depthOf(source.id) + 1);
     }
     visiting.delete(id);
     depth.set(id, value);
@@ -143,16 +147,34 @@ export function autoLayout(
   };
   const columns = new Map<number, string[]>();
   for (const node of graph.nodes) {
+    if (isHook(node)) continue;
     const column = depthOf(node.id);
     columns.set(column, [...(columns.get(column) ?? []), node.id]);
   }
   const positions = new Map<string, { x: number; y: number }>();
+  let bottom = 0;
   for (const [column, ids] of columns) {
     let y = 0;
     for (const id of ids) {
       positions.set(id, { x: column * COLUMN, y });
       y += cardHeight(byId.get(id)!, types.get(byId.get(id)!.type)) + ROW;
     }
+    bottom = Math.max(bottom, y);
+  }
+  let x = -Infinity;
+  let rowHeight = 0;
+  let y = bottom + ROW * 2;
+  const width = Math.max(columns.size, 4) * COLUMN;
+  for (const node of graph.nodes.filter(isHook)) {
+    const target = positions.get(node.wraps[0].split(".")[0]);
+    x = Math.max(target?.x ?? 0, x + COLUMN);
+    if (x >= width) {
+      x = target?.x ?? 0;
+      y += rowHeight + ROW;
+      rowHeight = 0;
+    }
+    positions.set(node.id, { x, y });
+    rowHeight = Math.max(rowHeight, cardHeight(node, types.get(node.type)));
   }
   return positions;
 }

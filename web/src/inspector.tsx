@@ -163,10 +163,12 @@ function PortTable(
         {ports.map((port) => (
           <tr key={port.name} title={port.description}>
             <td className="port-name">
-              {port.name}
-              {port.optional ? <span className="muted">?</span> : ""}
+              <div>
+                {port.name}
+                {port.optional ? <span className="muted">?</span> : ""}
+              </div>
+              <div className="port-type">{port.type}</div>
             </td>
-            <td className="port-type">{port.type}</td>
             {onDisconnect && (
               <td className="port-wire">
                 {port.wired
