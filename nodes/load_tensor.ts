@@ -7,9 +7,7 @@
 
 import { z } from "zod";
 import { defineNode, inputPath, tensorPort, UserError } from "../engine/mod.ts";
-import { readNpy } from "../runtime/npy.ts";
-import { readSafetensors } from "../runtime/safetensors.ts";
-import type { Tensor } from "../runtime/tensor.ts";
+import { readNpy, readSafetensors, type Tensor } from "../runtime/mod.ts";
 
 /** The load_tensor node type. */
 export const loadTensor = defineNode({

@@ -8,9 +8,8 @@
 
 import { z } from "zod";
 import { defineNode, type InferContext, tensorPort, UserError } from "../engine/mod.ts";
-import { formatBytes } from "../runtime/byte_size.ts";
-import { float32Bytes } from "../runtime/run_estimate.ts";
-import { TorchGenerator } from "../diffusion/torch_generator.ts";
+import { float32Bytes, formatBytes } from "../runtime/mod.ts";
+import { TorchGenerator } from "../diffusion/mod.ts";
 import { generatorPort, latentsPort, modelOfType, modelPort } from "./ports.ts";
 import { latentGeometry } from "./video_geometry.ts";
 

@@ -11,8 +11,8 @@ import { defineNode, tensorPort, UserError } from "../engine/mod.ts";
 import {
   prepareRotaryPositionalEmbeddings,
   type RotaryTransformerConfig,
-} from "../diffusion/rotary_embedding.ts";
-import type { ModelHandle } from "../runtime/model_handle.ts";
+} from "../diffusion/mod.ts";
+import type { ModelHandle } from "../runtime/mod.ts";
 import { latentsPort, modelPort } from "./ports.ts";
 import { spatialCompressionOf } from "./video_geometry.ts";
 

@@ -17,24 +17,29 @@ import {
   tensorPort,
   UserError,
 } from "../engine/mod.ts";
-import { classifierFreeGuidance, dynamicGuidanceScale } from "../diffusion/guidance.ts";
-import { inferenceTimesteps } from "../diffusion/noise_schedule.ts";
-import { createSchedulerStepper, type SchedulerSpec } from "../diffusion/scheduler.ts";
-import { TorchGenerator } from "../diffusion/torch_generator.ts";
 import {
+  classifierFreeGuidance,
   cogVideoXPositionalEmbedding,
+  createSchedulerStepper,
+  dynamicGuidanceScale,
+  inferenceTimesteps,
+  type SchedulerSpec,
   type SincosTransformerConfig,
-} from "../diffusion/sincos_pos_embedding.ts";
-import type { ModelHandle } from "../runtime/model_handle.ts";
-import { usesFusedAttention } from "../runtime/onnx_attention.ts";
+  TorchGenerator,
+} from "../diffusion/mod.ts";
 import {
+  concatBatch,
+  createTensor,
   estimateSampling,
+  formatShape,
   memoryLimits,
   memoryProblem,
+  type ModelHandle,
+  stack,
+  type Tensor,
   transformerGeometryOf,
-} from "../runtime/run_estimate.ts";
-import { createTensor, formatShape, type Tensor } from "../runtime/tensor.ts";
-import { concatBatch, stack } from "../runtime/tensor_ops.ts";
+  usesFusedAttention,
+} from "../runtime/mod.ts";
 import {
   generatorPort,
   type GeneratorState,

@@ -6,8 +6,7 @@
  */
 
 import { defineNode, formatPortType, tensorPort, UserError } from "../engine/mod.ts";
-import type { ModelHandle } from "../runtime/model_handle.ts";
-import { formatShape, type Tensor } from "../runtime/tensor.ts";
+import { formatShape, type ModelHandle, type Tensor } from "../runtime/mod.ts";
 import { modelOfType, modelPort } from "./ports.ts";
 
 /** The text_encode node type. */

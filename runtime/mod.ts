@@ -77,7 +77,10 @@ export {
   memoryLimits,
   memoryProblem,
   type SamplingShapes,
+  type TransformerGeometry,
+  transformerGeometryOf,
 } from "./run_estimate.ts";
+export { usesFusedAttention } from "./onnx_attention.ts";
 export { formatBytes, parseByteSize } from "./byte_size.ts";
 export { quote } from "./quote.ts";
 export { UserError } from "./user_error.ts";
