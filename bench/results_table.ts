@@ -114,10 +114,6 @@ function formatVerdict(target: Target, figures: TargetFigures): string {
   return figures.verdictNote ? `${verdict} ${figures.verdictNote}` : verdict;
 }
 
-function formatLimit(target: Target): string {
-  return `${target.limit.value}${target.limit.unit}`;
-}
-
 function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
@@ -127,31 +123,14 @@ function table(header: string[], rows: string[][]): string {
 export function targetsTable(data: TargetsFile): string {
   return table(
     ["target", "measured", "limit", "verdict", "absolute", "run"],
-    data.targets.map((target) => {
-      const figures = target.figures[0];
-      return [
-        target.target,
-        formatMeasured(target, figures),
-        formatLimit(target),
-        formatVerdict(target, figures),
-        figures.detail,
-        runLabel(data, figures.run),
-      ];
-    }),
+    data.targets.map((target) => targetRow(data, target, target.figures[0])),
   );
 }
 
 /** The earlier figures of every target, newest first, and the runs. */
 export function earlierTargetsTable(data: TargetsFile): string {
   const rows = data.targets.flatMap((target) =>
-    target.figures.slice(1).map((figures) => [
-      target.target,
-      formatMeasured(target, figures),
-      formatLimit(target),
-      formatVerdict(target, figures),
-      figures.detail,
-      runLabel(data, figures.run),
-    ])
+    target.figures.slice(1).map((figures) => targetRow(data, target, figures))
   );
   const runs = Object.entries(data.runs).map(([key, run]) => [
     `\`${key}\``,
@@ -164,6 +143,17 @@ export function earlierTargetsTable(data: TargetsFile): string {
     "",
     table(["run", "date", "command", "results"], runs),
   ].join("\n");
+}
+
+function targetRow(data: TargetsFile, target: Target, figures: TargetFigures): string[] {
+  return [
+    target.target,
+    formatMeasured(target, figures),
+    `${target.limit.value}${target.limit.unit}`,
+    formatVerdict(target, figures),
+    figures.detail,
+    runLabel(data, figures.run),
+  ];
 }
 
 function runLabel(data: TargetsFile, key: string): string {
