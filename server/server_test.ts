@@ -219,3 +219,39 @@ Deno.test("a run streams progress over SSE and ends with the video, which is ser
     assert.equal((await served.arrayBuffer()).byteLength, 100);
   });
 });
+
+Deno.test("Cancel stops a run at its next step; the server answers meanwhile", async () => {
+  await withServer(async (_server, api) => {
+    const started = await api.post("/api/runs", {
+      path: "flows/tiny.yaml",
+      set: ["steps=200", "output=out/cancelled.mp4"],
+    });
+    const response = await fetch(`${api.base}/api/runs/${started.body.id}/events`, {
+      headers: { "x-cogflow-token": api.token },
+    });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let cancelled = false;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      if (!cancelled && text.includes('"type":"node_progress","node":"sample"')) {
+        cancelled = true;
+        assert.equal((await api.get("/api/workflows")).status, 200);
+        const cancel = await api.post(`/api/runs/${started.body.id}/cancel`, {});
+        assert.deepEqual(cancel.body, { cancelled: true });
+      }
+    }
+    const events = text.split("\n\n").filter((block) => block.startsWith("data: ")).map((block) =>
+      JSON.parse(block.slice(6))
+    );
+    const exit = events.at(-1);
+    assert.equal(exit.type, "run_exit");
+    assert.equal(exit.status, "cancelled", exit.message);
+    const steps = events.filter((event) =>
+      event.type === "node_progress" && event.node === "sample"
+    );
+    assert.ok(steps.length < 200, `${steps.length} steps`);
+  });
+});
