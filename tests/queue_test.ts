@@ -217,6 +217,53 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a run killed under its worker is a worker fault: retried, then done",
+  ignore: !redisUp,
+  fn: async () => {
+    const queue = queueName();
+    await withTemp(async (dir) => {
+      const worker = await startWorker(queue, { outputDir: dir, name: "w" });
+      try {
+        const submitted = await cli([
+          "submit",
+          "workflows/tiny.yaml",
+          "--set",
+          "steps=150",
+          ...seedOutputs(3),
+          ...target(queue),
+        ]);
+        assert.equal(submitted.code, 0, submitted.stderr);
+        const id = submitted.stdout.trim();
+        await waitFor(
+          queue,
+          (list) => list.some((job) => job.progress?.startsWith("sample")),
+          60_000,
+        );
+        // The launcher of the job's run: its command line names the job's workflow file.
+        const processes = new TextDecoder().decode(
+          (await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" }).output())
+            .stdout,
+        );
+        const launcher = processes.split("\n").find((line) =>
+          line.includes(`.cogflow-job-${id}`) && line.includes("launch.ts")
+        );
+        assert.ok(launcher, "the job's process is running");
+        Deno.kill(Number(launcher.trim().split(/\s+/)[0]), "SIGKILL");
+        const [job] = await waitFor(queue, (list) => list[0]?.state === "done", 90_000);
+        assert.equal(job.attempts, 2);
+      } finally {
+        await stopWorker(worker);
+      }
+      assert.deepEqual(await names(join(dir, "out")), [
+        "seed-3.mp4",
+        "seed-3.safetensors",
+        "seed-3.sheet.png",
+      ]);
+    });
+  },
+});
+
+Deno.test({
   name: "Ctrl-C of a waiting submitter cancels its running job",
   ignore: !redisUp,
   fn: async () => {
