@@ -131,7 +131,7 @@ ${CONNECTION_HELP}
 /** `cogflow queue --help`. */
 export const QUEUE_HELP = `Usage: cogflow queue [options]
 
-Lists the queue's jobs: waiting, running, done and failed (the newest first).
+Lists the queue's jobs: waiting (in the order they run), running, done and failed (newest first).
 
 Options:
   --json                  machine-readable output

@@ -107,7 +107,7 @@ export async function queueCommand(args: readonly string[], io: CliIo): Promise<
     }
     const listings: JobListing[] = [];
     for (const [state, kinds] of STATES) {
-      const jobs = await queue.getJobs([...kinds], 0, limit - 1, state !== "waiting");
+      const jobs = await queue.getJobs([...kinds], 0, limit - 1, state === "waiting");
       for (const job of jobs) if (job) listings.push(listing(job, state));
     }
     if (values.json) {
