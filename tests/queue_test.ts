@@ -124,6 +124,18 @@ Deno.test({
     const cancelled = await cli(["queue", "--cancel", first.stdout.trim(), ...target(queue)]);
     assert.match(cancelled.stdout, /removed from the queue/);
     assert.equal((await listJobs(queue)).length, 1);
+    const urgent = await cli([
+      "submit",
+      ...TINY,
+      "--set",
+      "seed=7",
+      "--priority",
+      "5",
+      ...target(queue),
+    ]);
+    assert.equal(urgent.code, 0, urgent.stderr);
+    const listed = (await listJobs(queue)).find((job) => job.id === urgent.stdout.trim());
+    assert.equal(listed?.priority, 5);
   },
 });
 
@@ -381,6 +393,7 @@ Deno.test({
 interface Listing {
   id: string;
   state: string;
+  priority: number;
   attempts: number;
   progress?: string;
   files?: string[];
