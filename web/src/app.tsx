@@ -178,6 +178,12 @@ export function App() {
     }
   }, [open, save, notify]);
 
+  // The canvas shrinks when the run drawer opens or closes: fit the graph to what is left.
+  useEffect(() => {
+    const timer = setTimeout(() => flow.current?.fitView({ padding: 0.08, duration: 200 }), 60);
+    return () => clearTimeout(timer);
+  }, [showRun]);
+
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement;
@@ -413,50 +419,57 @@ export function App() {
           </section>
         </aside>
         <main className="canvas">
-          {open && (
-            <ReactFlow
-              nodes={nodes}
-              edges={edges}
-              nodeTypes={NODE_TYPES}
-              onInit={(instance) => (flow.current = instance)}
-              onNodesChange={onNodesChange}
-              onNodeDragStop={(_event, node) =>
-                edit({
-                  op: "move_node",
-                  id: node.id,
-                  position: [node.position.x, node.position.y],
-                })}
-              onConnect={onConnect}
-              isValidConnection={isValidConnection}
-              onDelete={onDelete}
-              onPaneClick={() => setSelected(undefined)}
-              deleteKeyCode={["Delete", "Backspace"]}
-              colorMode="dark"
-              minZoom={0.15}
-              fitView
-              proOptions={{ hideAttribution: true }}
-            >
-              <Background variant={BackgroundVariant.Dots} gap={22} size={1.2} />
-              <Controls showInteractive={false} />
-              <MiniMap pannable zoomable nodeStrokeWidth={3} />
-            </ReactFlow>
-          )}
-          {showText && open && <pre className="yaml-view" data-yaml>{open.state.text}</pre>}
+          <div className="flow-area">
+            {open && (
+              <ReactFlow
+                nodes={nodes}
+                edges={edges}
+                nodeTypes={NODE_TYPES}
+                onInit={(instance) => (flow.current = instance)}
+                onNodesChange={onNodesChange}
+                onNodeDragStop={(_event, node) =>
+                  edit({
+                    op: "move_node",
+                    id: node.id,
+                    position: [node.position.x, node.position.y],
+                  })}
+                onConnect={onConnect}
+                isValidConnection={isValidConnection}
+                onDelete={onDelete}
+                onPaneClick={() => setSelected(undefined)}
+                deleteKeyCode={["Delete", "Backspace"]}
+                colorMode="dark"
+                minZoom={0.15}
+                fitView
+                proOptions={{ hideAttribution: true }}
+              >
+                <Background variant={BackgroundVariant.Dots} gap={22} size={1.2} />
+                <Controls showInteractive={false} />
+                <MiniMap
+                  pannable
+                  zoomable
+                  nodeStrokeWidth={3}
+                  style={{ width: 170, height: 110 }}
+                />
+              </ReactFlow>
+            )}
+            {showText && open && <pre className="yaml-view" data-yaml>{open.state.text}</pre>}
+            {!showRun && run && (
+              <button
+                type="button"
+                className="run-tab"
+                onClick={() => setShowRun(true)}
+              >
+                Run: {run.status}
+              </button>
+            )}
+          </div>
           {showRun && run && (
             <RunPanel
               run={run}
               onClose={() => setShowRun(false)}
               onShowChart={setChart}
             />
-          )}
-          {!showRun && run && (
-            <button
-              type="button"
-              className="run-tab"
-              onClick={() => setShowRun(true)}
-            >
-              Run: {run.status}
-            </button>
           )}
         </main>
         <aside className="side-right">

@@ -33,7 +33,7 @@ export interface NodeRunState {
   total?: number;
 }
 
-const COLUMN = 270;
+const COLUMN = 300;
 const ROW = 40;
 
 /** The node and output port a reference (`node` or `node.output`) names. */
@@ -183,5 +183,5 @@ export function autoLayout(
 function cardHeight(node: EditorNode, type: NodeType | undefined): number {
   const ports = Math.max(type?.inputs.length ?? 0, type?.outputs.length ?? 0);
   const settings = Math.min(Object.keys(node.with).length, 4);
-  return 52 + ports * 22 + settings * 18;
+  return 66 + ports * 22 + settings * 18;
 }
