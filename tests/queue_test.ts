@@ -276,6 +276,49 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a worker stopped with SIGTERM puts its running job back for another worker",
+  ignore: !redisUp,
+  fn: async () => {
+    const queue = queueName();
+    await withTemp(async (dir) => {
+      const first = await startWorker(queue, { outputDir: dir, name: "leaving" });
+      let second: Worker | undefined;
+      try {
+        const submitted = await cli([
+          "submit",
+          "workflows/tiny.yaml",
+          "--set",
+          "steps=150",
+          ...seedOutputs(4),
+          ...target(queue),
+        ]);
+        assert.equal(submitted.code, 0, submitted.stderr);
+        await waitFor(
+          queue,
+          (list) => list.some((job) => job.progress?.startsWith("sample")),
+          60_000,
+        );
+        await stopWorker(first);
+        assert.match(first.log.text, /back to the queue for another worker/);
+        const [waiting] = await listJobs(queue);
+        assert.equal(waiting.state, "waiting");
+        second = await startWorker(queue, { outputDir: dir, name: "staying" });
+        const [job] = await waitFor(queue, (list) => list[0]?.state === "done", 90_000);
+        assert.equal(job.worker, "staying");
+      } finally {
+        await stopWorker(first);
+        if (second) await stopWorker(second);
+      }
+      assert.deepEqual(await names(join(dir, "out")), [
+        "seed-4.mp4",
+        "seed-4.safetensors",
+        "seed-4.sheet.png",
+      ]);
+    });
+  },
+});
+
+Deno.test({
   name: "Ctrl-C of a waiting submitter cancels its running job",
   ignore: !redisUp,
   fn: async () => {
