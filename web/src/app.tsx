@@ -100,7 +100,8 @@ export function App() {
         types: new Map((state.nodeTypes ?? []).map((type) => [type.type, type])),
         history: emptyHistory(),
       });
-      history.replaceState(null, "", `#open=${encodeURIComponent(path)}`);
+      // The token is in the cookie now: keep it out of the address bar and the history.
+      history.replaceState(null, "", `/#open=${encodeURIComponent(path)}`);
       setTimeout(() => flow.current?.fitView({ padding: 0.12 }), 50);
     }).catch((error) => notify(error.message));
   }, [path, notify]);
