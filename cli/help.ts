@@ -80,7 +80,8 @@ Options:
   --help                  this text
 `;
 
-const CONNECTION_HELP = `  --redis <url>           Redis (default: COGFLOW_REDIS_URL, else redis://127.0.0.1:6379);
+const CONNECTION_HELP =
+  `  --redis <url>           Redis (default: COGFLOW_REDIS_URL, else redis://127.0.0.1:6379);
                           a password in it is never printed
   --queue <name>          queue name (default: COGFLOW_QUEUE, else cogflow)`;
 

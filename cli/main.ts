@@ -54,7 +54,8 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return command === undefined ? EXIT.invalid : EXIT.ok;
       default:
         throw new UsageError(
-          `Unknown command ${quote(command)}: expected run, validate, graph, nodes, submit, worker or queue`,
+          `Unknown command ${quote(command)}: ` +
+            "expected run, validate, graph, nodes, submit, worker or queue",
         );
     }
   } catch (error) {

@@ -192,7 +192,10 @@ Deno.test("an invalid workflow exits 2 with every error at file:line:col", async
 Deno.test("usage errors exit 2 with a pointer to --help", async () => {
   await inFolder({ "sum.yaml": SUM }, async (dir) => {
     const cases: [string[], RegExp][] = [
-      [["launch"], /^error: Unknown command "launch": expected run, validate, graph, nodes, submit, worker or queue$/m],
+      [
+        ["launch"],
+        /^error: Unknown command "launch": expected run, validate, graph, nodes, submit, worker or queue$/m,
+      ],
       [["run"], /^error: run needs exactly one workflow file$/m],
       [["run", "sum.yaml", "--bogus"], /^error: .*--bogus/m],
       [["run", "sum.yaml", "--concurrency", "0"], /^error: Invalid --concurrency "0"/m],
