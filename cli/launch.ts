@@ -2,7 +2,9 @@
  * The launcher behind `deno task cogflow`: works out which paths the command needs (see
  * `permissions.ts`) and runs the CLI in a child Deno process that may read and write only those,
  * load only onnxruntime-node's native binding, run no program, reach no network and fetch no
- * module (`--no-remote --cached-only`), and never write `deno.lock` (`--frozen`). Videos are
+ * module (`--no-remote --cached-only`), and never write `deno.lock` (`--frozen`). ONNX Runtime
+ * loads only in the session host's workers, which check every session request: the CLI gives up
+ * FFI before any plugin loads (`confineOnnxRuntime`, runtime/session_client.ts). Videos are
  * encoded on the child's behalf by an ffmpeg broker (`ffmpeg_broker.ts`), a process of its own
  * that may run only ffmpeg.
  *
@@ -75,6 +77,8 @@ export async function launch(args: readonly string[]): Promise<number> {
         "--no-remote",
         "--cached-only",
         "--frozen",
+        // The session host gets permissions of its own (runtime/session_client.ts).
+        "--unstable-worker-options",
         ...permissionFlags(scopes),
         join(projectDir, "mod.ts"),
         ARGS_FROM_STDIN,

@@ -22,11 +22,15 @@ import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./com
 import { countErrors, formatDiagnostics, formatFailure } from "./failure.ts";
 import { formatNodeType } from "./format_node_type.ts";
 import { runCommand } from "./run_command.ts";
-import { commandLine } from "./child_args.ts";
+import { ARGS_FROM_STDIN, commandLine } from "./child_args.ts";
+import { confineOnnxRuntime } from "../runtime/session_client.ts";
 
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: readonly string[], io: CliIo = processIo()): Promise<number> {
   try {
+    // Under the launcher, before any plugin loads: ONNX Runtime loads only in the session host's
+    // workers, which check what each session may read (runtime/session_client.ts).
+    if (args.length === 1 && args[0] === ARGS_FROM_STDIN) confineOnnxRuntime();
     // The launcher passes the command line on stdin (see child_args.ts).
     const [command, ...rest] = await commandLine(args);
     switch (command) {

@@ -1,8 +1,9 @@
 /**
  * The worker side of ONNX Runtime sessions. onnxruntime-node's session creation and `run()` block
  * the thread they are called on; in a Worker they leave the main thread free for progress
- * display, servers and cancellation. Messages are {@link WorkerRequest}s; replies carry output
- * tensors as transferred buffers.
+ * display, servers and cancellation. The session host (session_host.ts) starts it and sends it a
+ * MessagePort, the one it serves: messages on it are {@link WorkerRequest}s; replies carry output
+ * tensors as transferred buffers. Every `create` passes session_guard.ts's checks first.
  *
  * @module
  */
@@ -11,6 +12,12 @@
 
 import * as ort from "onnxruntime-node";
 import { readProcessMemory } from "./process_memory.ts";
+import {
+  checkModelAccess,
+  checkSessionOptions,
+  type InMemoryExternalData,
+  type WorkerSessionOptions,
+} from "./session_guard.ts";
 import type { DType, TensorData } from "./tensor.ts";
 
 /** A tensor as it crosses between threads. */
@@ -23,40 +30,7 @@ export interface WireTensor {
   data: TensorData;
 }
 
-/** Options of a session created in a worker. */
-export interface WorkerSessionOptions {
-  /** Providers in order of preference. */
-  executionProviders: string[];
-  /** Fall back to the CPU when the first provider fails to load. */
-  fallbackToCpu: boolean;
-  /** Threads within an operator (0: default). */
-  intraOpThreads: number;
-  /** Threads across operators (0: default). */
-  interOpThreads: number;
-  /** Graph optimization level. */
-  graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
-  /**
-   * Let ONNX Runtime repack weights for its kernels when creating the session (default true).
-   * Off, weights stay in the memory-mapped external data file: the session is created many times
-   * faster and gives its memory back as soon as it is released (file pages, unmapped), but MatMuls
-   * repack their weights on every call on the CPU (about 20% slower with a thousand rows, up to
-   * twice as slow with a few hundred). Off suits a session created for one run (a part of a split
-   * model).
-   */
-  prepackWeights?: boolean;
-  /**
-   * Let the intra-op threads spin between operators while a run waits for work (ONNX Runtime's
-   * default, true). Off, they sleep: sessions of two workers then share the CPUs without idle
-   * spinning (a part's run slowed by a quarter when the next part was created beside it).
-   */
-  intraOpSpinning?: boolean;
-  /**
-   * The folder the model's external data locations are relative to, when it is not the model
-   * file's folder (graphs built from safetensors files). The session is then created from the
-   * graph's bytes, since ONNX Runtime refuses locations and links leaving a model file's folder.
-   */
-  externalDataFolder?: string;
-}
+export type { WorkerSessionOptions } from "./session_guard.ts";
 
 /** A request to the worker. */
 export type WorkerRequest =
@@ -67,7 +41,7 @@ export type WorkerRequest =
     /** A file path, or the model's bytes (kept in host memory by the caller). */
     model: string | Uint8Array;
     /** External data kept in memory: file names as the model refers to them, and bytes. */
-    externalData?: { path: string; data: Uint8Array }[];
+    externalData?: InMemoryExternalData[];
     options: WorkerSessionOptions;
   }
   | {
@@ -116,21 +90,26 @@ const sessions = new Map<string, ort.InferenceSession>();
 ort.env.logLevel = "fatal";
 prepareFloat16();
 
-self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
-  const request = event.data;
-  try {
-    const { result, transfer } = await handle(request);
-    self.postMessage({ id: request.id, ok: true, result } satisfies WorkerReply, { transfer });
-  } catch (error) {
-    const failure = error instanceof Error ? error : new Error(String(error));
-    self.postMessage(
-      {
-        id: request.id,
-        ok: false,
-        error: { name: failure.name, message: failure.message },
-      } satisfies WorkerReply,
-    );
-  }
+// The host sends the port to serve, once; requests come on it.
+self.onmessage = (event: MessageEvent<MessagePort>) => {
+  self.onmessage = null;
+  const port = event.data;
+  port.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+    const request = event.data;
+    try {
+      const { result, transfer } = await handle(request);
+      port.postMessage({ id: request.id, ok: true, result } satisfies WorkerReply, { transfer });
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      port.postMessage(
+        {
+          id: request.id,
+          ok: false,
+          error: { name: failure.name, message: failure.message },
+        } satisfies WorkerReply,
+      );
+    }
+  };
 };
 
 async function handle(
@@ -153,31 +132,37 @@ async function handle(
 async function create(request: Extract<WorkerRequest, { op: "create" }>): Promise<CreatedSession> {
   const rssBefore = readProcessMemory().rss;
   const started = performance.now();
+  // The request may come from any code of the main thread: only cogflow's options, only files
+  // the caller could read. ONNX Runtime's options are built here, from those.
+  const options = checkSessionOptions(request.options);
+  await checkModelAccess(request.model, options, request.externalData);
   const base: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: request.options.graphOptimizationLevel,
+    graphOptimizationLevel: options.graphOptimizationLevel,
     logSeverityLevel: 3,
   };
-  if (request.options.intraOpThreads > 0) base.intraOpNumThreads = request.options.intraOpThreads;
-  if (request.options.interOpThreads > 0) base.interOpNumThreads = request.options.interOpThreads;
-  if (request.externalData) base.externalData = request.externalData;
+  if (options.intraOpThreads > 0) base.intraOpNumThreads = options.intraOpThreads;
+  if (options.interOpThreads > 0) base.interOpNumThreads = options.interOpThreads;
+  if (request.externalData) {
+    base.externalData = request.externalData.map(({ path, data }) => ({ path, data }));
+  }
   // Config entries, as `session.<key>`.
   const entries: Record<string, string> = {};
-  if (request.options.prepackWeights === false) entries.disable_prepacking = "1";
-  if (request.options.intraOpSpinning === false) entries["intra_op.allow_spinning"] = "0";
+  if (options.prepackWeights === false) entries.disable_prepacking = "1";
+  if (options.intraOpSpinning === false) entries["intra_op.allow_spinning"] = "0";
   let model = request.model;
-  if (request.options.externalDataFolder && typeof model === "string") {
-    model = await Deno.readFile(model);
-    entries.model_external_initializers_file_folder_path = request.options.externalDataFolder;
+  if (options.externalDataFolder) {
+    if (typeof model === "string") model = await Deno.readFile(model);
+    entries.model_external_initializers_file_folder_path = options.externalDataFolder;
   }
   if (Object.keys(entries).length > 0) base.extra = { session: entries };
-  const providers = request.options.executionProviders;
+  const providers = options.executionProviders;
   let provider = providers[0] ?? "cpu";
   let fallbackReason: string | undefined;
   let session: ort.InferenceSession;
   try {
     session = await createSession(model, { ...base, executionProviders: providers });
   } catch (error) {
-    if (provider === "cpu" || !request.options.fallbackToCpu) throw error;
+    if (provider === "cpu" || !options.fallbackToCpu) throw error;
     fallbackReason = (error as Error).message.split("\n")[0];
     provider = "cpu";
     session = await createSession(model, { ...base, executionProviders: ["cpu"] });

@@ -17,6 +17,7 @@ import { ffmpegPath } from "../media/video_writer.ts";
 
 const HOSTILE = join(ROOT, "tests", "plugins", "hostile");
 const SECRET_VARIABLE = "COGFLOW_SANDBOX_TEST_SECRET";
+const FIXTURE_MODEL = "tests/fixtures/tiny-cogvideox/2b/vae_decoder/model.onnx";
 
 /** The hostile plugins run together, by file name (loop_at_import.ts has a test of its own). */
 const ATTACKS = [
@@ -30,6 +31,9 @@ const ATTACKS = [
   "read_env",
   "remote_import",
   "widen_scope",
+  "ort_optimized_model",
+  "ort_profile",
+  "ort_outside_model",
 ];
 
 interface LaunchResult {
@@ -98,7 +102,10 @@ async function withHostileWorkflow(
       const secret = `secret-${crypto.randomUUID()}`;
       const secretFile = join(outside, "secret.txt");
       await Deno.writeTextFile(secretFile, secret);
+      // A model outside every scope, for ONNX Runtime to be asked to read.
+      await Deno.copyFile(join(ROOT, FIXTURE_MODEL), join(outside, "model.onnx"));
       await Deno.mkdir(join(work, "out"));
+      await Deno.mkdir(join(work, "scratch"));
       const libcCopy = join(work, "out", "libc.so.6");
       await Deno.copyFile(await findLibc(), libcCopy);
       const listener = listen();
@@ -130,6 +137,8 @@ async function withHostileWorkflow(
           "params:",
           "  everything: { type: path, default: / }",
           `  elsewhere: { type: output_path, default: ${join(outside, "widened.mp4")} }`,
+          // A folder the plugins may write (granted: it lies in the workflow's folder).
+          `  scratch: { type: output_path, default: ${join(work, "scratch", "unused")} }`,
           "nodes:",
           ...nodes,
           "",
@@ -142,7 +151,11 @@ async function withHostileWorkflow(
         listener.close();
       }
       assert.equal(listener.connections(), 0, "Nothing may connect to the listener");
-      assert.deepEqual(await fileNames(outside), ["secret.txt"], "Nothing may appear outside");
+      assert.deepEqual(
+        await fileNames(outside),
+        ["model.onnx", "secret.txt"],
+        "Nothing may appear outside",
+      );
       assert.equal(await Deno.readTextFile(join(ROOT, "deno.lock")), lock, "deno.lock changed");
       for (const folder of [".", "node_modules", "cli"]) {
         const planted = (await fileNames(join(ROOT, folder))).filter((name) =>

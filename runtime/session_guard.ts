@@ -1,0 +1,185 @@
+/**
+ * What a session worker checks before ONNX Runtime sees a request. ONNX Runtime's native code
+ * opens files without Deno's permission checks, and any code on the main thread (a plugin among
+ * it) can send a session worker requests, so:
+ *
+ * - the options are cogflow's own ({@link WorkerSessionOptions}, checked field by field, nothing
+ *   else): the worker builds ONNX Runtime's options from them, so there is no way to ask for an
+ *   optimized model file, a profile, custom operator libraries or config entries;
+ * - every file ONNX Runtime would open (the model file, the external data folder, each external
+ *   data file the graph names that is not given in memory) must be readable by this thread, links
+ *   followed: a session reads nothing its caller could not read itself.
+ *
+ * @module
+ */
+
+import { EXECUTION_PROVIDERS } from "./model_handle.ts";
+import { externalDataPath, inspectOnnxModel } from "./onnx_inspect.ts";
+import { quote } from "./quote.ts";
+
+/** Options of a session created in a worker. */
+export interface WorkerSessionOptions {
+  /** Providers in order of preference. */
+  executionProviders: string[];
+  /** Fall back to the CPU when the first provider fails to load. */
+  fallbackToCpu: boolean;
+  /** Threads within an operator (0: default). */
+  intraOpThreads: number;
+  /** Threads across operators (0: default). */
+  interOpThreads: number;
+  /** Graph optimization level. */
+  graphOptimizationLevel: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Let ONNX Runtime repack weights for its kernels when creating the session (default true).
+   * Off, weights stay in the memory-mapped external data file: the session is created many times
+   * faster and gives its memory back as soon as it is released (file pages, unmapped), but MatMuls
+   * repack their weights on every call on the CPU (about 20% slower with a thousand rows, up to
+   * twice as slow with a few hundred). Off suits a session created for one run (a part of a split
+   * model).
+   */
+  prepackWeights?: boolean;
+  /**
+   * Let the intra-op threads spin between operators while a run waits for work (ONNX Runtime's
+   * default, true). Off, they sleep: sessions of two workers then share the CPUs without idle
+   * spinning (a part's run slowed by a quarter when the next part was created beside it).
+   */
+  intraOpSpinning?: boolean;
+  /**
+   * The folder the model's external data locations are relative to, when it is not the model
+   * file's folder (graphs built from safetensors files). The session is then created from the
+   * graph's bytes, since ONNX Runtime refuses locations and links leaving a model file's folder.
+   */
+  externalDataFolder?: string;
+}
+
+/** External data given in memory: file names as the model refers to them, and bytes. */
+export interface InMemoryExternalData {
+  /** The location as the model writes it. */
+  path: string;
+  /** The file's bytes. */
+  data: Uint8Array;
+}
+
+const GRAPH_OPTIMIZATION_LEVELS = ["disabled", "basic", "extended", "all"];
+
+/** The most threads a session may ask for. */
+const MAX_THREADS = 4096;
+
+/**
+ * Checks options that came from another thread: returns them as {@link WorkerSessionOptions},
+ * or throws naming the first field that is unknown or of the wrong kind.
+ */
+export function checkSessionOptions(value: unknown): WorkerSessionOptions {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error("Invalid session options: expected an object");
+  }
+  const options = value as Record<string, unknown>;
+  const known = [
+    "executionProviders",
+    "fallbackToCpu",
+    "intraOpThreads",
+    "interOpThreads",
+    "graphOptimizationLevel",
+    "prepackWeights",
+    "intraOpSpinning",
+    "externalDataFolder",
+  ];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new Error(
+        `Unknown session option ${quote(key)}: a session worker takes only ${known.join(", ")}`,
+      );
+    }
+  }
+  const invalid = (key: string, expected: string) =>
+    new Error(`Invalid session option ${quote(key)}: expected ${expected}`);
+  const providers = options.executionProviders;
+  const allowed: readonly string[] = EXECUTION_PROVIDERS;
+  if (
+    !Array.isArray(providers) ||
+    !providers.every((provider) => typeof provider === "string" && allowed.includes(provider))
+  ) {
+    throw invalid("executionProviders", `a list of ${allowed.join(", ")}`);
+  }
+  for (const key of ["intraOpThreads", "interOpThreads"]) {
+    const threads = options[key];
+    if (typeof threads !== "number" || !Number.isInteger(threads) || threads < 0) {
+      throw invalid(key, "a whole number of 0 or more");
+    }
+    if (threads > MAX_THREADS) throw invalid(key, `at most ${MAX_THREADS}`);
+  }
+  if (!GRAPH_OPTIMIZATION_LEVELS.includes(options.graphOptimizationLevel as string)) {
+    throw invalid("graphOptimizationLevel", `one of ${GRAPH_OPTIMIZATION_LEVELS.join(", ")}`);
+  }
+  if (typeof options.fallbackToCpu !== "boolean") throw invalid("fallbackToCpu", "true or false");
+  for (const key of ["prepackWeights", "intraOpSpinning"]) {
+    if (options[key] !== undefined && typeof options[key] !== "boolean") {
+      throw invalid(key, "true or false");
+    }
+  }
+  const folder = options.externalDataFolder;
+  if (folder !== undefined && (typeof folder !== "string" || folder === "")) {
+    throw invalid("externalDataFolder", "a folder path");
+  }
+  return {
+    executionProviders: [...providers],
+    fallbackToCpu: options.fallbackToCpu,
+    intraOpThreads: options.intraOpThreads as number,
+    interOpThreads: options.interOpThreads as number,
+    graphOptimizationLevel: options.graphOptimizationLevel as
+      WorkerSessionOptions["graphOptimizationLevel"],
+    prepackWeights: options.prepackWeights as boolean | undefined,
+    intraOpSpinning: options.intraOpSpinning as boolean | undefined,
+    externalDataFolder: folder as string | undefined,
+  };
+}
+
+/**
+ * Checks that every file ONNX Runtime would open for a session is readable by this thread: the
+ * model file, the external data folder, and each external data file the graph names that is not
+ * in `inMemory`. A graph given as bytes finds its external data in the external data folder, or
+ * else in the current folder (ONNX Runtime's rule). Throws naming the first one that is not.
+ */
+export async function checkModelAccess(
+  model: string | Uint8Array,
+  options: WorkerSessionOptions,
+  inMemory: readonly InMemoryExternalData[] = [],
+): Promise<void> {
+  if (typeof model !== "string" && !(model instanceof Uint8Array)) {
+    throw new Error("Invalid model: expected a file path or the model's bytes");
+  }
+  if (!Array.isArray(inMemory) || !inMemory.every(isInMemoryExternalData)) {
+    throw new Error("Invalid external data: expected a list of { path, data } with bytes");
+  }
+  const name = typeof model === "string" ? model : "<model bytes>";
+  if (typeof model === "string") checkReadable(model, "Model file");
+  const folder = options.externalDataFolder;
+  if (folder !== undefined) checkReadable(folder, "External data folder");
+  const given = new Set(inMemory.map((file) => file.path));
+  const info = await inspectOnnxModel(model, { name });
+  for (const location of info.externalDataFiles) {
+    if (given.has(location)) continue;
+    const base = typeof model === "string" ? folder : folder ?? Deno.cwd();
+    checkReadable(externalDataPath(name, location, base), `External data file of "${name}"`);
+  }
+}
+
+/** Throws unless `path` exists and this thread may read it and what its links point to. */
+function checkReadable(path: string, what: string): void {
+  const outside = () => new Error(`${what} "${path}" is outside the paths this run may read`);
+  let real: string;
+  try {
+    real = Deno.realPathSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new Error(`${what} "${path}" does not exist`);
+    if (error instanceof Deno.errors.NotCapable) throw outside();
+    throw error;
+  }
+  if (Deno.permissions.querySync({ name: "read", path: real }).state !== "granted") throw outside();
+}
+
+function isInMemoryExternalData(value: unknown): value is InMemoryExternalData {
+  const file = value as InMemoryExternalData;
+  return typeof file === "object" && file !== null && typeof file.path === "string" &&
+    file.data instanceof Uint8Array;
+}
