@@ -53,6 +53,23 @@ export interface BuildContext {
   hints?: HintBudget;
   /** Source positions of document paths. */
   locate: (path: DocumentPath, options?: { key?: boolean }) => SourcePosition | undefined;
+  /**
+   * Nodes that came from another file (a subworkflow's, by namespaced id) and see that file's
+   * params and folder rather than the document's.
+   */
+  scopes?: ReadonlyMap<string, NodeScope>;
+}
+
+/** The params and folders a node's settings are read with. */
+export interface NodeScope {
+  /** Resolved param values. */
+  params: ReadonlyMap<string, unknown>;
+  /** The params declared, resolved or not. */
+  declaredParams: ReadonlySet<string>;
+  /** Where params set from outside came from, by name. */
+  origins?: ReadonlyMap<string, string>;
+  /** Bases for relative paths in settings. */
+  bases: PathBases;
 }
 
 interface PendingNode extends GraphNode {
@@ -82,9 +99,19 @@ export async function buildGraph(
   const settingsContext = { ...context, hints };
   // Params declared in the file; one whose value was refused is reported already, not as unknown.
   const declaredParams = new Set(document.params.keys());
+  const documentScope: NodeScope = {
+    params: context.params,
+    declaredParams,
+    origins: context.origins,
+    bases: context.bases,
+  };
+  const scopeOf = (id: string): NodeScope => context.scopes?.get(id) ?? documentScope;
   const disabled = new Set<string>();
   for (const node of document.nodes) {
-    if (!isEnabled(node, context.params, declaredParams, report, hints)) disabled.add(node.id);
+    const scope = scopeOf(node.id);
+    if (!isEnabled(node, scope.params, scope.declaredParams, report, hints)) {
+      disabled.add(node.id);
+    }
   }
 
   // Types and settings.
@@ -105,11 +132,17 @@ export async function buildGraph(
       );
       continue;
     }
+    const scope = scopeOf(declaration.id);
     const settings = declaration.malformed?.includes("with") ? undefined : parseSettings(
       declaration,
       registered.definition,
-      settingsContext,
-      declaredParams,
+      scope === documentScope ? settingsContext : {
+        ...settingsContext,
+        params: scope.params,
+        origins: scope.origins,
+        bases: scope.bases,
+      },
+      scope.declaredParams,
       report,
       diagnostics,
     );

@@ -123,12 +123,35 @@ export interface NodeDefinition<
     inputs: InputTypes<I>,
     settings: SettingValues<S>,
   ): Partial<Record<keyof O, PortType>> | void | Promise<Partial<Record<keyof O, PortType>> | void>;
+  /**
+   * How workflows written for older versions of this type are brought up to date (see
+   * {@link NodeMigration}); a version step with none needs no change to workflows.
+   */
+  migrations?: readonly NodeMigration[];
   /** Does the work. */
   run(
     ctx: NodeContext,
     inputs: InputValues<I> & VariadicValues<V>,
     settings: SettingValues<S>,
   ): OutputValues<O> | Promise<OutputValues<O>>;
+}
+
+/** A node as a workflow file writes it, for migrations: its `in:` and `with:`. */
+export interface WrittenNode {
+  /** Input port to reference. */
+  in: Record<string, string>;
+  /** Settings as written (`$param` references unresolved). */
+  with: Record<string, unknown>;
+}
+
+/** A change between two versions of a node type that workflows written before it must follow. */
+export interface NodeMigration {
+  /** The version the change leaves: workflows written for it or older are migrated. */
+  from: number;
+  /** What changed, as the end of a sentence (`"strength" was renamed "scale"`). */
+  changes: string;
+  /** Rewrites a node written for version `from`; without it, such workflows fail to load. */
+  migrate?(node: WrittenNode): WrittenNode;
 }
 
 /** A node definition with its type parameters erased, as registries hold them. */

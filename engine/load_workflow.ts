@@ -7,11 +7,13 @@
 
 import { dirname, resolve } from "node:path";
 import { buildGraph } from "./build_graph.ts";
+import { composeWorkflow, noteIncludingNodes, type ParamSource } from "./compose.ts";
 import { type Diagnostic, quote, WorkflowError } from "./diagnostics.ts";
 import type { WorkflowGraph } from "./graph.ts";
-import { type ParamOverride, parseSetArgument, resolveParams } from "./params.ts";
-import { importPlugin, type NodeRegistry, PluginError } from "./registry.ts";
-import { readWorkflowDocument, type WorkflowDocument } from "./workflow_document.ts";
+import type { AppliedMigration } from "./migrations.ts";
+import { type ParamOverride, parseSetArgument } from "./params.ts";
+import type { NodeRegistry } from "./registry.ts";
+import { describe, isRecord, type WorkflowDocument } from "./workflow_document.ts";
 import { parseYamlSource, type YamlSource } from "./yaml_source.ts";
 
 /** Options of {@link loadWorkflow} and {@link parseWorkflow}. */
@@ -26,6 +28,13 @@ export interface LoadWorkflowOptions {
   cwd?: string;
   /** Allow plugins from `http:`, `https:`, `jsr:` and `npm:` (default false). */
   allowRemotePlugins?: boolean;
+  /** Params files (`--params file.yaml`), later ones winning; `set` wins over them. */
+  paramsFiles?: readonly string[];
+  /**
+   * Accept params without default left unset (`validate` of a library file): the workflow is
+   * checked without them and they are listed in `missingParams`; it cannot run.
+   */
+  allowMissingParams?: boolean;
 }
 
 /** A loaded, validated workflow, ready to plan and run. */
@@ -44,6 +53,14 @@ export interface Workflow {
   registry: NodeRegistry;
   /** The validated graph. */
   graph: WorkflowGraph;
+  /** Every file the workflow was read from (bases, subworkflows), absolute, itself first. */
+  files?: string[];
+  /** Every param's effective value and where it came from. */
+  paramSources?: ParamSource[];
+  /** Nodes migrated from older node type versions while loading. */
+  migrations?: AppliedMigration[];
+  /** With `allowMissingParams`: the params that need a value. */
+  missingParams?: Diagnostic[];
 }
 
 /** Reads and validates a workflow file; throws {@link WorkflowError} with every problem found. */
@@ -72,62 +89,107 @@ export async function parseWorkflow(
   const file = options.file ?? "<workflow>";
   const cwd = options.cwd ?? Deno.cwd();
   const dir = options.dir ?? cwd;
-  const source = parseYamlSource(text, file);
-  if (source.errors.length > 0) throw new WorkflowError(source.errors);
-
   const diagnostics: Diagnostic[] = [];
-  const { document, diagnostics: documentProblems } = readWorkflowDocument(source);
-  diagnostics.push(...documentProblems);
-  if (!document) throw new WorkflowError(diagnostics);
-
   const overrides = new Map<string, ParamOverride>();
   for (const [name, value] of Object.entries(options.params ?? {})) {
     overrides.set(name, { value, origin: `param ${quote(name)}` });
+  }
+  for (const paramsFile of options.paramsFiles ?? []) {
+    const read = await readParamsFile(paramsFile, cwd);
+    diagnostics.push(...read.diagnostics);
+    for (const [name, override] of read.overrides) overrides.set(name, override);
   }
   for (const argument of options.set ?? []) {
     const parsed = parseSetArgument(argument);
     if (typeof parsed === "string") diagnostics.push({ code: "invalid_set", message: parsed });
     else overrides.set(parsed.name, parsed.override);
   }
-  const { values: params, diagnostics: paramProblems } = resolveParams(
-    document.params,
-    overrides,
-    { workflowDir: dir, cwd },
-    source.locate,
-  );
-  diagnostics.push(...paramProblems);
 
   const registry = options.registry.clone();
-  for (const [index, specifier] of document.plugins.entries()) {
-    try {
-      const exports = await importPlugin(specifier, {
-        baseDir: dir,
-        allowRemote: options.allowRemotePlugins,
-      });
-      registry.registerModule(exports, `plugin ${quote(specifier)}`);
-    } catch (error) {
-      if (!(error instanceof PluginError)) throw error;
-      diagnostics.push({
-        code: "plugin_error",
-        message: error.message,
-        path: ["plugins", index],
-        position: source.locate(["plugins", index]),
-      });
-    }
-  }
+  const composed = await composeWorkflow(text, file, dir, {
+    registry,
+    cwd,
+    overrides,
+    allowRemotePlugins: options.allowRemotePlugins,
+  });
+  const { source, document, params } = composed;
+  // A file that is not YAML, or not a workflow: nothing after that would be meaningful.
+  if (!document) throw new WorkflowError(composed.diagnostics);
+  diagnostics.push(...composed.diagnostics);
 
-  const origins = new Map<string, string>();
-  for (const [name, override] of overrides) {
-    if (params.has(name)) origins.set(name, override.origin);
-  }
   const { graph, diagnostics: graphProblems } = await buildGraph(document, {
     registry,
     params,
-    origins,
+    origins: composed.origins,
     bases: { workflowDir: dir, cwd },
     locate: source.locate,
+    scopes: composed.scopes,
   });
+  noteIncludingNodes(graphProblems, source.locate);
   diagnostics.push(...graphProblems);
-  if (diagnostics.length > 0 || !graph) throw new WorkflowError(diagnostics);
-  return { file, dir, source, document, params, registry, graph };
+  const missingParams = options.allowMissingParams
+    ? diagnostics.filter((diagnostic) => diagnostic.code === "missing_param")
+    : [];
+  const errors = diagnostics.filter((diagnostic) => !missingParams.includes(diagnostic));
+  if (errors.length > 0 || !graph) {
+    throw new WorkflowError(errors.length > 0 ? errors : diagnostics);
+  }
+  return {
+    file,
+    dir,
+    source,
+    document,
+    params,
+    registry,
+    graph,
+    files: composed.files,
+    paramSources: composed.paramSources,
+    migrations: composed.migrations,
+    missingParams,
+  };
+}
+
+/** Reads a params file (`--params file.yaml`): a mapping of param names to values. */
+export async function readParamsFile(
+  file: string,
+  cwd: string,
+): Promise<{ overrides: Map<string, ParamOverride>; diagnostics: Diagnostic[] }> {
+  const overrides = new Map<string, ParamOverride>();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(resolve(cwd, file));
+  } catch (error) {
+    return {
+      overrides,
+      diagnostics: [{
+        code: "unreadable_file",
+        message: `Cannot read params file ${quote(file)}: ${
+          (error as Error).message.split("\n")[0]
+        }`,
+      }],
+    };
+  }
+  const source = parseYamlSource(text, file);
+  if (source.errors.length > 0) return { overrides, diagnostics: source.errors };
+  if (source.data === null || source.data === undefined) return { overrides, diagnostics: [] };
+  if (!isRecord(source.data)) {
+    return {
+      overrides,
+      diagnostics: [{
+        code: "invalid_type",
+        message: `A params file must map param names to values, got ${describe(source.data)}`,
+        position: { file, line: 1, col: 1 },
+      }],
+    };
+  }
+  for (const [name, value] of Object.entries(source.data)) {
+    const position = source.locate([name], { key: true });
+    overrides.set(name, {
+      value,
+      origin: `params file ${file}`,
+      ...(position ? { position } : {}),
+      base: dirname(resolve(cwd, file)),
+    });
+  }
+  return { overrides, diagnostics: [] };
 }

@@ -31,6 +31,10 @@ export interface ParamOverride {
   raw?: string;
   /** Where it came from, for messages (`--set seed=42`). */
   origin: string;
+  /** Where it was written, when in a file (a params file, an including node). */
+  position?: SourcePosition;
+  /** Base of a relative path value (default: the current directory). */
+  base?: string;
 }
 
 /** Splits `key=value` and reads the value as a YAML flow value; returns a message on bad syntax. */
@@ -113,6 +117,7 @@ export function resolveParams(
         known.length > 0 ? `this workflow has ${listed}` : "this workflow has no params"
       }`,
       hint: ID_PATTERN.test(name) ? didYouMean(name, known) : undefined,
+      ...(override.position ? { position: override.position } : {}),
     });
   }
   for (const [name, declaration] of declarations) {
@@ -122,13 +127,14 @@ export function resolveParams(
         declaration,
         override.value,
         override.raw,
-        bases.cwd,
+        override.base ?? bases.cwd,
         bases.cwd,
       );
       if (typeof checked === "string") {
         diagnostics.push({
           code: "invalid_param",
           message: `${override.origin}: Param ${quote(name)} ${checked}`,
+          ...(override.position ? { position: override.position } : {}),
         });
       } else {
         values.set(name, checked.value);

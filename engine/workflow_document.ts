@@ -90,6 +90,12 @@ export interface WorkflowDocument {
   outputs?: string[];
   /** Nodes in file order. */
   nodes: NodeDeclaration[];
+  /** A subworkflow's inputs (`inputs:`), read inside it as `inputs.<name>`. */
+  inputs?: Map<string, { description?: string }>;
+  /** A subworkflow's outputs (`outputs:` written as a mapping): name to `node.output`. */
+  namedOutputs?: Map<string, string>;
+  /** The node type versions the file was written for (`node_versions:`), by type. */
+  nodeVersions?: Map<string, number>;
 }
 
 // `ui:` holds what editors keep (node positions); the engine ignores it.
@@ -102,6 +108,11 @@ const TOP_LEVEL_KEYS = [
   "outputs",
   "nodes",
   "ui",
+  // Library files: variants, subworkflows and the node versions a file was written for.
+  "extends",
+  "remove",
+  "inputs",
+  "node_versions",
 ];
 const NODE_KEYS = ["type", "in", "with", "wraps", "when", "description"];
 const PARAM_KEYS = ["type", "default", "description", "min", "max", "enum", "items"];
@@ -164,13 +175,120 @@ export function readWorkflowDocument(
 
   const params = readParams(root.params, report);
   const plugins = readStringList(root.plugins, ["plugins"], report) ?? [];
-  const outputs = readStringList(root.outputs, ["outputs"], report);
+  const namedOutputs = isRecord(root.outputs)
+    ? readReferenceMap(root.outputs, ["outputs"], report)
+    : undefined;
+  const outputs = namedOutputs ? undefined : readStringList(root.outputs, ["outputs"], report);
   const nodes = readNodes(root.nodes, report);
+  const inputs = readInputs(root.inputs, report);
+  const nodeVersions = readNodeVersions(root.node_versions, report);
 
   return {
-    document: { version, name, description, params, plugins, outputs, nodes },
+    document: {
+      version,
+      name,
+      description,
+      params,
+      plugins,
+      outputs,
+      nodes,
+      ...(inputs ? { inputs } : {}),
+      ...(namedOutputs ? { namedOutputs } : {}),
+      ...(nodeVersions ? { nodeVersions } : {}),
+    },
     diagnostics,
   };
+}
+
+function readReferenceMap(
+  value: Record<string, unknown>,
+  path: DocumentPath,
+  report: Reporter,
+): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [name, reference] of Object.entries(value)) {
+    if (typeof reference === "string" && reference !== "") map.set(name, reference);
+    else {
+      report(
+        [...path, name],
+        "invalid_reference",
+        `Output ${quote(name)} must be a reference like \`node\` or \`node.output\`, got ${
+          describe(reference)
+        }`,
+      );
+    }
+  }
+  return map;
+}
+
+function readInputs(
+  value: unknown,
+  report: Reporter,
+): Map<string, { description?: string }> | undefined {
+  if (value === undefined || value === null) return undefined;
+  const inputs = new Map<string, { description?: string }>();
+  if (!isRecord(value)) {
+    report(
+      ["inputs"],
+      "invalid_type",
+      `\`inputs\` must map input names to declarations, got ${describe(value)}`,
+    );
+    return inputs;
+  }
+  for (const [name, raw] of Object.entries(value)) {
+    if (!ID_PATTERN.test(name)) {
+      report(
+        ["inputs", name],
+        "invalid_id",
+        `Invalid input name ${
+          quote(name)
+        }: use letters, digits, "_" and "-", starting with a letter or "_"`,
+      );
+    } else if (raw === null || typeof raw === "string") {
+      inputs.set(name, raw === null ? {} : { description: raw });
+    } else if (isRecord(raw)) {
+      checkKeys(raw, ["description"], ["inputs", name], report);
+      inputs.set(name, {
+        description: optionalString(raw, "description", ["inputs", name], report),
+      });
+    } else {
+      report(
+        ["inputs", name],
+        "invalid_type",
+        `Input ${quote(name)} must be a description or \`{ description: ... }\`, got ${
+          describe(raw)
+        }`,
+      );
+    }
+  }
+  return inputs;
+}
+
+function readNodeVersions(value: unknown, report: Reporter): Map<string, number> | undefined {
+  if (value === undefined || value === null) return undefined;
+  const versions = new Map<string, number>();
+  if (!isRecord(value)) {
+    report(
+      ["node_versions"],
+      "invalid_type",
+      `\`node_versions\` must map node types to versions, got ${describe(value)}`,
+    );
+    return versions;
+  }
+  for (const [type, version] of Object.entries(value)) {
+    if (typeof version === "number" && Number.isInteger(version) && version >= 1) {
+      versions.set(type, version);
+    } else {
+      report(
+        ["node_versions", type],
+        "invalid_type",
+        `The version of node type ${quote(type)} must be a whole number >= 1, got ${
+          describe(version)
+        }`,
+      );
+    }
+  }
+  return versions;
 }
 
 type Reporter = (

@@ -84,7 +84,7 @@ nodes:
   c: { type: add, in: [a], when: [x], wraps: [1] }
 `),
     [
-      'w.yaml:2:1: nmae: Unknown key "nmae": expected one of cogflow, name, description, params, plugins, outputs, nodes (did you mean "name"?)',
+      'w.yaml:2:1: nmae: Unknown key "nmae": expected one of cogflow, name, description, params, plugins, outputs, nodes, ui, extends, remove, inputs, node_versions (did you mean "name"?)',
       "w.yaml:1:10: cogflow: Unsupported format version 2: this cogflow reads version 1",
       "w.yaml:1:1: name: A workflow needs a `name` (a non-empty string)",
       'w.yaml:4:17: params.seed.type: Unknown param type "int": expected one of string, integer, number, boolean, path, output_path, list, any (did you mean "integer"?)',
