@@ -11,6 +11,9 @@ import { type AnyNodeDefinition, isNodeDefinition } from "./define_node.ts";
 import { pluginLoadTimeout } from "./plugin_probe.ts";
 import { quote } from "../runtime/quote.ts";
 
+/** Plugin modules this process has imported (and so probed) already. */
+const importedPlugins = new Set<string>();
+
 /** A registered node type and the module that defined it. */
 export interface RegisteredNode {
   /** The definition. */
@@ -149,10 +152,15 @@ export async function importPlugin(
     }
     url = pathToFileURL(path).href;
   }
-  const timeout = await pluginLoadTimeout(url, quote(specifier));
-  if (timeout) throw new PluginError(specifier, timeout);
+  // A module imported once is cached by the runtime: probing it again would only cost a Worker.
+  if (!importedPlugins.has(url)) {
+    const timeout = await pluginLoadTimeout(url, quote(specifier));
+    if (timeout) throw new PluginError(specifier, timeout);
+  }
   try {
-    return await import(url);
+    const module = await import(url);
+    importedPlugins.add(url);
+    return module;
   } catch (error) {
     throw new PluginError(
       specifier,
