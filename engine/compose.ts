@@ -774,7 +774,11 @@ export function noteIncludingNodes(diagnostics: readonly Diagnostic[], locate: L
     const slash = bare.lastIndexOf("/");
     if (slash < 0) continue;
     const including = bare.slice(0, slash);
-    diagnostic.message += includedNote(including, locate(["nodes", including], { key: true }));
+    // Ids as the subworkflow's file writes them.
+    const local = (text: string) => text.replaceAll(`"${including}/`, '"');
+    diagnostic.message = local(diagnostic.message) +
+      includedNote(including, locate(["nodes", including], { key: true }));
+    if (diagnostic.hint) diagnostic.hint = local(diagnostic.hint);
   }
 }
 

@@ -67,7 +67,7 @@ export interface Workflow {
 export async function loadWorkflow(file: string, options: LoadWorkflowOptions): Promise<Workflow> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await Deno.readTextFile(resolve(options.cwd ?? Deno.cwd(), file));
   } catch (error) {
     throw new WorkflowError([{
       code: "unreadable_file",

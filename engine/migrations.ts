@@ -94,6 +94,11 @@ export function migrateDocument(
         position: locate(path),
         node: declaration.id,
       });
+      // Its settings are of another version: checking them would only repeat the problem.
+      document.nodes[index] = {
+        ...declaration,
+        malformed: [...(declaration.malformed ?? []), "with"],
+      };
       return;
     }
     if (result.applied.length === 0) return;
