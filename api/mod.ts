@@ -6,6 +6,8 @@
  */
 
 import {
+  describeParams,
+  type Diagnostic,
   DiskCache,
   type EventListener,
   executeGraph,
@@ -14,6 +16,7 @@ import {
   type LoadWorkflowOptions,
   MemoryCache,
   NodeRegistry,
+  type ParamSource,
   parseWorkflow as parseWithRegistry,
   type ResultCache,
   type RunEvent,
@@ -47,6 +50,20 @@ export async function loadWorkflow(
   options: OpenWorkflowOptions = {},
 ): Promise<Workflow> {
   return loadWithRegistry(file, {
+    ...options,
+    registry: options.registry ?? await builtinRegistry(),
+  });
+}
+
+/**
+ * Every param of a workflow file (and of its bases and subworkflows) with its effective value and
+ * where it came from, without validating the graph.
+ */
+export async function describeWorkflowParams(
+  file: string,
+  options: OpenWorkflowOptions = {},
+): Promise<{ params: ParamSource[]; diagnostics: Diagnostic[] }> {
+  return describeParams(file, {
     ...options,
     registry: options.registry ?? await builtinRegistry(),
   });

@@ -13,6 +13,10 @@ Usage:
   cogflow validate <workflow>... [--set key=value]...      check workflows without running them
   cogflow graph <workflow> [--format mermaid|dot]          print the node graph
   cogflow nodes [--json]                                    list node types, ports and settings
+  cogflow list [dir]                                        list library workflows and their params
+  cogflow show <workflow>                                   print the expanded workflow as YAML
+  cogflow init <template> <new-file>                        start a workflow from a library file
+  cogflow upgrade <workflow>...                             migrate files to current node versions
   cogflow serve [dir] [--port 8188]                         edit and run workflows in a browser
   cogflow submit <workflow> [--set key=value]... [--wait]  queue a run (Redis, BullMQ)
   cogflow worker [--concurrency 1] [--device N]            run queued jobs (one worker per GPU)
@@ -30,7 +34,10 @@ Runs a workflow file: validates it, plans what its outputs need, and runs those 
 
 Options:
   --set key=value         set a param (repeatable); the value is read as a YAML flow value:
-                          42, true, [a, b], ["x, y", z], null; anything else is text
+                          42, true, [a, b], ["x, y", z], null; anything else is text;
+                          core/steps=20 sets param steps of subworkflow node core
+  --params <file>         params from a YAML file (name: value; repeatable); --set wins
+  --print-params          print each param's value and where it came from, and run nothing
   --only <node>           run only this node and what it needs (repeatable)
   --cache <dir>           keep results in <dir> and reuse them across runs
   --cache-size <size>     size limit of the cache folder (default 10GiB)
@@ -52,6 +59,9 @@ Checks workflow files without running them and reports every problem with file:l
 
 Options:
   --set key=value         set a param (repeatable), checked against its declared type
+  --params <file>         params from a YAML file (name: value; repeatable); --set wins
+  --strict                a param without default left unset is an error (by default the
+                          file is valid, and the params it needs are listed)
   --json                  write the result as JSON
   --allow-remote-plugins  allow plugins from http(s):, jsr: and npm: URLs
   --help                  this text
@@ -65,6 +75,7 @@ Prints the validated node graph, with hook nodes placed between the node they wr
 Options:
   --format mermaid|dot    output format (default mermaid)
   --set key=value         set a param (repeatable); params can switch nodes on and off
+  --params <file>         params from a YAML file (name: value; repeatable); --set wins
   --allow-remote-plugins  allow plugins from http(s):, jsr: and npm: URLs
   --help                  this text
 `;

@@ -22,6 +22,7 @@ import { type CliIo, EXIT, processIo, UsageError, WORKFLOW_OPTIONS } from "./com
 import { countErrors, formatDiagnostics, formatFailure } from "./failure.ts";
 import { formatNodeType } from "./format_node_type.ts";
 import { runCommand } from "./run_command.ts";
+import { initCommand, listCommand, showCommand, upgradeCommand } from "./library_commands.ts";
 import { ARGS_FROM_STDIN, commandLine } from "./child_args.ts";
 import { confineOnnxRuntime } from "../runtime/session_client.ts";
 
@@ -42,6 +43,14 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
         return await graphCommand(rest, io);
       case "nodes":
         return await nodesCommand(rest, io);
+      case "list":
+        return await listCommand(rest, io);
+      case "show":
+        return await showCommand(rest, io);
+      case "init":
+        return await initCommand(rest, io);
+      case "upgrade":
+        return await upgradeCommand(rest, io);
       // The editor's server loads only for `serve`.
       case "serve":
         return await (await import("../server/serve_command.ts")).serveCommand(rest, io);
@@ -59,7 +68,7 @@ export async function main(args: readonly string[], io: CliIo = processIo()): Pr
       default:
         throw new UsageError(
           `Unknown command ${quote(command)}: ` +
-            "expected run, validate, graph, nodes, submit, worker or queue",
+            "expected run, validate, graph, nodes, list, show, init, upgrade, submit, worker or queue",
         );
     }
   } catch (error) {
@@ -99,7 +108,12 @@ function isParseArgsError(error: unknown): boolean {
 async function validateCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
-    options: { ...WORKFLOW_OPTIONS, json: { type: "boolean" } },
+    options: {
+      ...WORKFLOW_OPTIONS,
+      json: { type: "boolean" },
+      params: { type: "string", multiple: true },
+      strict: { type: "boolean" },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -108,16 +122,39 @@ async function validateCommand(args: readonly string[], io: CliIo): Promise<numb
     return EXIT.ok;
   }
   if (positionals.length === 0) throw new UsageError("validate needs at least one workflow file");
-  const results: { file: string; ok: boolean; nodes?: number; errors?: unknown[] }[] = [];
+  const results: {
+    file: string;
+    ok: boolean;
+    nodes?: number;
+    needs?: string[];
+    errors?: unknown[];
+  }[] = [];
   for (const file of positionals) {
     try {
+      // A library file leaves some params to the user: it is valid, and says what it needs.
       const workflow = await loadWorkflow(file, {
         set: values.set ?? [],
+        paramsFiles: values.params ?? [],
         allowRemotePlugins: values["allow-remote-plugins"],
+        allowMissingParams: !values.strict,
       });
-      results.push({ file, ok: true, nodes: workflow.graph.nodes.size });
+      const needs = (workflow.missingParams ?? []).map((diagnostic) =>
+        String(diagnostic.path?.[1])
+      );
+      results.push({
+        file,
+        ok: true,
+        nodes: workflow.graph.nodes.size,
+        ...(needs.length > 0 ? { needs } : {}),
+      });
       if (!values.json) {
-        io.stdout.write(`${escapeControl(file)}: ok (${workflow.graph.nodes.size} nodes)\n`);
+        io.stdout.write(
+          `${escapeControl(file)}: ok (${workflow.graph.nodes.size} nodes)${
+            needs.length > 0
+              ? `; to run it, set ${escapeControl(needs.join(", "))} (--set name=value)`
+              : ""
+          }\n`,
+        );
       }
     } catch (error) {
       if (!(error instanceof WorkflowError)) throw error;
@@ -135,7 +172,11 @@ async function validateCommand(args: readonly string[], io: CliIo): Promise<numb
 async function graphCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
-    options: { ...WORKFLOW_OPTIONS, format: { type: "string", default: "mermaid" } },
+    options: {
+      ...WORKFLOW_OPTIONS,
+      format: { type: "string", default: "mermaid" },
+      params: { type: "string", multiple: true },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -149,6 +190,7 @@ async function graphCommand(args: readonly string[], io: CliIo): Promise<number>
   }
   const workflow = await loadWorkflow(positionals[0], {
     set: values.set ?? [],
+    paramsFiles: values.params ?? [],
     allowRemotePlugins: values["allow-remote-plugins"],
   });
   io.stdout.write(values.format === "dot" ? toDot(workflow.graph) : toMermaid(workflow.graph));

@@ -7,11 +7,19 @@
 
 import { dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { loadWorkflow, type RunResult, runWorkflow } from "../api/mod.ts";
+import { describeWorkflowParams, loadWorkflow, type RunResult, runWorkflow } from "../api/mod.ts";
 import { memoryChartSvg } from "../media/memory_chart.ts";
 import { writeFileAtomic } from "../runtime/atomic_file.ts";
 import { formatBytes, parseByteSize } from "../runtime/byte_size.ts";
-import { escapeControl, NodeFailure, quote, RunCancelled, type RunEvent } from "../engine/mod.ts";
+import {
+  escapeControl,
+  NodeFailure,
+  quote,
+  RunCancelled,
+  type RunEvent,
+  WorkflowError,
+} from "../engine/mod.ts";
+import { formatParamSources } from "./library_commands.ts";
 
 import { RUN_HELP } from "./help.ts";
 import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
@@ -38,6 +46,8 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       quiet: { type: "boolean", short: "q" },
       "memory-report": { type: "boolean" },
       concurrency: { type: "string" },
+      params: { type: "string", multiple: true },
+      "print-params": { type: "boolean" },
     },
     allowPositionals: true,
     strict: true,
@@ -62,8 +72,19 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     );
   }
 
+  if (values["print-params"]) {
+    const { params, diagnostics } = await describeWorkflowParams(positionals[0], {
+      set: values.set ?? [],
+      paramsFiles: values.params ?? [],
+      allowRemotePlugins: values["allow-remote-plugins"],
+    });
+    io.stdout.write(formatParamSources(params));
+    if (diagnostics.length === 0) return EXIT.ok;
+    throw new WorkflowError(diagnostics);
+  }
   const workflow = await loadWorkflow(positionals[0], {
     set: values.set ?? [],
+    paramsFiles: values.params ?? [],
     allowRemotePlugins: values["allow-remote-plugins"],
   });
 

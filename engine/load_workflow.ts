@@ -89,22 +89,7 @@ export async function parseWorkflow(
   const file = options.file ?? "<workflow>";
   const cwd = options.cwd ?? Deno.cwd();
   const dir = options.dir ?? cwd;
-  const diagnostics: Diagnostic[] = [];
-  const overrides = new Map<string, ParamOverride>();
-  for (const [name, value] of Object.entries(options.params ?? {})) {
-    overrides.set(name, { value, origin: `param ${quote(name)}` });
-  }
-  for (const paramsFile of options.paramsFiles ?? []) {
-    const read = await readParamsFile(paramsFile, cwd);
-    diagnostics.push(...read.diagnostics);
-    for (const [name, override] of read.overrides) overrides.set(name, override);
-  }
-  for (const argument of options.set ?? []) {
-    const parsed = parseSetArgument(argument);
-    if (typeof parsed === "string") diagnostics.push({ code: "invalid_set", message: parsed });
-    else overrides.set(parsed.name, parsed.override);
-  }
-
+  const { overrides, diagnostics } = await collectOverrides(options, cwd);
   const registry = options.registry.clone();
   const composed = await composeWorkflow(text, file, dir, {
     registry,
@@ -147,6 +132,58 @@ export async function parseWorkflow(
     migrations: composed.migrations,
     missingParams,
   };
+}
+
+/**
+ * Every param's effective value and where it came from, without building the graph (so without
+ * reading models): what `cogflow run --print-params` shows.
+ */
+export async function describeParams(
+  file: string,
+  options: LoadWorkflowOptions,
+): Promise<{ params: ParamSource[]; diagnostics: Diagnostic[] }> {
+  const cwd = options.cwd ?? Deno.cwd();
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new WorkflowError([{
+      code: "unreadable_file",
+      message: `Cannot read workflow ${quote(file)}: ${(error as Error).message.split("\n")[0]}`,
+    }]);
+  }
+  const { overrides, diagnostics } = await collectOverrides(options, cwd);
+  const composed = await composeWorkflow(text, file, dirname(path), {
+    registry: options.registry.clone(),
+    cwd,
+    overrides,
+    allowRemotePlugins: options.allowRemotePlugins,
+  });
+  return { params: composed.paramSources, diagnostics: [...diagnostics, ...composed.diagnostics] };
+}
+
+/** Param values from a program, params files and `--set`, later ones winning. */
+async function collectOverrides(
+  options: LoadWorkflowOptions,
+  cwd: string,
+): Promise<{ overrides: Map<string, ParamOverride>; diagnostics: Diagnostic[] }> {
+  const diagnostics: Diagnostic[] = [];
+  const overrides = new Map<string, ParamOverride>();
+  for (const [name, value] of Object.entries(options.params ?? {})) {
+    overrides.set(name, { value, origin: `param ${quote(name)}` });
+  }
+  for (const paramsFile of options.paramsFiles ?? []) {
+    const read = await readParamsFile(paramsFile, cwd);
+    diagnostics.push(...read.diagnostics);
+    for (const [name, override] of read.overrides) overrides.set(name, override);
+  }
+  for (const argument of options.set ?? []) {
+    const parsed = parseSetArgument(argument);
+    if (typeof parsed === "string") diagnostics.push({ code: "invalid_set", message: parsed });
+    else overrides.set(parsed.name, parsed.override);
+  }
+  return { overrides, diagnostics };
 }
 
 /** Reads a params file (`--params file.yaml`): a mapping of param names to values. */

@@ -30,11 +30,26 @@ export {
   type WorkflowGraph,
 } from "./graph.ts";
 export {
+  describeParams,
   loadWorkflow,
   type LoadWorkflowOptions,
   parseWorkflow,
+  readParamsFile,
   type Workflow,
 } from "./load_workflow.ts";
+export {
+  type ComposedWorkflow,
+  type ComposeOptions,
+  composeWorkflow,
+  type ParamSource,
+  WORKFLOW_NODE_TYPE,
+} from "./compose.ts";
+export {
+  type AppliedMigration,
+  migrateDocument,
+  migrateNode,
+  type MigrationResult,
+} from "./migrations.ts";
 export { type ParamOverride, parseFlowValue, parseSetArgument, type PathBases } from "./params.ts";
 export { type Plan, type PlanOptions, planRun } from "./plan.ts";
 export {

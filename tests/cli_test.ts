@@ -194,7 +194,7 @@ Deno.test("usage errors exit 2 with a pointer to --help", async () => {
     const cases: [string[], RegExp][] = [
       [
         ["launch"],
-        /^error: Unknown command "launch": expected run, validate, graph, nodes, submit, worker or queue$/m,
+        /^error: Unknown command "launch": expected run, validate, graph, nodes, list, show, init, upgrade, submit, worker or queue$/m,
       ],
       [["run"], /^error: run needs exactly one workflow file$/m],
       [["run", "sum.yaml", "--bogus"], /^error: .*--bogus/m],
