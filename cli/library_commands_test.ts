@@ -142,6 +142,12 @@ Deno.test("init copies a library template with its name and paths made to work f
       join(ROOT, "tests", "fixtures", "tiny-cogvideox", "2b"),
     );
     assert.equal(workflow.document.name, "mine");
+    // A variant's base is found from the new folder.
+    assert.equal((await cogflow(["init", "cogvideox-2b", "flows/b.yaml"], dir)).code, 0);
+    const variant = await Deno.readTextFile(join(dir, "flows", "b.yaml"));
+    assert.match(variant, /^extends: \.\.\/.*workflows\/lib\/cogvideox\.yaml$/m);
+    const loaded = await loadWorkflow(join(dir, "flows", "b.yaml"), { allowMissingParams: true });
+    assert.equal(loaded.document.name, "b");
     const again = await cogflow(["init", "tiny", "flows/mine.yaml"], dir);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /Cannot create "flows\/mine\.yaml": the file exists/);

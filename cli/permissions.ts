@@ -17,7 +17,8 @@
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
 import { type ParamOverride, parseSetArgument, resolveParams } from "../engine/params.ts";
-import { readWorkflowHeader } from "../engine/workflow_header.ts";
+import { readParamsFile } from "../engine/params_file.ts";
+import { readWorkflowFiles } from "../engine/workflow_files.ts";
 import { cacheFolderName, HF_CACHE_VARIABLES, huggingFaceCacheDirs } from "../runtime/hf_cache.ts";
 import { UserError } from "../runtime/user_error.ts";
 
@@ -122,9 +123,16 @@ export async function scopesFor(
       scopes.read(dirname(resolve(context.cwd, plugin)), `--plugin ${plugin}`);
     }
   }
-  if (command === "run" || command === "validate" || command === "graph") {
+  if (["run", "validate", "graph", "show"].includes(command)) {
+    // A params file is the user's, as --set is: readable, its values granted as given.
+    const given = new Map<string, ParamOverride>();
+    for (const paramsFile of parsed.paramsFiles) {
+      scopes.read(resolve(context.cwd, paramsFile), `--params ${paramsFile}`);
+      const { overrides } = await readParamsFile(paramsFile, context.cwd);
+      for (const [name, override] of overrides) given.set(name, override);
+    }
     for (const file of parsed.workflows) {
-      await addWorkflowScopes(resolve(context.cwd, file), parsed.set, context, scopes);
+      await addWorkflowScopes(resolve(context.cwd, file), parsed.set, context, scopes, given);
     }
   }
   return scopes.result();
@@ -253,6 +261,7 @@ function parseCommandArgs(args: string[]) {
       args,
       options: {
         set: { type: "string", multiple: true },
+        params: { type: "string", multiple: true },
         cache: { type: "string" },
         plugin: { type: "string", multiple: true },
         "allow-remote-plugins": { type: "boolean" },
@@ -263,6 +272,7 @@ function parseCommandArgs(args: string[]) {
     return {
       workflows: positionals,
       set: (values.set as string[] | undefined) ?? [],
+      paramsFiles: (values.params as string[] | undefined) ?? [],
       cache: typeof values.cache === "string" ? values.cache : undefined,
       plugins: (values.plugin as string[] | undefined) ?? [],
       allowRemotePlugins: values["allow-remote-plugins"] === true,
@@ -283,6 +293,7 @@ async function addWorkflowScopes(
   set: string[],
   context: ScopeContext,
   scopes: ScopeBuilder,
+  fromParamsFiles: ReadonlyMap<string, ParamOverride> = new Map(),
 ) {
   let text: string;
   try {
@@ -294,10 +305,11 @@ async function addWorkflowScopes(
   scopes.read(dir, `the folder of ${basename(file)}`);
   let found;
   try {
-    // The header alone: a huge workflow's nodes are read once, by the CLI.
-    const document = readWorkflowHeader(text, file);
+    // The header alone (a huge workflow's nodes are read once, by the CLI), with its variants'
+    // bases merged; the files of bases and subworkflows are read by the CLI too.
+    const { document, files } = await readWorkflowFiles(file, text);
     if (!document) return;
-    const overrides = new Map<string, ParamOverride>();
+    const overrides = new Map<string, ParamOverride>(fromParamsFiles);
     for (const argument of set) {
       const parsed = parseSetArgument(argument);
       if (typeof parsed !== "string") overrides.set(parsed.name, parsed.override);
@@ -306,12 +318,12 @@ async function addWorkflowScopes(
       workflowDir: dir,
       cwd: context.cwd,
     });
-    found = { document, overrides, values };
+    found = { document, files, overrides, values };
   } catch {
     // Nested too deeply, a bad alias: the CLI reports it when it reads the file.
     return;
   }
-  const { document, overrides, values } = found;
+  const { document, files, overrides, values } = found;
   const roots = [context.cwd, dir, context.projectDir].map(realPathOfExisting);
   /** Whether a path the file asks for may be granted; if not, says so and how to grant it. */
   const fromFile = (path: string, write: boolean, subject: string, grant: string) => {
@@ -323,6 +335,13 @@ async function addWorkflowScopes(
     return problem === undefined;
   };
   const name = basename(file);
+  for (const included of files) {
+    const folder = dirname(included);
+    const subject = `The folder of "${basename(included)}" (extended or included by ${name})`;
+    if (fromFile(folder, false, subject, `pass --allow-read ${folder}`)) {
+      scopes.read(folder, `"${basename(included)}" (extends or includes)`);
+    }
+  }
   for (const plugin of document.plugins) {
     if (/^[a-z]+:/i.test(plugin)) continue;
     const folder = dirname(isAbsolute(plugin) ? plugin : resolve(dir, plugin));

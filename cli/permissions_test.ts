@@ -163,3 +163,47 @@ Deno.test("bad --set values, deep nesting and remote plugins never throw anythin
     );
   });
 });
+
+Deno.test("a variant's base and a subworkflow's file are read: their folders, and the base's params", async () => {
+  await withTempDir(async (work) => {
+    await Deno.mkdir(join(work, "lib"));
+    await Deno.mkdir(join(work, "flows"));
+    await Deno.writeTextFile(
+      join(work, "lib", "base.yaml"),
+      "cogflow: 1\nname: base\nparams:\n  model: { type: path }\n" +
+        "  output: { type: output_path, default: out/v.mp4 }\nnodes: {}\n",
+    );
+    await Deno.writeTextFile(
+      join(work, "lib", "part.yaml"),
+      "cogflow: 1\nname: part\nnodes: {}\n",
+    );
+    const variant = join(work, "flows", "variant.yaml");
+    await Deno.writeTextFile(
+      variant,
+      "cogflow: 1\nextends: ../lib/base.yaml\nname: variant\nparams:\n  output: { default: v.mp4 }\n" +
+        "nodes:\n  part: { type: workflow, with: { path: ../lib/part.yaml } }\n",
+    );
+    const scopes = await scopesFor(
+      ["run", variant, "--set", `model=${join(work, "models", "m")}`],
+      context(work),
+    );
+    assert.ok(scopes.read.includes(join(work, "lib")));
+    assert.ok(scopes.read.includes(join(work, "models", "m")));
+    assert.ok(scopes.write.includes(join(work, "flows")) || scopes.write.includes(work));
+    assert.deepEqual(scopes.notGranted, []);
+    // A params file is the user's: readable, and the paths in it granted as --set's are.
+    await Deno.writeTextFile(join(work, "p.yaml"), `model: ${join(work, "other")}\n`);
+    const fromFile = await scopesFor(["run", variant, "--params", "p.yaml"], context(work));
+    assert.ok(fromFile.read.includes(join(work, "p.yaml")));
+    assert.ok(fromFile.read.includes(join(work, "other")));
+    // From another folder, the base's folder is outside what a file may ask for by itself.
+    await withTempDir(async (cwd) => {
+      const elsewhere = await scopesFor(["validate", variant], context(cwd));
+      assert.ok(!elsewhere.read.includes(join(work, "lib")));
+      assert.match(
+        elsewhere.notGranted.join("\n"),
+        /The folder of "base\.yaml" \(extended or included by variant\.yaml\) ".*lib" is not granted: it is outside the current folder, the workflow's folder and the project: pass --allow-read .*lib/,
+      );
+    });
+  });
+});

@@ -13,8 +13,11 @@ import type { WorkflowGraph } from "./graph.ts";
 import type { AppliedMigration } from "./migrations.ts";
 import { type ParamOverride, parseSetArgument } from "./params.ts";
 import type { NodeRegistry } from "./registry.ts";
-import { describe, isRecord, type WorkflowDocument } from "./workflow_document.ts";
-import { parseYamlSource, type YamlSource } from "./yaml_source.ts";
+import { readParamsFile } from "./params_file.ts";
+import type { WorkflowDocument } from "./workflow_document.ts";
+import type { YamlSource } from "./yaml_source.ts";
+
+export { readParamsFile } from "./params_file.ts";
 
 /** Options of {@link loadWorkflow} and {@link parseWorkflow}. */
 export interface LoadWorkflowOptions {
@@ -184,49 +187,4 @@ async function collectOverrides(
     else overrides.set(parsed.name, parsed.override);
   }
   return { overrides, diagnostics };
-}
-
-/** Reads a params file (`--params file.yaml`): a mapping of param names to values. */
-export async function readParamsFile(
-  file: string,
-  cwd: string,
-): Promise<{ overrides: Map<string, ParamOverride>; diagnostics: Diagnostic[] }> {
-  const overrides = new Map<string, ParamOverride>();
-  let text: string;
-  try {
-    text = await Deno.readTextFile(resolve(cwd, file));
-  } catch (error) {
-    return {
-      overrides,
-      diagnostics: [{
-        code: "unreadable_file",
-        message: `Cannot read params file ${quote(file)}: ${
-          (error as Error).message.split("\n")[0]
-        }`,
-      }],
-    };
-  }
-  const source = parseYamlSource(text, file);
-  if (source.errors.length > 0) return { overrides, diagnostics: source.errors };
-  if (source.data === null || source.data === undefined) return { overrides, diagnostics: [] };
-  if (!isRecord(source.data)) {
-    return {
-      overrides,
-      diagnostics: [{
-        code: "invalid_type",
-        message: `A params file must map param names to values, got ${describe(source.data)}`,
-        position: { file, line: 1, col: 1 },
-      }],
-    };
-  }
-  for (const [name, value] of Object.entries(source.data)) {
-    const position = source.locate([name], { key: true });
-    overrides.set(name, {
-      value,
-      origin: `params file ${file}`,
-      ...(position ? { position } : {}),
-      base: dirname(resolve(cwd, file)),
-    });
-  }
-  return { overrides, diagnostics: [] };
 }

@@ -1,8 +1,9 @@
 /**
  * The workflow library (`workflows/`): every file validates (a param left for the user to set is
  * not an error), `cogflow validate workflows/*.yaml` exits 0 as the README says, the variants are
- * short, and each workflow keeps the params and defaults it had before it became a variant of
- * `workflows/lib/cogvideox.yaml` (scripts and tests set them).
+ * short, each workflow keeps the params and defaults it had before it became a variant of
+ * `workflows/lib/cogvideox.yaml` (scripts and tests set them), and the core computes what
+ * `workflows/tiny.yaml` (through which the reference cases run) computes.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { builtinRegistry, loadWorkflow } from "../api/mod.ts";
 import { main } from "../cli/main.ts";
-import { composeWorkflow } from "../engine/mod.ts";
+import { composeWorkflow, planRun } from "../engine/mod.ts";
 import { ROOT } from "./testing.ts";
 
 const LIBRARY = join(ROOT, "workflows");
@@ -140,10 +141,28 @@ Deno.test("the library's workflows keep their params and defaults, and the varia
     for (const [param, value] of Object.entries(expected)) {
       assert.deepEqual(params[param], value, `${name}: ${param}`);
     }
+    if (name === "tiny") continue;
     assert.match(text, /^extends: /m, name);
-    if (name !== "tiny") {
-      const lines = text.split("\n").filter((line) => line.trim() && !line.startsWith("#"));
-      assert.ok(lines.length <= 45, `${name} has ${lines.length} lines`);
-    }
+    const lines = text.split("\n").filter((line) => line.trim() && !line.startsWith("#"));
+    assert.ok(lines.length <= 45, `${name} has ${lines.length} lines`);
   }
+});
+
+Deno.test("the core, through cogvideox-2b.yaml, gives the frames tiny.yaml gives (equal cache keys)", async () => {
+  const tiny = await loadWorkflow(join(LIBRARY, "tiny.yaml"));
+  const core = await loadWorkflow(join(LIBRARY, "cogvideox-2b.yaml"), {
+    params: {
+      model: join(ROOT, "tests", "fixtures", "tiny-cogvideox", "2b"),
+      prompt: "a red ball rolls across a table",
+      seed: 0,
+      steps: 4,
+      scheduler: "ddim",
+      height: 64,
+      width: 64,
+      num_frames: 9,
+      max_sequence_length: 16,
+    },
+  });
+  const keys = (workflow: typeof tiny) => planRun(workflow.graph, { only: ["decode"] }).keys;
+  assert.equal(keys(core).get("decode"), keys(tiny).get("decode"));
 });
