@@ -381,21 +381,37 @@ function cogVideoXSpatialNorm3D(
 }
 
 /**
- * `nn.GroupNorm` over `[batch, channels, ...]` with the `weight` and `bias` of the current scope.
- * The groups are normalized as the instances of an InstanceNormalization over `[batch, groups,
- * rest]`: ONNX Runtime 1.29 runs GroupNormalization as its function body, whose E[x^2] - E[x]^2
- * variance loses precision in float32 over the millions of values a group holds at 480x720 (up to
- * 2e-2 off torch on the CPU); InstanceNormalization subtracts the mean first (6e-5 at that size).
- * Exported for its test.
+ * `nn.GroupNorm` over `[batch, channels, frames, height, width]` with the `weight` and `bias` of
+ * the current scope. At 480x720 a group holds 12 million values, and a float32 sum over them in
+ * one pass (GroupNormalization's function body, and InstanceNormalization, on the CPU) loses about
+ * 1e-3 of the mean; so the statistics are reduced one axis at a time (width, height, frames, the
+ * group's channels: sums of at most a few hundred values each, equal counts, so the mean of means
+ * is the mean) and the variance is taken after subtracting the mean. Exported for its test.
  */
 export function groupNorm(b: GraphBuilder, x: string, groups: number, epsilon: number): string {
-  const grouped = b.op("Reshape", [x, b.int64s([0, groups, -1])]);
-  const ones = b.constant(b.computeDType, [groups], new Array(groups).fill(1));
-  const zeros = b.constant(b.computeDType, [groups], new Array(groups).fill(0));
-  const normalized = b.op("InstanceNormalization", [grouped, ones, zeros], {
-    epsilon: float(epsilon),
-  });
-  const restored = b.op("Reshape", [normalized, b.op("Shape", [x])]);
+  const shape = b.op("Shape", [x]);
+  const grouped = b.op("Reshape", [
+    x,
+    b.op("Concat", [
+      b.op("Slice", [shape, b.int64s([0]), b.int64s([1])]),
+      b.int64s([groups, -1]),
+      b.op("Slice", [shape, b.int64s([2]), b.int64s([5])]),
+    ], { axis: 0 }),
+  ]);
+  const mean = (value: string) => {
+    let reduced = value;
+    for (const axis of [5, 4, 3, 2]) {
+      reduced = b.op("ReduceMean", [reduced, b.int64s([axis])], { keepdims: 1 });
+    }
+    return reduced;
+  };
+  const centered = b.op("Sub", [grouped, mean(grouped)]);
+  const variance = mean(b.op("Mul", [centered, centered]));
+  const normalized = b.op("Div", [
+    centered,
+    b.op("Sqrt", [b.op("Add", [variance, b.scalar(epsilon)])]),
+  ]);
+  const restored = b.op("Reshape", [normalized, shape]);
   // Per-channel affine: [C] -> [C, 1, 1, 1] against [B, C, T, H, W].
   const perChannel = (name: string) => b.op("Unsqueeze", [b.weight(name), b.int64s([1, 2, 3])]);
   return b.op("Add", [b.op("Mul", [restored, perChannel("weight")]), perChannel("bias")]);

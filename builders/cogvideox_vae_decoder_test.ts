@@ -203,15 +203,15 @@ Deno.test("readCogVideoXVaeDecoderConfig names the file and the key of an unsupp
   assert.equal(defaults.normNumGroups, 32);
 });
 
-Deno.test("groupNorm stays within 1e-4 of float64 over a million values per group", async () => {
-  // GroupNormalization's function body (E[x^2] - E[x]^2) is 2.7e-4 off here.
-  const [channels, frames, height, width] = [4, 3, 240, 360];
+Deno.test("groupNorm stays within 1e-5 of float64 over twelve million values per group", async () => {
+  // A group of the 2b decoder at 480x720: one-pass float32 sums are 1.5e-3 off here.
+  const [channels, frames, height, width] = [4, 9, 480, 720];
   const count = channels * frames * height * width;
   const x = new Float32Array(count);
   let seed = 1;
   for (let i = 0; i < count; i++) {
     seed = (seed * 1103515245 + 12345) % 2147483648;
-    x[i] = 3 + (seed / 2147483648 - 0.5) * 4;
+    x[i] = 8 + (seed / 2147483648 - 0.5) * 4;
   }
   let mean = 0;
   for (const value of x) mean += value;
@@ -243,5 +243,5 @@ Deno.test("groupNorm stays within 1e-4 of float64 over a million values per grou
   for (let i = 0; i < count; i++) {
     worst = Math.max(worst, Math.abs(data[i] - (x[i] - mean) / Math.sqrt(variance + 1e-6)));
   }
-  assert.ok(worst < 1e-4, `max abs ${worst}`);
+  assert.ok(worst < 1e-5, `max abs ${worst}`);
 });
