@@ -320,8 +320,10 @@ async function composeLevel(level: Level, shared: Shared): Promise<LevelResult> 
 
   const rewrite = (reference: string, path: DocumentPath, node?: string): string | undefined =>
     rewriteReference(reference, path, { children, dropped, locate: locateOwn, diagnostics, node });
-  const nodes: NodeDeclaration[] = [];
-  for (const declaration of document.nodes) {
+  // Without subworkflow nodes, nothing is rewritten (a large file is not copied node by node).
+  const composite = children.size > 0 || dropped.size > 0;
+  const nodes: NodeDeclaration[] = composite ? [] : document.nodes;
+  for (const declaration of composite ? document.nodes : []) {
     const path = ["nodes", declaration.id];
     const inputs: Record<string, string> = {};
     const malformed = [...(declaration.malformed ?? [])];
