@@ -170,3 +170,65 @@ Deno.test("stop() fails pending and later calls with WorkerStopped", async () =>
   await assert.rejects(worker.release("vae"), WorkerStopped);
   worker.stop(); // Stopping twice is harmless.
 });
+
+Deno.test("a session worker refuses options and files that cogflow does not allow", async () => {
+  const worker = new SessionWorker();
+  try {
+    const options = { ...CPU, optimizedModelFilePath: "/tmp/optimized.onnx" };
+    await assert.rejects(
+      worker.create("vae", VAE_DECODER, options),
+      (error) =>
+        error instanceof SessionError &&
+        /^Unknown session option "optimizedModelFilePath"/.test(error.message),
+    );
+    await assert.rejects(
+      worker.create("vae", `${FIXTURES}missing.onnx`, CPU),
+      (error) =>
+        error instanceof SessionError && /^Model file ".*" does not exist/.test(error.message),
+    );
+    // Still usable.
+    await worker.create("vae", VAE_DECODER, CPU);
+  } finally {
+    worker.stop();
+  }
+});
+
+Deno.test("confined, this thread and Workers it starts cannot load ONNX Runtime, the host's workers can", async () => {
+  // In a process of its own: the revoke is for good.
+  const load = `import("npm:onnxruntime-node@1.29.0").then(() => "loaded", (error) => error.name)`;
+  const script = `
+    import { confineOnnxRuntime, SessionWorker } from "${new URL(
+    "./session_client.ts",
+    import.meta.url,
+  )}";
+    confineOnnxRuntime();
+    const result = { main: await ${load} };
+    const late = new Worker(
+      "data:application/javascript," + encodeURIComponent(${
+    JSON.stringify(`${load}.then(postMessage)`)
+  }),
+      { type: "module" },
+    );
+    result.late = await new Promise((resolve) => late.onmessage = (event) => resolve(event.data));
+    const worker = new SessionWorker();
+    await worker.create("vae", ${JSON.stringify(VAE_DECODER)}, ${JSON.stringify(CPU)});
+    const latents = { dtype: "float32", shape: [1, 4, 3, 2, 2], data: new Float32Array(48) };
+    result.shape = (await worker.run("vae", { latent_sample: latents })).outputs.sample.shape;
+    console.log(JSON.stringify(result));
+    // The host runs until the process exits.
+    Deno.exit(0);
+  `;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--unstable-worker-options", script],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  assert.equal(code, 0, decoder.decode(stderr));
+  assert.deepEqual(JSON.parse(decoder.decode(stdout)), {
+    main: "NotCapable",
+    late: "NotCapable",
+    shape: [1, 3, 9, 16, 16],
+  });
+});

@@ -126,8 +126,8 @@ export function checkSessionOptions(value: unknown): WorkerSessionOptions {
     fallbackToCpu: options.fallbackToCpu,
     intraOpThreads: options.intraOpThreads as number,
     interOpThreads: options.interOpThreads as number,
-    graphOptimizationLevel: options.graphOptimizationLevel as
-      WorkerSessionOptions["graphOptimizationLevel"],
+    graphOptimizationLevel: options
+      .graphOptimizationLevel as WorkerSessionOptions["graphOptimizationLevel"],
     prepackWeights: options.prepackWeights as boolean | undefined,
     intraOpSpinning: options.intraOpSpinning as boolean | undefined,
     externalDataFolder: folder as string | undefined,
@@ -152,26 +152,30 @@ export async function checkModelAccess(
     throw new Error("Invalid external data: expected a list of { path, data } with bytes");
   }
   const name = typeof model === "string" ? model : "<model bytes>";
-  if (typeof model === "string") checkReadable(model, "Model file");
+  if (typeof model === "string") checkReadable(model, `Model file "${model}"`);
   const folder = options.externalDataFolder;
-  if (folder !== undefined) checkReadable(folder, "External data folder");
+  if (folder !== undefined) checkReadable(folder, `External data folder "${folder}"`);
   const given = new Set(inMemory.map((file) => file.path));
   const info = await inspectOnnxModel(model, { name });
   for (const location of info.externalDataFiles) {
     if (given.has(location)) continue;
     const base = typeof model === "string" ? folder : folder ?? Deno.cwd();
-    checkReadable(externalDataPath(name, location, base), `External data file of "${name}"`);
+    const path = externalDataPath(name, location, base);
+    checkReadable(path, `External data file "${path}" of "${name}"`);
   }
 }
 
-/** Throws unless `path` exists and this thread may read it and what its links point to. */
-function checkReadable(path: string, what: string): void {
-  const outside = () => new Error(`${what} "${path}" is outside the paths this run may read`);
+/**
+ * Throws unless `path` exists and this thread may read it and what its links point to; `subject`
+ * names it in the message.
+ */
+function checkReadable(path: string, subject: string): void {
+  const outside = () => new Error(`${subject} is outside the paths this run may read`);
   let real: string;
   try {
     real = Deno.realPathSync(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new Error(`${what} "${path}" does not exist`);
+    if (error instanceof Deno.errors.NotFound) throw new Error(`${subject} does not exist`);
     if (error instanceof Deno.errors.NotCapable) throw outside();
     throw error;
   }

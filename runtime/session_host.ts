@@ -35,8 +35,9 @@ const workers = new Map<number, Worker>();
 
 self.onmessage = (event: MessageEvent<HostRequest>) => {
   const request = event.data;
-  if (request.op === "spawn" && request.port instanceof MessagePort) spawn(request.id, request.port);
-  else if (request.op === "stop") stop(request.id);
+  if (request.op === "spawn" && request.port instanceof MessagePort) {
+    spawn(request.id, request.port);
+  } else if (request.op === "stop") stop(request.id);
 };
 
 function spawn(id: number, port: MessagePort) {

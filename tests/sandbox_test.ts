@@ -188,6 +188,52 @@ function assertRefused(output: string, secret: string, phase: string, broker: bo
     // Only `run` has a broker.
     assert.match(output, /HOSTILE ffmpeg_broker \w+ preset: refused \(Error: No broker\)/);
   }
+  // ONNX Runtime loads only in the session host's workers,
+  for (const name of ["ort_optimized_model", "ort_profile", "ort_outside_model"]) {
+    assert.match(
+      output,
+      new RegExp(
+        `^HOSTILE ${name} ${phase} direct: refused \\(NotCapable: Requires ffi access`,
+        "m",
+      ),
+    );
+  }
+  // which take only cogflow's own options,
+  const options = { optimized_model: "optimizedModelFilePath", profile: "enableProfiling" };
+  for (const [name, option] of Object.entries(options)) {
+    const refusal = `refused \\(SessionError: Unknown session option "${option}"`;
+    assert.match(
+      output,
+      new RegExp(`^HOSTILE ort_${name} ${phase} session_worker: ${refusal}`, "m"),
+    );
+  }
+  // and read only what the run may read.
+  const outside: [string, string][] = [
+    ["session_worker", `Model file ".*model\\.onnx" is outside the paths this run may read`],
+    [
+      "absolute_location",
+      `External data location ".*secret\\.txt" in "<model bytes>" is outside the model's folder`,
+    ],
+    [
+      "absolute_location_file",
+      `External data location ".*secret\\.txt" in ".*absolute-${phase}\\.onnx" is outside`,
+    ],
+    [
+      "leaving_folder",
+      `External data location "\\.\\./.*secret\\.txt" in ".*" is outside the model's folder`,
+    ],
+    ["folder_outside", `External data folder ".*" is outside the paths this run may read`],
+    ["folder_outside_bytes", `External data folder ".*" is outside the paths this run may read`],
+  ];
+  for (const [what, message] of outside) {
+    assert.match(
+      output,
+      new RegExp(
+        `^HOSTILE ort_outside_model ${phase} ${what}: refused \\(SessionError: ${message}`,
+        "m",
+      ),
+    );
+  }
   // The scope widening was reported.
   assert.match(
     output,
