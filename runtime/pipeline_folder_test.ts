@@ -41,7 +41,11 @@ Deno.test("every missing file of a pipeline folder is reported at once", async (
         assert.ok(lines.some((line) => line.includes("scheduler_config.json")));
         assert.ok(lines.some((line) => line.includes("Missing VAE config")));
         assert.ok(lines.some((line) => /Missing text encoder/.test(line)));
-        assert.ok(lines.some((line) => /Missing transformer: neither ".*model.onnx" nor the weights/.test(line)));
+        assert.ok(
+          lines.some((line) =>
+            /Missing transformer: neither ".*model.onnx" nor the weights/.test(line)
+          ),
+        );
         assert.ok(lines.some((line) => /Missing VAE: /.test(line)));
         assert.ok(lines.some((line) => line.includes("spiece.model")));
         return true;
