@@ -47,7 +47,23 @@ export interface BuildCogVideoXTransformerOptions {
   weights: ComponentWeights;
   /** Compute dtype (default float32). */
   dtype?: ComputeDType;
+  /**
+   * Computes attention in chunks of this many query rows (keys and values whole), each chunk a
+   * `MultiHeadAttention` of its own, concatenated: bounds what an unfused attention kernel holds
+   * at once to `[batch, heads, rows, sequence]` probabilities. The sequence is dynamic: there are
+   * {@link MAX_QUERY_CHUNKS} chunks, Slices of fixed bounds (empty past the end), the last one
+   * taking every row left. Their nodes are under `attention_query_chunk_<rows>` (see
+   * runtime/onnx_attention.ts). Default: one `MultiHeadAttention` over the whole sequence.
+   */
+  attentionQueryChunk?: number;
 }
+
+/**
+ * Query chunks per attention when {@link BuildCogVideoXTransformerOptions.attentionQueryChunk}
+ * is set: `64 * 512` rows cover 32,768 tokens (CogVideoX 1.0 at 480 x 720 x 49 has 17,776);
+ * rows beyond `63 * rows` all go to the last chunk.
+ */
+export const MAX_QUERY_CHUNKS = 64;
 
 /** The `CogVideoXTransformer3DModel` arguments the graph depends on, defaults filled in. */
 export interface CogVideoXTransformerConfig {
@@ -269,7 +285,8 @@ export function cogVideoXTransformerGraph(options: BuildCogVideoXTransformerOpti
     weights: options.weights,
     computeDType: options.dtype,
   });
-  cogVideoXTransformer3DModel({ b, config, configPath: options.configPath });
+  const queryChunk = checkedQueryChunk(options.attentionQueryChunk);
+  cogVideoXTransformer3DModel({ b, config, configPath: options.configPath, queryChunk });
   return b;
 }
 
@@ -288,6 +305,7 @@ export function cogVideoXTransformerParts(
   options: BuildCogVideoXTransformerOptions & PartsOptions,
 ): PartGraph[] {
   const config = readCogVideoXTransformerConfig(options.config, options.configPath);
+  const queryChunk = checkedQueryChunk(options.attentionQueryChunk);
   const innerDim = config.num_attention_heads * config.attention_head_dim;
   const tokens = (what: string, width: number) => ["batch", what, width];
   const stateDims = {
@@ -308,7 +326,7 @@ export function cogVideoXTransformerParts(
       computeDType: options.dtype,
     });
     const io = new PartBoundary(b);
-    build({ b, config, configPath: options.configPath }, io);
+    build({ b, config, configPath: options.configPath, queryChunk }, io);
     return { name, kind, blocks, graph: b, inputs: io.inputs, outputs: io.outputs };
   };
   const hiddenIn = (io: PartBoundary, prefix: string) =>
@@ -354,6 +372,39 @@ interface Model {
   b: GraphBuilder;
   config: CogVideoXTransformerConfig;
   configPath: string;
+  /** Query rows per attention chunk, or undefined for whole attention. */
+  queryChunk?: number;
+}
+
+function checkedQueryChunk(rows: number | undefined): number | undefined {
+  if (rows === undefined) return undefined;
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new UserError(`Invalid attention query chunk "${rows}": expected a positive integer`);
+  }
+  return rows;
+}
+
+/**
+ * `MultiHeadAttention(query, key, value)` on `[batch, tokens, heads * head_dim]`, whole or in
+ * chunks of `m.queryChunk` query rows (see {@link BuildCogVideoXTransformerOptions}).
+ */
+function multiHeadAttention(m: Model, query: string, key: string, value: string): string {
+  const { b, config } = m;
+  const attention = (q: string) =>
+    b.op("MultiHeadAttention", [q, key, value], { num_heads: config.num_attention_heads }, {
+      domain: "com.microsoft",
+    });
+  const rows = m.queryChunk;
+  if (rows === undefined) return attention(query);
+  return b.scope(`attention_query_chunk_${rows}`, () => {
+    const chunks = Array.from({ length: MAX_QUERY_CHUNKS }, (_, i) => {
+      const last = i === MAX_QUERY_CHUNKS - 1;
+      const end = last ? Number.MAX_SAFE_INTEGER : (i + 1) * rows;
+      const chunk = b.op("Slice", [query, b.int64s([i * rows]), b.int64s([end]), b.int64s([1])]);
+      return attention(chunk);
+    });
+    return concat(b, chunks, 1);
+  });
 }
 
 /** The rotary tables shaped to broadcast over `[batch, video_tokens, heads, head_dim]`. */
@@ -685,9 +736,7 @@ function cogVideoXAttention(
   key = reshape(b, key, [0, 0, innerDim]);
 
   // Scaled dot product attention with the default scale 1 / sqrt(head_dim).
-  const attended = b.op("MultiHeadAttention", [query, key, value], { num_heads: heads }, {
-    domain: "com.microsoft",
-  });
+  const attended = multiHeadAttention(m, query, key, value);
   const out = b.scope(
     "to_out",
     () => b.scope("0", () => checkedLinear(m, attended, innerDim, innerDim, true)),
