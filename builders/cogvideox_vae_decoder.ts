@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type ComputeDType, float, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
+import { type ComputeDType, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
 import { dim, reshape, silu, slice } from "./layers.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import { UserError } from "../runtime/user_error.ts";

@@ -21,7 +21,6 @@ import {
   pipelineParams,
   readCase,
   reference,
-  type ReferenceCase,
   ROOT,
   rows,
   runCli,
