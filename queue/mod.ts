@@ -28,6 +28,7 @@ export {
   type RunJobData,
   runJobFor,
   runJobId,
+  type WorkflowFileSource,
 } from "./run_job.ts";
 export { enqueueRun, MAX_PRIORITY, submitCommand } from "./submit_command.ts";
 export { DEFAULT_STALL_INTERVAL_MS, workerCommand } from "./worker_command.ts";

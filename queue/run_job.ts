@@ -1,13 +1,15 @@
 /**
- * A queued run: what a job carries (the workflow's text, its `--set` values, its plugins' sources,
- * the output folder), the job id derived from that content, and how a worker lays the job out in
- * its own folders before running it.
+ * A queued run: what a job carries (the workflow's text, the files it was composed from, its
+ * `--set` values, its plugins' sources, the output folder), the job id derived from that content,
+ * and how a worker lays the job out in its own folders before running it.
  *
  * Paths: the job names the workflow by its path as the submitter gave it, relative to the
  * submitter's current folder. A worker writes the workflow text beside its own copy of that path
  * (`<worker folder>/<workflow folder>/.cogflow-job-<id>.yaml`), so the relative paths in the file
  * (models, plugins) and relative `--set` paths resolve against the worker's folders exactly as
- * they did on the submitter's. Outputs go to the job's or the worker's output folder.
+ * they did on the submitter's. The files it was composed from (its bases, `extends:`, and
+ * subworkflows) go to their places relative to it, written where missing and removed after the
+ * run. Outputs go to the job's or the worker's output folder.
  *
  * @module
  */
@@ -22,12 +24,30 @@ import {
   quote,
   readWorkflowDocument,
   type Workflow,
+  type WorkflowDocument,
 } from "../engine/mod.ts";
+import { readWorkflowFiles } from "../engine/workflow_files.ts";
 import { writeFileAtomic } from "../runtime/atomic_file.ts";
 import { UserError } from "../runtime/user_error.ts";
 
-/** The version of {@link RunJobData}; a worker refuses jobs of a version it does not know. */
-export const RUN_JOB_FORMAT = 1;
+/**
+ * The version of {@link RunJobData} submitters write; a worker refuses jobs of a version it does
+ * not know. Version 2 added {@link RunJobData.files}.
+ */
+export const RUN_JOB_FORMAT = 2;
+
+/** The versions of {@link RunJobData} a worker reads. */
+const READ_FORMATS = [1, 2];
+
+/** A file the workflow was composed from (a base or a subworkflow), carried by the job. */
+export interface WorkflowFileSource {
+  /** Relative to the workflow's folder, `/`-separated (may start with `../`). */
+  path: string;
+  /** SHA-256 of the text, hex. */
+  sha256: string;
+  /** The file's text. */
+  text: string;
+}
 
 /** A local plugin a workflow loads, carried by the job. */
 export interface PluginSource {
@@ -49,6 +69,8 @@ export interface RunJobData {
   name: string;
   /** The workflow file's text. */
   text: string;
+  /** The other files it was composed from (bases, subworkflows); unset in format 1. */
+  files?: WorkflowFileSource[];
   /** `--set key=value` arguments, in order. */
   set: string[];
   /** The workflow's local plugins. */
@@ -66,8 +88,10 @@ export function sha256(text: string): string {
 
 /**
  * The job id of a run: `run-` and 32 hex digits of the SHA-256 of the workflow's path and text,
- * the effective params (each declared param's `--set` text, else its default), the plugins'
- * hashes and the output folder. The same run submitted twice has the same id, so it is one job.
+ * the paths and hashes of the files it was composed from, the effective params (each declared
+ * param's `--set` text, else its default; a param declared in a base only: its `--set` text), the
+ * plugins' hashes and the output folder. The same run submitted twice has the same id, so it is
+ * one job.
  */
 export function runJobId(data: Omit<RunJobData, "submittedAt" | "name">): string {
   const source = parseYamlSource(data.text, data.workflow);
@@ -81,10 +105,12 @@ export function runJobId(data: Omit<RunJobData, "submittedAt" | "name">): string
   for (const [name, declaration] of document?.params ?? []) {
     params[name] = sets.has(name) ? { set: sets.get(name) } : { default: declaration.default };
   }
+  for (const [name, value] of sets) params[name] ??= { set: value };
   const key = canonicalJson({
     format: data.format,
     workflow: data.workflow,
     text: data.text,
+    files: (data.files ?? []).map((file) => [file.path, file.sha256]),
     params,
     plugins: data.plugins.map((plugin) => [plugin.specifier, plugin.sha256]),
     outputDir: data.outputDir ?? null,
@@ -93,8 +119,9 @@ export function runJobId(data: Omit<RunJobData, "submittedAt" | "name">): string
 }
 
 /**
- * The job of a validated workflow (loaded from `file` with `set`): its text and local plugins'
- * sources. A remote plugin cannot be queued (workers load no code from the network).
+ * The job of a validated workflow (loaded from `file` with `set`): its text, the files it was
+ * composed from ({@link Workflow.files}) and its local plugins' sources. A remote plugin cannot be
+ * queued (workers load no code from the network).
  */
 export async function runJobFor(
   file: string,
@@ -118,6 +145,15 @@ export async function runJobFor(
     plugins.push({ specifier, sha256: sha256(source), source });
   }
   const absolute = resolve(cwd, file);
+  const files: WorkflowFileSource[] = [];
+  for (const path of (workflow.files ?? []).slice(1)) {
+    const fileText = await Deno.readTextFile(path);
+    files.push({
+      path: relative(dirname(absolute), path).split(sep).join("/"),
+      sha256: sha256(fileText),
+      text: fileText,
+    });
+  }
   const inside = relative(cwd, absolute);
   const workflowPath = inside.startsWith("..") || isAbsolute(inside)
     ? absolute
@@ -127,6 +163,7 @@ export async function runJobFor(
     format: RUN_JOB_FORMAT,
     workflow: workflowPath,
     text,
+    files,
     set: [...options.set],
     plugins,
     outputDir,
@@ -164,70 +201,134 @@ export interface PlacedJob {
   file: string;
   /** `--set` arguments: the job's, then outputs moved into the output folder. */
   set: string[];
-  /** Removes what placing wrote (the workflow file; plugins written where missing stay). */
+  /** Its header, variants merged (undefined when unreadable: the run will say why). */
+  document?: WorkflowDocument;
+  /**
+   * Removes what placing wrote: the workflow file, and the files it was composed from that were
+   * missing here (once no other job of this process uses them), with the folders made for them.
+   * Plugins written where missing stay.
+   */
   remove(): Promise<void>;
 }
 
 /**
+ * The files this process wrote for placed jobs, with how many placed jobs use each (a file
+ * another job still reads stays).
+ */
+const placedFiles = new Map<string, number>();
+
+/**
  * Lays a job out under `root` (the worker's folder): the workflow text beside the worker's copy of
- * the submitted path (a temporary folder when that folder does not exist here), each plugin at its
- * place (written where missing; one that differs from the submitted source is an error), and the
- * relative `output_path` params moved into `outputDir`.
+ * the submitted path (a temporary folder when that folder does not exist here), the files it was
+ * composed from at their places relative to it (written where missing; one that differs from the
+ * submitted text is an error), each plugin at its place (likewise), and the relative
+ * `output_path` params moved into `outputDir`.
  */
 export async function placeJob(
   id: string,
   data: RunJobData,
   options: { root: string; outputDir?: string },
 ): Promise<PlacedJob> {
-  if (data.format !== RUN_JOB_FORMAT) {
+  if (!READ_FORMATS.includes(data.format)) {
     throw new UserError(
-      `Job ${quote(id)} has format ${data.format}, this worker reads format ${RUN_JOB_FORMAT}: ` +
-        "update the worker",
+      `Job ${quote(id)} has format ${data.format}, this worker reads formats ` +
+        `${READ_FORMATS.join(" and ")}: update the worker`,
     );
   }
   const wanted = dirname(resolve(options.root, data.workflow));
-  const dir = await isFolder(wanted) ? wanted : await Deno.makeTempDir({ prefix: "cogflow-job-" });
-  const file = join(dir, `.cogflow-job-${id}.${basename(data.workflow)}`);
-  for (const plugin of data.plugins) {
-    const path = plugin.specifier.startsWith("file:")
-      ? new URL(plugin.specifier).pathname
-      : resolve(dir, plugin.specifier);
-    let existing: string | undefined;
-    try {
-      existing = await Deno.readTextFile(path);
-    } catch {
-      existing = undefined;
-    }
-    if (existing === undefined) {
-      await Deno.mkdir(dirname(path), { recursive: true });
-      await writeFileAtomic(path, new TextEncoder().encode(plugin.source), { overwrite: false })
-        .catch(() => {}); // Another job wrote it first.
-    } else if (sha256(existing) !== plugin.sha256) {
-      throw new UserError(
-        `Plugin ${quote(plugin.specifier)} differs on this worker (${path}) from the one ` +
-          "submitted: deploy the same plugin files on every worker",
-      );
-    }
+  const files = data.files ?? [];
+  let dir = wanted;
+  let temporary: string | undefined;
+  if (!await isFolder(wanted)) {
+    // Deep enough that the files above the workflow's folder (`../base.yaml`) stay inside it.
+    const up = Math.max(
+      0,
+      ...files.map((file) => file.path.split("/").filter((part) => part === "..").length),
+    );
+    temporary = await Deno.makeTempDir({ prefix: "cogflow-job-" });
+    dir = join(temporary, ...Array.from({ length: up }, (_, index) => `up-${index}`));
+    await Deno.mkdir(dir, { recursive: true });
   }
-  await Deno.writeTextFile(file, data.text);
-  const outputDir = data.outputDir ?? options.outputDir;
-  const set = [...data.set, ...(outputDir ? outputSets(data, outputDir) : [])];
-  return {
-    file,
-    set,
-    remove: async () => {
-      await Deno.remove(file).catch(() => {});
-      if (dir !== wanted) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
+  const file = join(dir, `.cogflow-job-${id}.${basename(data.workflow)}`);
+  const placed: string[] = [];
+  const made: string[] = [];
+  const remove = async () => {
+    await Deno.remove(file).catch(() => {});
+    for (const path of placed) {
+      const users = (placedFiles.get(path) ?? 1) - 1;
+      if (users > 0) {
+        placedFiles.set(path, users);
+        continue;
+      }
+      placedFiles.delete(path);
+      await Deno.remove(path).catch(() => {});
+    }
+    // Deepest first; a folder something else was written into meanwhile stays.
+    for (const folder of made.reverse()) await Deno.remove(folder).catch(() => {});
+    if (temporary) await Deno.remove(temporary, { recursive: true }).catch(() => {});
   };
+  try {
+    for (const source of files) {
+      const path = resolve(dir, source.path);
+      const existing = await readOrUndefined(path);
+      if (existing === undefined) {
+        made.push(...await makeFolders(dirname(path)));
+        await writeFileAtomic(path, new TextEncoder().encode(source.text), { overwrite: false })
+          .catch(() => {}); // Another job wrote it first: checked below.
+      }
+      const now = existing ?? await readOrUndefined(path);
+      if (now === undefined || sha256(now) !== source.sha256) {
+        throw new UserError(
+          `Workflow file ${quote(source.path)} differs on this worker (${path}) from the one ` +
+            "submitted: deploy the same workflow files on every worker",
+        );
+      }
+      if (existing === undefined || placedFiles.has(path)) {
+        placedFiles.set(path, (placedFiles.get(path) ?? 0) + 1);
+        placed.push(path);
+      }
+    }
+    for (const plugin of data.plugins) {
+      const path = plugin.specifier.startsWith("file:")
+        ? new URL(plugin.specifier).pathname
+        : resolve(dir, plugin.specifier);
+      const existing = await readOrUndefined(path);
+      if (existing === undefined) {
+        await Deno.mkdir(dirname(path), { recursive: true });
+        await writeFileAtomic(path, new TextEncoder().encode(plugin.source), { overwrite: false })
+          .catch(() => {}); // Another job wrote it first.
+      } else if (sha256(existing) !== plugin.sha256) {
+        throw new UserError(
+          `Plugin ${quote(plugin.specifier)} differs on this worker (${path}) from the one ` +
+            "submitted: deploy the same plugin files on every worker",
+        );
+      }
+    }
+    await Deno.writeTextFile(file, data.text);
+    const { document } = files.length > 0
+      ? await readWorkflowFiles(file, data.text)
+      : readWorkflowDocument(parseYamlSource(data.text, data.workflow));
+    const outputDir = data.outputDir ?? options.outputDir;
+    const set = [...data.set, ...(outputDir ? outputSets(data, outputDir, document) : [])];
+    return { file, set, document, remove };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
 }
 
 /**
  * `--set` arguments that put each relative `output_path` param (its `--set` value, else its
- * default) inside `outputDir`.
+ * default) inside `outputDir`. The params are those of `document` (the header with the variants
+ * merged) when given, else those the job's text declares.
  */
-export function outputSets(data: Pick<RunJobData, "text" | "set">, outputDir: string): string[] {
-  const { document } = readWorkflowDocument(parseYamlSource(data.text, "<job>"));
+export function outputSets(
+  data: Pick<RunJobData, "text" | "set">,
+  outputDir: string,
+  document: WorkflowDocument | undefined = readWorkflowDocument(
+    parseYamlSource(data.text, "<job>"),
+  ).document,
+): string[] {
   if (!document) return [];
   const sets = new Map<string, unknown>();
   for (const argument of data.set) {
@@ -245,6 +346,31 @@ export function outputSets(data: Pick<RunJobData, "text" | "set">, outputDir: st
     result.push(`${name}=${JSON.stringify(join(outputDir, value))}`);
   }
   return result;
+}
+
+async function readOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Makes `folder` and the folders above it that are missing; returns those made, top first. */
+async function makeFolders(folder: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let path = folder; !await exists(path); path = dirname(path)) missing.unshift(path);
+  await Deno.mkdir(folder, { recursive: true });
+  return missing;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function isFolder(path: string): Promise<boolean> {

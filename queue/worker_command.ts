@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
-import { escapeControl, parseYamlSource, quote, readWorkflowDocument } from "../engine/mod.ts";
+import { escapeControl, quote, type WorkflowDocument } from "../engine/mod.ts";
 import { formatDuration } from "../cli/reporters.ts";
 import { type CliIo, EXIT, UsageError } from "../cli/common.ts";
 import { WORKER_HELP } from "../cli/help.ts";
@@ -119,7 +119,8 @@ export async function workerCommand(args: readonly string[], io: CliIo): Promise
         placed.file,
         "--json",
         ...placed.set.flatMap((argument) => ["--set", argument]),
-        ...providerSets(job.data, values.provider).flatMap((argument) => ["--set", argument]),
+        ...providerSets(job.data, placed.document, values.provider)
+          .flatMap((argument) => ["--set", argument]),
       ], {
         cwd: root,
         env: values.device === undefined ? undefined : { CUDA_VISIBLE_DEVICES: values.device },
@@ -199,12 +200,15 @@ export async function workerCommand(args: readonly string[], io: CliIo): Promise
 
 /**
  * `--set provider=...` when the worker has a `--provider` and the workflow declares a `provider`
- * param that the job did not set.
+ * param (its header with the variants merged: `document`) that the job did not set.
  */
-function providerSets(data: RunJobData, provider: string | undefined): string[] {
+function providerSets(
+  data: RunJobData,
+  document: WorkflowDocument | undefined,
+  provider: string | undefined,
+): string[] {
   if (provider === undefined) return [];
   if (data.set.some((argument) => argument.startsWith("provider="))) return [];
-  const { document } = readWorkflowDocument(parseYamlSource(data.text, data.workflow));
   return document?.params.has("provider") ? [`provider=${provider}`] : [];
 }
 

@@ -72,6 +72,19 @@ Deno.test("a job id depends on the run's content, not on how its params were wri
       plugins: [],
     }),
   );
+  // The files it was composed from count, and so do params only a base declares.
+  const variant = (hash: string, set: string[] = []) =>
+    runJobId({
+      format: RUN_JOB_FORMAT,
+      workflow: "flows/variant.yaml",
+      text: "cogflow: 1\nextends: ../lib/base.yaml\n",
+      files: [{ path: "../lib/base.yaml", sha256: hash, text: "" }],
+      set,
+      plugins: [],
+    });
+  assert.notEqual(variant("a"), variant("b"));
+  assert.notEqual(variant("a", ["steps=2"]), variant("a", ["steps=3"]));
+  assert.equal(variant("a", ["steps=3", "steps=2"]), variant("a", ["steps=2"]));
   assert.deepEqual(outputSets({ text, set: ["output=x/a.mp4"] }, "/shared"), [
     'output="/shared/x/a.mp4"',
   ]);
@@ -181,6 +194,76 @@ Deno.test({
         }
       }
       assert.deepEqual(await leftovers(shared), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "a variant (extends: a base) submitted from one folder completes on a worker without it",
+  ignore: !redisUp,
+  fn: async () => {
+    const queue = queueName();
+    await withTemp(async (dir) => {
+      // The submitter's folder: flows/variant.yaml extends ../lib/base.yaml (a copy of tiny.yaml).
+      const here = join(dir, "here");
+      await Deno.mkdir(join(here, "flows"), { recursive: true });
+      await Deno.mkdir(join(here, "lib"));
+      await Deno.copyFile(join(ROOT, "workflows", "tiny.yaml"), join(here, "lib", "base.yaml"));
+      await Deno.writeTextFile(
+        join(here, "flows", "variant.yaml"),
+        "cogflow: 1\nextends: ../lib/base.yaml\nname: tiny-variant\n" +
+          "params:\n  steps: { default: 2 }\n  output: { default: out/variant.mp4 }\n",
+      );
+      // The worker's folder has flows/ but neither file.
+      const there = join(dir, "there");
+      await Deno.mkdir(join(there, "flows"), { recursive: true });
+      const shared = join(dir, "shared");
+      const sets = [
+        "--set",
+        `model=${join(ROOT, "tests", "fixtures", "tiny-cogvideox", "2b")}`,
+        "--set",
+        "tensors_out=out/variant.safetensors",
+      ];
+      const worker = await startWorker(queue, { outputDir: shared, name: "w", cwd: there });
+      try {
+        const submitted = await cli(
+          ["submit", "flows/variant.yaml", ...sets, "--wait", ...target(queue)],
+          { cwd: here },
+        );
+        assert.equal(submitted.code, 0, submitted.stderr);
+        assert.match(submitted.stdout, /wrote .*variant\.mp4/);
+      } finally {
+        await stopWorker(worker);
+      }
+      // What the job laid out is gone again.
+      assert.deepEqual(await names(there), ["flows"]);
+      assert.deepEqual(await names(join(there, "flows")), []);
+
+      const local = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          "--allow-run",
+          join(ROOT, "cli", "launch.ts"),
+          "run",
+          "flows/variant.yaml",
+          ...sets,
+          "--quiet",
+        ],
+        cwd: here,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(local.code, 0, new TextDecoder().decode(local.stderr));
+      for (const name of ["variant.safetensors", "variant.mp4"]) {
+        assert.deepEqual(
+          await Deno.readFile(join(shared, "out", name)),
+          await Deno.readFile(join(here, "out", name)),
+          `${name} differs from the local run`,
+        );
+      }
     });
   },
 });
@@ -538,7 +621,7 @@ async function waitFor(
 
 async function startWorker(
   queue: string,
-  options: { outputDir: string; name: string; stallMs?: number; redis?: string },
+  options: { outputDir: string; name: string; stallMs?: number; redis?: string; cwd?: string },
 ): Promise<Worker> {
   const child = spawnCli([
     "worker",
@@ -549,7 +632,7 @@ async function startWorker(
     options.name,
     "--stall-interval",
     String(options.stallMs ?? 5000),
-  ]);
+  ], { cwd: options.cwd });
   child.stdout.cancel();
   const log = collect(child.stderr);
   await until(() => log.text.includes("taking jobs"), 30_000).catch((error) => {
