@@ -67,15 +67,30 @@ export {
   type OnnxModelManagerOptions,
 } from "./onnx_model_manager.ts";
 export type { PartStats } from "./sequential_runner.ts";
-export { DEFAULT_BLOCK_PATTERN, NoBlocksError, planSplit } from "./onnx_split.ts";
 export {
+  DEFAULT_BLOCK_PATTERN,
+  NoBlocksError,
+  type PartPlan,
+  type PlacementCounts,
+  planSplit,
+  type SharedInitializer,
+  type SplitOptions,
+  type SplitPlan,
+} from "./onnx_split.ts";
+export type { ExternalTensorRef, OnnxModelInfo, OnnxOpset, OnnxValueInfo } from "./onnx_inspect.ts";
+export type { AtomicOutputOptions } from "./atomic_file.ts";
+export {
+  type AttentionKind,
   type DecodingShapes,
   estimateDecoding,
   estimateSampling,
   float32Bytes,
   type MemoryEstimate,
+  type MemoryLimit,
   memoryLimits,
   memoryProblem,
+  type MemoryProblemOptions,
+  type MemoryTerm,
   type SamplingShapes,
   type TransformerGeometry,
   transformerGeometryOf,
@@ -85,6 +100,11 @@ export { formatBytes, parseByteSize } from "./byte_size.ts";
 export { quote } from "./quote.ts";
 export { UserError } from "./user_error.ts";
 export { decodeNpy, encodeNpy, readNpy, writeNpy } from "./npy.ts";
-export { decodeSafetensors, encodeSafetensors, readSafetensors } from "./safetensors.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  type SafetensorsContent,
+} from "./safetensors.ts";
 export type { MemorySample, NodeSpan } from "./memory_monitor.ts";
 export type { MemoryReading } from "./process_memory.ts";
