@@ -62,13 +62,19 @@ export {
 } from "./registry.ts";
 export {
   type CacheEntry,
+  type CacheReadOptions,
   type FileStamp,
   MemoryCache,
   type ResultCache,
   stampFile,
   stampsAreCurrent,
 } from "./result_cache.ts";
-export { referencedParams, substituteParams, type UnknownReference } from "./substitute.ts";
+export {
+  referencedParams,
+  substituteParams,
+  type UnknownReference,
+  type UsedReference,
+} from "./substitute.ts";
 export {
   FORMAT_VERSION,
   type NodeDeclaration,
