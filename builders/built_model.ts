@@ -25,6 +25,8 @@ export type GraphBuilderFunction = (options: {
   configPath: string;
   weights: ComponentWeights;
   dtype?: ComputeDType;
+  /** Query rows per attention chunk (the transformer's `attentionQueryChunk`; others ignore it). */
+  attentionQueryChunk?: number;
 }) => Uint8Array;
 
 /** A built component on disk. */
@@ -49,6 +51,8 @@ export interface BuildModelFileOptions {
   weights: ComponentWeights;
   /** Compute dtype. */
   dtype?: ComputeDType;
+  /** Query rows per attention chunk, for builders that read it. */
+  attentionQueryChunk?: number;
   /** Cache folder (default `.cache/graphs` in the current folder). */
   cacheDir?: string;
 }
@@ -60,6 +64,7 @@ export async function buildModelFile(options: BuildModelFileOptions): Promise<Bu
     configPath: options.configPath,
     weights: options.weights,
     dtype: options.dtype,
+    attentionQueryChunk: options.attentionQueryChunk,
   });
   const hash = createHash("sha256").update(bytes).update(options.weights.folder).digest("hex");
   const cacheDir = options.cacheDir ?? join(Deno.cwd(), ".cache", "graphs");

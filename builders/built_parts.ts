@@ -134,6 +134,7 @@ export async function buildModelParts(options: BuildModelPartsOptions): Promise<
     configPath: build.configPath,
     weights,
     dtype: build.dtype,
+    attentionQueryChunk: build.attentionQueryChunk,
     blocksPerGroup: options.blocksPerGroup,
   });
   const parts: BuiltPart[] = [];

@@ -60,10 +60,17 @@ export interface BuildCogVideoXTransformerOptions {
 
 /**
  * Query chunks per attention when {@link BuildCogVideoXTransformerOptions.attentionQueryChunk}
- * is set: `64 * 512` rows cover 32,768 tokens (CogVideoX 1.0 at 480 x 720 x 49 has 17,776);
- * rows beyond `63 * rows` all go to the last chunk.
+ * is set: `128 * 256` rows cover 32,768 tokens (CogVideoX 1.0 at 480 x 720 x 49 has 17,776);
+ * rows beyond `127 * rows` all go to the last chunk.
  */
-export const MAX_QUERY_CHUNKS = 64;
+export const MAX_QUERY_CHUNKS = 128;
+
+/**
+ * The query chunk load_pipeline builds the transformer with for the CPU provider: 256 rows hold
+ * `[2, 30, 256, 17776]` float32 probabilities, 1.0 GiB, for CogVideoX-2b at 480 x 720 x 49 with
+ * classifier-free guidance.
+ */
+export const CPU_ATTENTION_QUERY_CHUNK = 256;
 
 /** The `CogVideoXTransformer3DModel` arguments the graph depends on, defaults filled in. */
 export interface CogVideoXTransformerConfig {

@@ -27,6 +27,8 @@ export interface ComponentModelOptions {
   build: GraphBuilderFunction;
   /** The dtype a built graph computes in (default float32). */
   dtype?: ComputeDType;
+  /** Query rows per attention chunk of a built transformer (default: whole attention). */
+  attentionQueryChunk?: number;
   /** Where built graphs are cached (default `.cache/graphs`). */
   cacheDir?: string;
 }
@@ -52,6 +54,7 @@ export async function componentModel(
     configPath: source.configPath,
     weights,
     dtype: options.dtype,
+    attentionQueryChunk: options.attentionQueryChunk,
     cacheDir: options.cacheDir,
   });
   const model = await describeModel(built.path, {
@@ -71,6 +74,7 @@ export async function componentModel(
       configPath: source.configPath,
       weightFiles: source.weightFiles,
       dtype: options.dtype ?? "float32",
+      ...(options.attentionQueryChunk ? { attentionQueryChunk: options.attentionQueryChunk } : {}),
     },
   };
 }

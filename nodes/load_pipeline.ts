@@ -21,6 +21,7 @@ import {
   buildCogVideoXVaeDecoder,
   buildT5Encoder,
 } from "../builders/mod.ts";
+import { CPU_ATTENTION_QUERY_CHUNK } from "../builders/cogvideox_transformer.ts";
 import { describeTokenizerFolder } from "./load_tokenizer.ts";
 import { modelPort, modelType, schedulerPort, tokenizerPort } from "./ports.ts";
 import { sessionSettingsOf, sessionSettingsShape } from "./session_settings.ts";
@@ -99,6 +100,12 @@ async function openPipeline(
       build,
       // T5 overflows in float16 (a property of the model): it stays in float32 then.
       dtype: name === "text_encoder" && options.dtype === "float16" ? "float32" : options.dtype,
+      // ONNX Runtime's CPU attention may hold [batch, heads, queries, sequence] probabilities (when
+      // its flash path is off): the transformer attends in chunks of query rows there.
+      attentionQueryChunk:
+        name === "transformer" && (session.executionProviders[0] ?? "cpu") === "cpu"
+          ? CPU_ATTENTION_QUERY_CHUNK
+          : undefined,
     });
   const [text_encoder, transformer, vae] = await Promise.all([
     component("text_encoder", folder.textEncoder, buildT5Encoder),

@@ -60,6 +60,8 @@ export interface ModelBuild {
   weightFiles: string[];
   /** The compute dtype. */
   dtype: "float32" | "float16" | "bfloat16";
+  /** Query rows per attention chunk the graph was built with (a CPU transformer), if any. */
+  attentionQueryChunk?: number;
 }
 
 /** A model, as nodes pass it along. Plain data: it can be cached and compared. */

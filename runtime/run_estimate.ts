@@ -11,8 +11,9 @@
  * - the transformer: one layer's activations at a time, the hidden states and Q, K, V
  *   `[model batch, sequence, inner dim]`, and the attention scores `[model batch, heads, sequence,
  *   sequence]` when the graph computes attention unfused (`MatMul`, `Softmax`, `MatMul`, as
- *   `torch.onnx.export` writes diffusers' attention); a fused attention operator
- *   (`MultiHeadAttention`) holds no scores. The softmax's copy of the scores is not counted;
+ *   `torch.onnx.export` writes diffusers' attention), `[model batch, heads, chunk, sequence]`
+ *   when it attends in chunks of query rows; a fused attention operator (`MultiHeadAttention` on
+ *   CUDA) holds no scores. The softmax's copy of the scores is not counted;
  * - the VAE decoder: the decoded frames and their channels-last copy, and one convolution's input
  *   and output at full resolution with `block_out_channels[0]` channels for a chunk of 8 frames
  *   (diffusers' decoder decodes 2 latent frames at a time); one tile instead of the whole frame
@@ -80,6 +81,13 @@ export interface SamplingShapes {
   transformer: TransformerGeometry;
   /** How the transformer computes attention. */
   attention: AttentionKind;
+  /**
+   * Unfused attention only: query rows per attention call when the graph attends in chunks
+   * (builders/cogvideox_transformer.ts `attentionQueryChunk`; `MultiHeadAttention` on the CPU
+   * counts as unfused, see runtime/onnx_attention.ts `attentionKindOf`). Default: the whole
+   * sequence.
+   */
+  attentionQueryChunk?: number;
   /** Steps whose latents are all kept (`keep_step_latents`), or 0. */
   keptSteps?: number;
 }
@@ -162,12 +170,14 @@ export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
     term("the hidden states, Q, K and V", [batch, sequence, inner], 4, "one layer at a time"),
   ];
   if (shapes.attention === "unfused") {
+    const rows = queryRowsPerCall(sequence, shapes.attentionQueryChunk);
+    const chunked = rows < sequence ? `, ${rows} query rows at a time` : "";
     terms.push(
       term(
         "the attention scores",
-        [batch, transformer.heads, sequence, sequence],
+        [batch, transformer.heads, rows, sequence],
         1,
-        "unfused attention, one layer at a time",
+        `unfused attention, one layer at a time${chunked}`,
       ),
     );
   }
@@ -175,6 +185,15 @@ export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
     terms.push(term("the kept step latents", [shapes.keptSteps, ...latents]));
   }
   return estimateOf(terms);
+}
+
+/** Chunks of a chunked attention graph (builders/cogvideox_transformer.ts `MAX_QUERY_CHUNKS`). */
+const MAX_QUERY_CHUNKS = 128;
+
+/** The largest query chunk of a sequence: the last chunk takes every row left. */
+function queryRowsPerCall(sequence: number, chunk: number | undefined): number {
+  if (!chunk) return sequence;
+  return Math.min(sequence, Math.max(chunk, sequence - (MAX_QUERY_CHUNKS - 1) * chunk));
 }
 
 /** What decoding holds at once (see the module documentation). */
