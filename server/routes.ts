@@ -30,6 +30,8 @@ import {
 import { describeNodeType, type Diagnostic, UserError, WorkflowError } from "../engine/mod.ts";
 import { quote } from "../runtime/quote.ts";
 import type { RunManager, ServerRunEvent } from "./run_manager.ts";
+import { type ViewNode, type WorkflowView, workflowView } from "./workflow_view.ts";
+import { deleteAt, setAt } from "../api/yaml_splice.ts";
 import {
   confinedPath,
   HttpError,
@@ -121,7 +123,26 @@ async function route(request: Request, context: RouteContext): Promise<Response>
     if (!Array.isArray(set) || !set.every((item) => typeof item === "string")) {
       throw new HttpError(400, "Expected `set` to be a list of key=value texts");
     }
-    const plugins = describeText(await Deno.readTextFile(file)).plugins;
+    const text = await Deno.readTextFile(file);
+    const view = await workflowView(text, file, context.root);
+    const params = view.params;
+    for (const item of set) {
+      const name = item.slice(0, Math.max(0, item.indexOf("=")));
+      const head = name.split("/")[0];
+      const subworkflow = name.includes("/") &&
+        view.nodes.some((node) => node.id === head && node.type === "workflow");
+      if (!Object.hasOwn(params, name) && !subworkflow) {
+        throw new HttpError(
+          400,
+          name === ""
+            ? `Expected \`set\` entries as key=value, got ${quote(item)}`
+            : `Unknown param ${quote(name)}: the workflow's params are ${
+              Object.keys(params).join(", ") || "none"
+            }`,
+        );
+      }
+    }
+    const plugins = describeText(text).plugins;
     if (plugins.length > 0 && !context.allowPlugins) {
       throw new HttpError(
         403,
@@ -214,7 +235,7 @@ async function listWorkflows(context: RouteContext) {
   for (const path of found) {
     const text = await Deno.readTextFile(join(context.root, path)).catch(() => "");
     if (!/^cogflow:/m.test(text)) continue;
-    const graph = describeText(text);
+    const graph = await workflowView(text, join(context.root, path), context.root);
     workflows.push({
       path,
       name: graph.name || path,
@@ -246,9 +267,12 @@ async function edit(
     allowPlugins: context.allowPlugins,
   });
   await editor.loadTypes();
+  const view = await workflowView(text, file, context.root);
   for (const [index, operation] of ops.entries()) {
     try {
-      editor.apply(operation);
+      const base = view.extends ? baseNode(view, editor, operation) : undefined;
+      if (base) applyToBaseNode(editor, base, operation);
+      else editor.apply(operation);
     } catch (error) {
       if (error instanceof EditError) {
         throw new HttpError(
@@ -260,6 +284,63 @@ async function edit(
     }
   }
   return editor;
+}
+
+/**
+ * The base's node an operation of a variant targets, when the variant's file has no entry of its
+ * own for it (a change of a base's node counts as its own for settings and positions only).
+ */
+function baseNode(
+  view: WorkflowView,
+  editor: WorkflowEditor,
+  operation: EditOperation,
+): ViewNode | undefined {
+  const ids = operation.op === "set_setting"
+    ? [operation.node]
+    : operation.op === "move_node" || operation.op === "remove_node" ||
+        operation.op === "rename_node"
+    ? [operation.id]
+    : operation.op === "connect"
+    ? [operation.from.split(".")[0], operation.to.split(".")[0]]
+    : operation.op === "disconnect"
+    ? [operation.to.split(".")[0]]
+    : [];
+  const written = new Set(editor.graph().nodes.map((node) => node.id));
+  const inherited = (id: string) => view.nodes.find((node) => node.id === id && node.from);
+  if (operation.op === "set_setting" || operation.op === "move_node") {
+    return inherited(ids[0]);
+  }
+  return ids.map((id) => written.has(id) ? undefined : inherited(id)).find(Boolean);
+}
+
+/** Settings and positions of a base's node go into the variant's own entry; the rest is refused. */
+function applyToBaseNode(editor: WorkflowEditor, node: ViewNode, operation: EditOperation): void {
+  if (operation.op === "move_node") {
+    const [x, y] = operation.position.map(Math.round);
+    editor.text = setAt(editor.text, ["ui", "positions", node.id], [x, y], { blockLevels: 2 });
+    return;
+  }
+  if (operation.op === "set_setting") {
+    const type = editor.nodeTypes().find((entry) => entry.type === node.type);
+    if (type && !type.settings.some((setting) => setting.name === operation.name)) {
+      throw new EditError(
+        `Unknown setting ${quote(operation.name)} for node type ${quote(node.type)}`,
+        { node: node.id },
+      );
+    }
+    editor.text = operation.value === undefined
+      ? deleteAt(editor.text, ["nodes", node.id, "with", operation.name], { prune: 2 })
+      : setAt(editor.text, ["nodes", node.id, "with", operation.name], operation.value, {
+        blockLevels: 1,
+      });
+    return;
+  }
+  throw new EditError(
+    `Node ${quote(node.id)} comes from ${
+      quote(node.from ?? "the base")
+    }: a variant changes its settings here, other edits go in that file`,
+    { node: node.id },
+  );
 }
 
 /** What the page shows of a workflow: text, nodes as written, problems by node. */
@@ -286,7 +367,7 @@ async function state(
   return {
     path: relative(context.root, file),
     text,
-    graph: editor.graph(),
+    graph: await workflowView(text, file, context.root),
     diagnostics,
     ...(options.nodeTypes ? { nodeTypes: editor.nodeTypes() } : {}),
   };

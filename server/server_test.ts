@@ -8,6 +8,7 @@ const MODEL = join(ROOT, "tests/fixtures/tiny-cogvideox/2b");
 /** A served folder with the tiny workflow, a file outside it and a link pointing there. */
 async function withServer(
   test: (server: EditorServer, api: Api, logged: string[]) => Promise<void>,
+  extra: Record<string, string> = {},
 ): Promise<void> {
   const outer = await Deno.makeTempDir({ prefix: "cogflow-serve-" });
   const dir = join(outer, "served");
@@ -18,6 +19,10 @@ async function withServer(
   await Deno.writeTextFile(join(outer, "secret.yaml"), "cogflow: 1\nname: secret\n");
   await Deno.symlink(join(outer, "secret.yaml"), join(dir, "escape.yaml"));
   await Deno.mkdir(join(dir, "folder.yaml"));
+  for (const [path, from] of Object.entries(extra)) {
+    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+    await Deno.copyFile(join(ROOT, from), join(dir, path));
+  }
   const logged: string[] = [];
   const server = await startServer({ dir, port: 0, log: (line) => logged.push(line) });
   try {
@@ -253,5 +258,77 @@ Deno.test("Cancel stops a run at its next step; the server answers meanwhile", a
       event.type === "node_progress" && event.node === "sample"
     );
     assert.ok(steps.length < 200, `${steps.length} steps`);
+  });
+});
+
+Deno.test("a variant opens as its composed workflow: base nodes marked, settings edited in the variant", async () => {
+  await withServer(async (server, api) => {
+    const opened = await api.get("/api/workflow?path=flows/cogvideox-2b.yaml");
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    const codes = opened.body.diagnostics.map((d: { code: string; message: string }) => d.code);
+    assert.deepEqual(codes, ["missing_param", "missing_param"], JSON.stringify(opened.body));
+    const nodes = opened.body.graph.nodes;
+    const sample = nodes.find((node: { id: string }) => node.id === "sample");
+    assert.equal(sample.from, "flows/lib/cogvideox.yaml");
+    assert.equal(sample.own, false);
+    assert.equal(sample.in.latents, "noise.latents");
+    assert.ok(nodes.length >= 8, `${nodes.length} nodes`);
+    assert.equal(opened.body.graph.extends, "flows/lib/cogvideox.yaml");
+    assert.equal(opened.body.graph.params.steps.default, 50);
+    assert.equal(opened.body.graph.params.output.default, "out/cogvideox-2b.mp4");
+
+    const edited = await api.post("/api/save", {
+      path: "flows/cogvideox-2b.yaml",
+      base: opened.body.text,
+      ops: [{ op: "set_setting", node: "sample", name: "guidance_scale", value: 5 }],
+    });
+    assert.equal(edited.status, 200, JSON.stringify(edited.body));
+    assert.match(edited.body.text, /\nnodes:\n  sample: \{ with: \{ guidance_scale: 5 \} \}\n$/);
+    const base = await Deno.readTextFile(join(server.root, "flows/lib/cogvideox.yaml"));
+    assert.doesNotMatch(base, /guidance_scale: 5/);
+    const changed = edited.body.graph.nodes.find((node: { id: string }) => node.id === "sample");
+    assert.equal(changed.own, true);
+    assert.equal(changed.with.guidance_scale, 5);
+    assert.equal(changed.with.steps, "$steps");
+    assert.deepEqual(edited.body.diagnostics.map((d: { code: string }) => d.code), [
+      "missing_param",
+      "missing_param",
+    ]);
+    const refused = await api.post("/api/edit", {
+      path: "flows/cogvideox-2b.yaml",
+      text: edited.body.text,
+      ops: [{ op: "remove_node", id: "decode" }],
+    });
+    assert.equal(refused.status, 422);
+    assert.match(refused.body.error, /^Node "decode" comes from "flows\/lib\/cogvideox.yaml"/);
+  }, {
+    "flows/cogvideox-2b.yaml": "workflows/cogvideox-2b.yaml",
+    "flows/lib/cogvideox.yaml": "workflows/lib/cogvideox.yaml",
+  });
+});
+
+Deno.test("a run takes param values from the page; unknown names are refused", async () => {
+  await withServer(async (_server, api) => {
+    const unknown = await api.post("/api/runs", { path: "flows/tiny.yaml", set: ["stepz=2"] });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.body.error, /^Unknown param "stepz": the workflow's params are model, /);
+    const malformed = await api.post("/api/runs", { path: "flows/tiny.yaml", set: ["steps"] });
+    assert.equal(malformed.status, 400);
+    const started = await api.post("/api/runs", {
+      path: "flows/tiny.yaml",
+      set: ["steps=3", "output=out/set.mp4"],
+    });
+    assert.equal(started.status, 200);
+    const response = await fetch(`${api.base}/api/runs/${started.body.id}/events`, {
+      headers: { "x-cogflow-token": api.token },
+    });
+    const events = (await response.text()).split("\n\n").filter((block) =>
+      block.startsWith("data: ")
+    ).map((block) => JSON.parse(block.slice(6)));
+    assert.equal(events.at(-1).status, "ok", events.at(-1).message);
+    const progress = events.filter((event) =>
+      event.type === "node_progress" && event.node === "sample"
+    );
+    assert.equal(progress.at(-1).total, 3);
   });
 });
