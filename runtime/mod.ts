@@ -77,7 +77,13 @@ export {
   type SplitOptions,
   type SplitPlan,
 } from "./onnx_split.ts";
-export type { ExternalTensorRef, OnnxModelInfo, OnnxOpset, OnnxValueInfo } from "./onnx_inspect.ts";
+export type {
+  ExternalTensorRef,
+  OnnxElementType,
+  OnnxModelInfo,
+  OnnxOpset,
+  OnnxValueInfo,
+} from "./onnx_inspect.ts";
 export type { AtomicOutputOptions } from "./atomic_file.ts";
 export {
   type AttentionKind,
