@@ -9,7 +9,9 @@
  * the project; anything else is reported in `notGranted`, with the way to grant it. No write
  * access ever covers cogflow's own code or `node_modules` (a plugin could change the code that
  * later runs, or plant a library there to load): inside the project only `out/`, `.cache/` and
- * `bench/out/` are writable.
+ * `bench/out/` are writable. The library commands get what they touch: `list` its folder,
+ * `init` the new file's folder, `upgrade` the workflow's folder (so the library's own files, in
+ * `workflows/`, can only be checked with `upgrade --check` under the launcher).
  *
  * @module
  */
@@ -135,7 +137,106 @@ export async function scopesFor(
       await addWorkflowScopes(resolve(context.cwd, file), parsed.set, context, scopes, given);
     }
   }
+  if (command === "list" || command === "init" || command === "upgrade") {
+    await addLibraryScopes(command, parsed, context, scopes);
+  }
   return scopes.result();
+}
+
+/**
+ * The library commands' scopes (the library itself, in the project, is readable already).
+ * `list [dir]`: reading the folder. `init <template> <new-file>`: reading the template (a file
+ * or a library name) and its bases, writing the new file's folder. `upgrade <workflow>...`:
+ * reading each file, its bases and its plugins' folders, and writing its folder (the rewrite is
+ * atomic: a temporary file beside it, renamed over it), except with `--check`. The temporary's
+ * name is random, so no grant covers the file and its temporary alone: a file inside cogflow's
+ * code (the library's own, in `workflows/`) cannot be upgraded under the launcher.
+ */
+async function addLibraryScopes(
+  command: "list" | "init" | "upgrade",
+  parsed: NonNullable<ReturnType<typeof parseCommandArgs>>,
+  context: ScopeContext,
+  scopes: ScopeBuilder,
+) {
+  const { workflows: positionals } = parsed;
+  if (command === "list") {
+    if (positionals.length > 0) scopes.read(resolve(context.cwd, positionals[0]), "list");
+    return;
+  }
+  if (command === "init") {
+    if (positionals.length !== 2) return; // The CLI reports the usage.
+    const [template, target] = positionals;
+    const templatePath = resolve(context.cwd, template);
+    if (await isFile(templatePath)) await addReadFiles(templatePath, scopes, "init");
+    const folder = dirname(resolve(context.cwd, target));
+    const problem = writeProblem(folder, scopes.projectDir);
+    if (problem) {
+      throw new UserError(
+        `Cannot create "${target}" under the launcher: its folder "${folder}" ${
+          problem.replace(/^it /, "")
+        }: choose a folder outside cogflow's code`,
+      );
+    }
+    scopes.write(folder, `init ${target}`);
+    return;
+  }
+  for (const file of positionals) {
+    const path = resolve(context.cwd, file);
+    const plugins = await addReadFiles(path, scopes, `upgrade ${file}`);
+    // As for a run: a plugin the file names, only inside the allowed places.
+    const roots = [context.cwd, dirname(path), scopes.projectDir].map(realPathOfExisting);
+    for (const plugin of plugins) {
+      if (/^[a-z]+:/i.test(plugin)) continue;
+      const folder = dirname(resolve(dirname(path), plugin));
+      if (roots.some((root) => isInside(realPathOfExisting(folder), root))) {
+        scopes.read(folder, `plugin "${plugin}" of ${basename(file)}`);
+      } else {
+        scopes.refuse(
+          `The folder of plugin "${plugin}" in ${basename(file)} "${folder}" is not granted: ` +
+            `it is outside the current folder, the workflow's folder and the project: ` +
+            `pass --allow-read ${folder}`,
+        );
+      }
+    }
+    if (parsed.check) continue;
+    const folder = dirname(path);
+    const problem = writeProblem(folder, scopes.projectDir);
+    if (problem) {
+      throw new UserError(
+        `Cannot upgrade "${file}" under the launcher: its folder "${folder}" ${
+          problem.replace(/^it /, "")
+        }, and the rewrite writes a temporary file beside it: see what would change with ` +
+          "--check, or upgrade a copy (cogflow init) outside cogflow's code",
+      );
+    }
+    scopes.write(folder, `upgrade ${file}`);
+  }
+}
+
+/** Grants reading `file` and the files it is composed from; returns the plugins it names. */
+async function addReadFiles(file: string, scopes: ScopeBuilder, origin: string) {
+  scopes.read(file, origin);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch {
+    return []; // The CLI reports it.
+  }
+  try {
+    const { document, files } = await readWorkflowFiles(file, text);
+    for (const included of files) scopes.read(included, `${origin} (extends or includes)`);
+    return document?.plugins ?? [];
+  } catch {
+    return []; // The CLI reports it when it reads the file.
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /** The Deno flags granting `scopes` (and nothing else: no programs, no system information). */
@@ -265,6 +366,7 @@ function parseCommandArgs(args: string[]) {
         cache: { type: "string" },
         plugin: { type: "string", multiple: true },
         "allow-remote-plugins": { type: "boolean" },
+        check: { type: "boolean" },
       },
       allowPositionals: true,
       strict: false,
@@ -276,6 +378,7 @@ function parseCommandArgs(args: string[]) {
       cache: typeof values.cache === "string" ? values.cache : undefined,
       plugins: (values.plugin as string[] | undefined) ?? [],
       allowRemotePlugins: values["allow-remote-plugins"] === true,
+      check: values.check === true,
     };
   } catch {
     return undefined;

@@ -207,3 +207,75 @@ Deno.test("a variant's base and a subworkflow's file are read: their folders, an
     });
   });
 });
+
+/** Runs `deno run --allow-read --allow-env --allow-run cli/launch.ts ARGS` from the repository root. */
+async function launch(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-env", "--allow-run", "cli/launch.ts", ...args],
+    cwd: PROJECT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+Deno.test("list reads the folder it is given, under the launcher", async () => {
+  const library = await launch(["list", "workflows"]);
+  assert.equal(library.code, 0, library.stderr);
+  assert.match(library.stdout, /tiny/);
+  await withTempDir(async (dir) => {
+    await Deno.copyFile(join(PROJECT, "workflows", "tiny.yaml"), join(dir, "copy.yaml"));
+    const listed = await launch(["list", dir, "--json"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const [flow] = JSON.parse(listed.stdout);
+    assert.equal(flow.name, "tiny");
+    assert.ok(flow.params.some((param: { name: string }) => param.name === "seed"));
+  });
+});
+
+Deno.test("init writes only the new file's folder, never inside cogflow's code", async () => {
+  await withTempDir(async (dir) => {
+    const target = join(dir, "new", "mine.yaml");
+    const made = await launch(["init", "tiny", target]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(await Deno.readTextFile(target), /^name: mine$/m);
+    const scopes = await scopesFor(["init", "tiny", target], context(PROJECT));
+    assert.ok(scopes.write.includes(join(dir, "new")));
+  });
+  const refused = await launch(["init", "tiny", "engine/mine.yaml"]);
+  assert.equal(refused.code, 2);
+  assert.match(
+    refused.stderr,
+    /^error: Cannot create "engine\/mine\.yaml" under the launcher: its folder ".*engine" is part of cogflow's code in .*: choose a folder outside cogflow's code$/m,
+  );
+  await assert.rejects(Deno.stat(join(PROJECT, "engine", "mine.yaml")), Deno.errors.NotFound);
+});
+
+Deno.test("upgrade writes the workflow's folder; the library's own files only with --check", async () => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, "old.yaml");
+    const plugin = join(PROJECT, "tests", "plugins", "migrating_plugin.ts");
+    await Deno.writeTextFile(
+      file,
+      `cogflow: 1\nname: old\nplugins: [${plugin}]\nnode_versions: { scale: 1 }\n` +
+        "nodes:\n  n:\n    type: scale\n    with: { value: 2, amount: 3 }\n",
+    );
+    const upgraded = await launch(["upgrade", file]);
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    assert.match(upgraded.stdout, /version 1 to 2\nwrote /);
+    assert.match(await Deno.readTextFile(file), /factor: 3/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((entry) => entry.name), ["old.yaml"]);
+  });
+  const checked = await launch(["upgrade", "--check", "workflows/tiny.yaml"]);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.equal(checked.stdout, "workflows/tiny.yaml: up to date\n");
+  const refused = await launch(["upgrade", "workflows/tiny.yaml"]);
+  assert.equal(refused.code, 2);
+  assert.match(
+    refused.stderr,
+    /^error: Cannot upgrade "workflows\/tiny\.yaml" under the launcher: its folder ".*workflows" is part of cogflow's code in .*, and the rewrite writes a temporary file beside it: see what would change with --check, or upgrade a copy \(cogflow init\) outside cogflow's code$/m,
+  );
+});
