@@ -89,6 +89,12 @@ export interface EditorNode {
   description?: string;
   /** Saved position. */
   position?: [number, number];
+  /** The base file that declared it (variants), when not the opened file. */
+  from?: string;
+  /** True when the opened file has an entry for it. */
+  own?: boolean;
+  /** A subworkflow node's ports, as a node type. */
+  subworkflow?: NodeType;
 }
 
 /** A param declaration. */
@@ -268,8 +274,8 @@ export function saveWorkflow(
 }
 
 /** Starts a run of the saved workflow. */
-export function startRun(path: string): Promise<{ id: string }> {
-  return call("/api/runs", { path });
+export function startRun(path: string, set: string[] = []): Promise<{ id: string }> {
+  return call("/api/runs", { path, set });
 }
 
 /** Asks a run to stop. */

@@ -61,6 +61,7 @@ export function App() {
   const [library, setLibrary] = useState<WorkflowEntry[]>([]);
   const [path, setPath] = useState<string | undefined>();
   const [open, setOpen] = useState<Open | undefined>();
+  const [runParams, setRunParams] = useState<Record<string, string>>({});
   const [nodes, setNodes] = useState<Node<CardData>[]>([]);
   const [edges, setEdges] = useState<Edge[]>([]);
   const [selected, setSelected] = useState<string | undefined>();
@@ -163,7 +164,10 @@ export function App() {
     if (!open) return;
     if (open.history.done.length > 0 && !(await save())) return;
     try {
-      const { id } = await startRun(open.state.path);
+      const set = Object.entries(runParams)
+        .filter(([name, value]) => value !== "" && name in open.state.graph.params)
+        .map(([name, value]) => `${name}=${value}`);
+      const { id } = await startRun(open.state.path, set);
       let view = startedRun(id);
       setRun(view);
       setShowRun(true);
@@ -177,7 +181,7 @@ export function App() {
     } catch (error) {
       notify((error as Error).message);
     }
-  }, [open, save, notify]);
+  }, [open, save, notify, runParams]);
 
   // The canvas shrinks when the run drawer opens or closes: fit the graph to what is left.
   useEffect(() => {
@@ -356,15 +360,34 @@ export function App() {
               </button>
             )
             : (
-              <button
-                type="button"
-                className="primary"
-                data-action="run"
-                onClick={startRunning}
-                disabled={!open || busy}
-              >
-                ▶ Run
-              </button>
+              <>
+                <details className="run-params">
+                  <summary>Params</summary>
+                  {Object.entries(open?.state.graph.params ?? {}).map(([name, info]) => (
+                    <label key={name} className="run-param">
+                      <span>{name}</span>
+                      <input
+                        data-run-param={name}
+                        value={runParams[name] ?? ""}
+                        placeholder={info.hasDefault ? JSON.stringify(info.default) : "required"}
+                        onChange={(event) => {
+                          const value = event.currentTarget.value;
+                          setRunParams((old) => ({ ...old, [name]: value }));
+                        }}
+                      />
+                    </label>
+                  ))}
+                </details>
+                <button
+                  type="button"
+                  className="primary"
+                  data-action="run"
+                  onClick={startRunning}
+                  disabled={!open || busy}
+                >
+                  ▶ Run
+                </button>
+              </>
             )}
         </div>
       </header>

@@ -44,7 +44,7 @@ export function resolveReference(
 ): { node: string; port: string } | undefined {
   const [node, port] = reference.split(".");
   if (port !== undefined) return { node, port };
-  const type = types.get(nodes.get(node)?.type ?? "");
+  const type = nodes.get(node)?.subworkflow ?? types.get(nodes.get(node)?.type ?? "");
   return type && type.outputs.length > 0 ? { node, port: type.outputs[0].name } : undefined;
 }
 
@@ -72,7 +72,7 @@ export function toFlow(
       position: saved ?? options.positions.get(node.id) ?? layout.get(node.id) ?? { x: 0, y: 0 },
       data: {
         node,
-        type: types.get(node.type),
+        type: node.subworkflow ?? types.get(node.type),
         problems: problems.filter((problem) => problem.node === node.id),
         run: options.run.get(node.id),
         wrappedBy: wrappedBy.get(node.id) ?? [],

@@ -39,6 +39,12 @@ export function NodeCard({ data, selected }: NodeProps<Node<CardData>>) {
         <span className="card-id">{node.id}</span>
         <span className="card-type">{node.type}</span>
       </div>
+      {node.from && (
+        <div className="card-from" data-from={node.from}>
+          from {node.from}
+          {node.own ? " (changed here)" : ""}
+        </div>
+      )}
       {node.when !== undefined && <div className="card-when">when {formatWhen(node.when)}</div>}
       <div className="card-ports">
         <div className="card-inputs">
