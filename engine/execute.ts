@@ -12,13 +12,19 @@ import type { NodeContext, NodeLogger } from "./define_node.ts";
 import { quote, UserError } from "./diagnostics.ts";
 import type { EventListener, RunEvent } from "./events.ts";
 import { formatRef, type GraphNode, type WorkflowGraph } from "./graph.ts";
-import { keyWithFiles, nodeKey } from "./cache_key.ts";
 import { type Plan, planRun } from "./plan.ts";
 import { portTypeOf } from "./port_types.ts";
-import { type FileStamp, type ResultCache, stampFile, stampsAreCurrent } from "./result_cache.ts";
+import { ReadyQueue } from "./ready_queue.ts";
+import { type FileStamp, type ResultCache, stampFile } from "./result_cache.ts";
+import { RunCache } from "./run_cache.ts";
 
 /** Options of {@link executeGraph}. */
 export interface ExecuteOptions {
+  /**
+   * The plan to run, made by {@link planRun} for this graph (default: one made from `only` and
+   * `defaultTargets`, which are not read when a plan is given).
+   */
+  plan?: Plan;
   /** Run only these nodes and their ancestors. */
   only?: readonly string[];
   /** Default targets when `only` is not given. */
@@ -84,7 +90,8 @@ export async function executeGraph(
   options: ExecuteOptions = {},
 ): Promise<ExecuteResult> {
   const started = performance.now();
-  const plan = planRun(graph, { only: options.only, defaultTargets: options.defaultTargets });
+  const plan = options.plan ??
+    planRun(graph, { only: options.only, defaultTargets: options.defaultTargets });
   const models = options.models ?? NO_MODELS;
   const caches = options.caches ?? [];
   const concurrency = Math.max(1, options.concurrency ?? 4);
@@ -101,25 +108,11 @@ export async function executeGraph(
   };
 
   const values = new Map<string, unknown>();
-  // What identifies each finished node's outputs: its key, plus the state of the files they
-  // depend on, so that readers of a re-read file are not served results of the old content.
-  const outputKeys = new Map<string, string>();
-  const volatile = new Set<string>();
+  const caching = new RunCache(plan, caches);
   const readersLeft = new Map<string, number>();
   for (const [ref, readers] of plan.consumers) readersLeft.set(ref, readers.length);
   const targets = new Set(plan.targets);
-  const waitingOn = new Map<string, number>();
-  const readersOf = new Map<string, string[]>();
-  for (const id of plan.order) {
-    const dependencies = new Set([...graph.nodes.get(id)!.inputs.values()].map((ref) => ref.node));
-    waitingOn.set(id, dependencies.size);
-    for (const dependency of dependencies) {
-      const readers = readersOf.get(dependency);
-      if (readers) readers.push(id);
-      else readersOf.set(dependency, [id]);
-    }
-  }
-  const ready = plan.order.filter((id) => waitingOn.get(id) === 0);
+  const ready = new ReadyQueue(graph, plan);
   const outputs = new Map<string, Record<string, unknown>>();
   const executed: string[] = [];
   const cached: string[] = [];
@@ -138,13 +131,11 @@ export async function executeGraph(
     const node = graph.nodes.get(id)!;
     const inputs: Record<string, unknown> = {};
     for (const [port, ref] of node.inputs) inputs[port] = values.get(formatRef(ref));
-    const key = contentKey(node, plan, outputKeys);
-    // What reads an uncacheable result is not reusable either: its input may differ next time.
-    const volatileInput = [...node.inputs.values()].some((ref) => volatile.has(ref.node));
+    const { key, reusable } = caching.keyOf(node);
 
     const warn = (message: string) =>
       emit({ type: "node_log", node: id, level: "warn", message, time: Date.now() });
-    let result = volatileInput ? undefined : await lookUp(caches, key, warn);
+    let result = reusable ? await caching.lookUp(key, warn) : undefined;
     if (result) {
       cached.push(id);
       // A cached output node's files are still there, unchanged (their stamps were checked).
@@ -167,15 +158,13 @@ export async function executeGraph(
         time: Date.now(),
       });
       result = { outputs: produced, files: record.stamps, source: "memory" };
-      if (!record.cacheable || volatileInput) {
-        volatile.add(id);
+      if (!record.cacheable || !reusable) {
+        caching.markVolatile(id);
       } else {
-        for (const cache of caches) {
-          await cache.set(key, { outputs: produced, files: record.stamps });
-        }
+        await caching.store(key, produced, record.stamps);
       }
     }
-    outputKeys.set(id, result.files.length > 0 ? keyWithFiles(key, result.files) : key);
+    caching.settle(id, key, result.files);
     for (const [port, value] of Object.entries(result.outputs)) {
       values.set(formatRef({ node: id, port }), value);
       await models.retain?.(value);
@@ -191,11 +180,7 @@ export async function executeGraph(
       const ref = formatRef({ node: id, port });
       if (!readersLeft.get(ref) && !targets.has(id)) await release(ref);
     }
-    for (const reader of readersOf.get(id) ?? []) {
-      const left = waitingOn.get(reader)! - 1;
-      waitingOn.set(reader, left);
-      if (left === 0) ready.push(reader);
-    }
+    ready.finished(id);
   };
 
   emit({
@@ -205,12 +190,10 @@ export async function executeGraph(
     time: Date.now(),
   });
   const running = new Map<string, Promise<void>>();
-  // `ready` is a queue read from `next` on (shifting a long array moves all of it).
-  let next = 0;
   try {
-    while (next < ready.length || running.size > 0) {
-      while (next < ready.length && running.size < concurrency && !controller.signal.aborted) {
-        const id = ready[next++];
+    while (ready.hasReady() || running.size > 0) {
+      while (ready.hasReady() && running.size < concurrency && !controller.signal.aborted) {
+        const id = ready.take();
         const task = runOne(id).catch((error) => {
           if (!controller.signal.aborted) {
             failure = error instanceof NodeFailure
@@ -262,48 +245,6 @@ export async function executeGraph(
   }
   end("ok");
   return { plan, outputs, executed, cached, files, durationMs };
-}
-
-/**
- * A node's content key at run time: the planned key, unless an input came from a node whose
- * outputs depend on files; then the key is made again from the inputs' actual output keys.
- */
-function contentKey(node: GraphNode, plan: Plan, outputKeys: ReadonlyMap<string, string>): string {
-  const planned = plan.keys.get(node.id)!;
-  let changed = false;
-  for (const ref of node.inputs.values()) {
-    if (outputKeys.get(ref.node) !== plan.keys.get(ref.node)) changed = true;
-  }
-  if (!changed) return planned;
-  const inputs: Record<string, string> = {};
-  for (const [port, ref] of node.inputs) inputs[port] = `${outputKeys.get(ref.node)}.${ref.port}`;
-  return nodeKey({
-    type: node.type,
-    version: node.definition.version,
-    settings: node.settings,
-    inputs,
-  });
-}
-
-async function lookUp(
-  caches: readonly ResultCache[],
-  key: string,
-  onWarning: (message: string) => void,
-): Promise<
-  | { outputs: Record<string, unknown>; files: FileStamp[]; source: "memory" | "disk" }
-  | undefined
-> {
-  for (const [index, cache] of caches.entries()) {
-    const entry = await cache.get(key, { onWarning });
-    if (!entry) continue;
-    if (!(await stampsAreCurrent(entry.files))) {
-      await cache.delete(key);
-      continue;
-    }
-    for (const earlier of caches.slice(0, index)) await earlier.set(key, entry);
-    return { outputs: entry.outputs, files: entry.files, source: cache.kind };
-  }
-  return undefined;
 }
 
 /** Checks inputs against their schemas, runs the node, checks what it returned. */

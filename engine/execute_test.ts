@@ -10,6 +10,7 @@ import type { RunEvent } from "./events.ts";
 import { executeGraph, NodeFailure, RunCancelled } from "./execute.ts";
 import type { WorkflowGraph } from "./graph.ts";
 import { parseWorkflow } from "./load_workflow.ts";
+import { planRun } from "./plan.ts";
 import { NodeRegistry } from "./registry.ts";
 import { MemoryCache } from "./result_cache.ts";
 
@@ -429,4 +430,16 @@ Deno.test("a broken event listener does not break the run", async () => {
     },
   });
   assert.deepEqual(result.outputs.get("x"), { value: 1 });
+});
+
+Deno.test("executeGraph runs the plan it is given, not one of its own", async () => {
+  const graph = await graphOf(`
+  a: { type: number, with: { value: 1 } }
+  b: { type: number, with: { value: 2 } }
+  sum: { type: add, in: { a: a, b: b } }`);
+  const plan = planRun(graph, { only: ["a"] });
+  const result = await executeGraph(graph, { plan, only: ["sum"] });
+  assert.equal(result.plan, plan);
+  assert.deepEqual(result.executed, ["a"]);
+  assert.deepEqual(result.outputs.get("a"), { value: 1 });
 });
