@@ -10,7 +10,7 @@ export * from "./diagnostics.ts";
 export * from "./events.ts";
 export * from "./port_types.ts";
 export * from "./schema.ts";
-export { type BuildContext, buildGraph } from "./build_graph.ts";
+export { type BuildContext, buildGraph, type NodeScope } from "./build_graph.ts";
 export { canonicalJson, nodeKey, type NodeKeyParts } from "./cache_key.ts";
 export { DiskCache, type DiskCacheOptions } from "./disk_cache.ts";
 export {
