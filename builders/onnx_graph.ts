@@ -51,11 +51,17 @@ export type AttributeValue =
   | string
   | number[]
   | { float: number }
-  | { floats: number[] };
+  | { floats: number[] }
+  | { graph: onnxProto.onnx.IGraphProto };
 
 /** A float attribute (plain numbers are ints). */
 export function float(value: number): { float: number } {
   return { float: value };
+}
+
+/** A graph attribute (a `Loop` body): see {@link GraphBuilder.toGraphProto}. */
+export function subgraph(body: GraphBuilder): { graph: onnxProto.onnx.IGraphProto } {
+  return { graph: body.toGraphProto() };
 }
 
 /** A list-of-floats attribute. */
@@ -240,6 +246,18 @@ export class GraphBuilder {
     return this.#emit(type, inputs, attributes, outputs, options.domain);
   }
 
+  /**
+   * The graph as a subgraph (a `Loop` body, see {@link subgraph}): its nodes, inputs and outputs.
+   * Its nodes may read the outer graph's values by name; it must make no constants or weights of
+   * its own (their names would repeat the outer graph's).
+   */
+  toGraphProto(): onnxProto.onnx.IGraphProto {
+    if (this.#initializers.length > 0) {
+      throw new Error(`Subgraph "${this.#name}" has initializers: make them in the outer graph`);
+    }
+    return { name: this.#name, node: this.#nodes, input: this.#inputs, output: this.#outputs };
+  }
+
   /** The encoded ModelProto. */
   toBytes(): Uint8Array {
     const model: onnxProto.onnx.IModelProto = {
@@ -337,6 +355,7 @@ function attribute(name: string, value: AttributeValue): onnxProto.onnx.IAttribu
   }
   if (Array.isArray(value)) return { name, type: Type.INTS, ints: value };
   if ("float" in value) return { name, type: Type.FLOAT, f: value.float };
+  if ("graph" in value) return { name, type: Type.GRAPH, g: value.graph };
   return { name, type: Type.FLOATS, floats: value.floats };
 }
 

@@ -38,8 +38,8 @@ import {
   stack,
   type Tensor,
   transformerGeometryOf,
-  usesFusedAttention,
 } from "../runtime/mod.ts";
+import { attentionKindOf, scanAttention } from "../runtime/onnx_attention.ts";
 import {
   generatorPort,
   type GeneratorState,
@@ -419,13 +419,17 @@ async function checkMemory(
     typeof dimension === "number" ? dimension : axis === 0 ? 1 : undefined
   );
   if (known.some((dimension) => dimension === undefined)) return;
-  const fused = await usesFusedAttention(model.path, model.fingerprint);
+  // On the CPU, MultiHeadAttention counts its probabilities (per query chunk when chunked).
+  const attention = attentionKindOf(
+    await scanAttention(model.path, model.fingerprint),
+    model.session.executionProviders[0] ?? "cpu",
+  );
   const estimate = estimateSampling({
     latents: known as number[],
     textTokens,
     guidance: settings.guidance_scale > 1,
     transformer: geometry,
-    attention: fused ? "fused" : "unfused",
+    ...attention,
     keptSteps: settings.keep_step_latents ? settings.steps : 0,
   });
   const problem = memoryProblem(estimate, memoryLimits(), {

@@ -76,11 +76,12 @@ async function scan(path: string): Promise<AttentionScan> {
             name = new TextDecoder().decode(await readValue(source, part));
           }
           if (part.field !== NODE_OP_TYPE) continue;
-          const opType = new TextDecoder().decode(await readValue(source, part));
-          if (!FUSED_ATTENTION_OPS.has(opType)) continue;
-          // The builder's nodes have their name before their op type; the first one decides.
+          // Nodes have their name before their op type. A chunked attention's operators are in
+          // a Loop body: the nodes around it are named for the chunk.
           const chunk = CHUNK_SCOPE.exec(name);
-          return chunk ? { fused: true, queryChunk: Number(chunk[1]) } : { fused: true };
+          if (chunk) return { fused: true, queryChunk: Number(chunk[1]) };
+          const opType = new TextDecoder().decode(await readValue(source, part));
+          if (FUSED_ATTENTION_OPS.has(opType)) return { fused: true };
         }
       }
     }

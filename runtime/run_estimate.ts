@@ -170,7 +170,7 @@ export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
     term("the hidden states, Q, K and V", [batch, sequence, inner], 4, "one layer at a time"),
   ];
   if (shapes.attention === "unfused") {
-    const rows = queryRowsPerCall(sequence, shapes.attentionQueryChunk);
+    const rows = Math.min(sequence, shapes.attentionQueryChunk ?? sequence);
     const chunked = rows < sequence ? `, ${rows} query rows at a time` : "";
     terms.push(
       term(
@@ -185,15 +185,6 @@ export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
     terms.push(term("the kept step latents", [shapes.keptSteps, ...latents]));
   }
   return estimateOf(terms);
-}
-
-/** Chunks of a chunked attention graph (builders/cogvideox_transformer.ts `MAX_QUERY_CHUNKS`). */
-const MAX_QUERY_CHUNKS = 128;
-
-/** The largest query chunk of a sequence: the last chunk takes every row left. */
-function queryRowsPerCall(sequence: number, chunk: number | undefined): number {
-  if (!chunk) return sequence;
-  return Math.min(sequence, Math.max(chunk, sequence - (MAX_QUERY_CHUNKS - 1) * chunk));
 }
 
 /** What decoding holds at once (see the module documentation). */

@@ -147,7 +147,7 @@ console.log(JSON.stringify(machineMemory() ?? null));`;
   });
 });
 
-Deno.test("a real-size 2b CPU step with CFG: 256-row query chunks fit 24 GiB, whole attention does not", () => {
+Deno.test("a real-size 2b CPU step with CFG: 1024-row query chunks fit 24 GiB, whole attention does not", () => {
   const shapes = {
     latents: LATENTS_480P,
     textTokens: 226,
@@ -155,21 +155,27 @@ Deno.test("a real-size 2b CPU step with CFG: 256-row query chunks fit 24 GiB, wh
     transformer: COGVIDEOX_2B,
     attention: "unfused" as const,
   };
-  const chunked = estimateSampling({ ...shapes, attentionQueryChunk: 256 });
-  const scores = chunked.terms.find((item) => item.what === "the attention scores")!;
-  assert.deepEqual(scores.shape, [2, 30, 256, 17776]);
-  // 2 * 30 * 256 * 17776 * 4 bytes: 1.02 GiB, plus the hidden states, Q, K and V.
-  assert.ok(chunked.bytes / GiB > 2 && chunked.bytes / GiB < 2.2, `${chunked.bytes / GiB} GiB`);
+  const chunked = estimateSampling({ ...shapes, attentionQueryChunk: 1024 });
+  const scores = chunked.terms[0];
+  assert.equal(scores.what, "the attention scores");
+  assert.deepEqual(scores.shape, [2, 30, 1024, 17776]);
+  assert.match(scores.note!, /1024 query rows at a time/);
+  // 2 * 30 * 1024 * 17776 * 4 bytes: 4.07 GiB, plus 1.02 GiB of hidden states, Q, K and V.
+  assert.ok(chunked.bytes / GiB > 5 && chunked.bytes / GiB < 5.2, `${chunked.bytes / GiB} GiB`);
   const fits = (estimate: typeof chunked) =>
     memoryProblem(estimate, [limit(24 * GiB)], { subject: "Sampling", hint: "" }) === undefined;
   assert.ok(fits(chunked));
   assert.ok(!fits(estimateSampling(shapes)));
-  // Past 128 chunks the last one takes every row left.
-  const long = estimateSampling({ ...shapes, attentionQueryChunk: 100 });
-  assert.deepEqual(long.terms.find((item) => item.what === "the attention scores")!.shape, [
+  // A chunk longer than the sequence is the whole sequence.
+  const short = estimateSampling({
+    ...shapes,
+    latents: [1, 1, 16, 8, 8],
+    attentionQueryChunk: 1024,
+  });
+  assert.deepEqual(short.terms.find((item) => item.what === "the attention scores")!.shape, [
     2,
     30,
-    17776 - 127 * 100,
-    17776,
+    242,
+    242,
   ]);
 });
