@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { SchedulerSpec } from "../diffusion/scheduler.ts";
 import type { ModelHandle } from "../runtime/model_handle.ts";
+import { scanAttention } from "../runtime/onnx_attention.ts";
 import {
   fixture,
+  HF_FIXTURES,
   outputsOf,
   pipelineWith,
   runYaml,
@@ -114,4 +116,25 @@ Deno.test("load_pipeline refuses a scheduler config with unknown values or anoth
       }": expected CogVideoXDDIMScheduler or CogVideoXDPMScheduler`,
     ]);
   });
+});
+
+Deno.test("load_pipeline builds the transformer with 1024-row query chunks for the CPU only", async () => {
+  const transformerOf = async (providers: string) => {
+    const yaml = `
+cogflow: 1
+name: load_pipeline_chunk_test
+nodes:
+  pipe: { type: load_pipeline, with: { path: "${
+      join(HF_FIXTURES, "2b")
+    }", providers: ${providers} } }
+`;
+    return outputsOf(await runYaml(yaml, { only: ["pipe"] }), "pipe").transformer as ModelHandle;
+  };
+  const cpu = await transformerOf("[cpu]");
+  const cuda = await transformerOf("[cuda, cpu]");
+  assert.equal(cpu.build?.attentionQueryChunk, 1024);
+  assert.equal(cuda.build?.attentionQueryChunk, undefined);
+  assert.notEqual(cpu.path, cuda.path);
+  assert.deepEqual(await scanAttention(cpu.path), { fused: true, queryChunk: 1024 });
+  assert.deepEqual(await scanAttention(cuda.path), { fused: true });
 });
