@@ -8,6 +8,7 @@ import { buildCogVideoXVaeDecoder } from "./cogvideox_vae_decoder.ts";
 import { findWeightFiles, openComponentWeights } from "./safetensors_weights.ts";
 import { buildT5Encoder } from "./t5_encoder.ts";
 import type { ModelBuild } from "../runtime/model_handle.ts";
+import { scanAttention } from "../runtime/onnx_attention.ts";
 import { readSafetensors } from "../runtime/safetensors.ts";
 import { SequentialRunner } from "../runtime/sequential_runner.ts";
 import { SessionWorker } from "../runtime/session_client.ts";
@@ -154,6 +155,39 @@ Deno.test("transformer parts are stored once, point into the safetensors files a
       await runner.close();
       worker.stop();
     }
+  });
+});
+
+Deno.test("transformer parts use the build's attention query chunk", async () => {
+  await withTempDir(async (cacheDir) => {
+    const build = await modelBuild("2b", "transformer", "cogvideox_transformer");
+    const options = {
+      name: "transformer",
+      path: "",
+      inputs: [],
+      outputs: ["sample"],
+      blocksPerGroup: 1,
+      cacheDir,
+    };
+    const chunked = await buildModelParts({
+      ...options,
+      build: { ...build, attentionQueryChunk: 7 },
+    });
+    const whole = await buildModelParts({ ...options, build });
+    const scans = (built: typeof whole) =>
+      Promise.all(built.parts.map((part) => scanAttention(part.path)));
+    assert.deepEqual(await scans(chunked), [
+      { fused: false },
+      { fused: true, queryChunk: 7 },
+      { fused: true, queryChunk: 7 },
+      { fused: false },
+    ]);
+    assert.deepEqual(await scans(whole), [
+      { fused: false },
+      { fused: true },
+      { fused: true },
+      { fused: false },
+    ]);
   });
 });
 
