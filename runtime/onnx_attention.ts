@@ -1,8 +1,11 @@
 /**
  * Whether an ONNX graph computes attention with a fused operator (`MultiHeadAttention`,
  * `Attention`, ...), which does not hold the `[batch, heads, seq, seq]` scores at once, or with
- * `MatMul`, `Softmax`, `MatMul`, as `torch.onnx.export` writes diffusers' attention, which does.
- * Read from the node list of the main graph without decoding weights.
+ * `MatMul`, `Softmax`, `MatMul`, as `torch.onnx.export` writes diffusers' attention, which does;
+ * and the query chunk of a graph that attends in chunks (builders/cogvideox_transformer.ts
+ * `attentionQueryChunk`). On the CPU, ONNX Runtime's `MultiHeadAttention` may hold `[batch,
+ * heads, queries, seq]` probabilities ({@link attentionKindOf}). Read from the node list of the
+ * main graph without decoding weights.
  *
  * @module
  */
