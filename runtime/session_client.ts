@@ -2,11 +2,11 @@
  * The main-thread side of session workers: sends requests, matches replies, and turns worker
  * failures into errors. One worker can hold several sessions; calls to it run one at a time.
  *
- * Workers are started by the session host (`session_host.ts`) and talk to this thread on a
- * MessagePort of their own. Under the launcher the CLI calls {@link confineOnnxRuntime} before
- * any plugin loads: the host then holds permissions of its own, and this thread (and every Worker
- * started from it later) can load no native library, ONNX Runtime included. Elsewhere (tests,
- * the library) a host is started with the first worker and stopped with the last.
+ * Each worker serves one MessagePort. Under the launcher the CLI calls {@link confineOnnxRuntime}
+ * before any plugin loads: workers are then started by the session host (`session_host.ts`),
+ * which holds permissions of its own, and this thread (and every Worker started from it later)
+ * can load no native library, ONNX Runtime included. Elsewhere (tests, the library, `deno run -A
+ * mod.ts`) this thread starts them itself, with the same requests and checks.
  *
  * @module
  */
@@ -41,7 +41,7 @@ export class SessionError extends Error {
 }
 
 /**
- * The host's permissions when it has its own: what the session workers need (reading the models,
+ * The host's permissions: what the session workers need (reading the models,
  * loading onnxruntime-node's binding, the environment, the memory figures) as this thread has
  * them now, which the host keeps when this thread gives them up; nothing else.
  */
@@ -59,71 +59,73 @@ const HOST_PERMISSIONS: Deno.PermissionOptionsObject = {
 /** The main-thread side of the session host. */
 class SessionHost {
   #worker: Worker;
-  #failures = new Map<number, (message: string) => void>();
+  #waiting = new Map<number, Waiting>();
   #nextId = 1;
   #failed?: string;
 
-  /** Starts the host, with {@link HOST_PERMISSIONS} when `pinned` (it then runs until exit). */
-  constructor(readonly pinned: boolean) {
-    const url = new URL("./session_host.ts", import.meta.url);
-    this.#worker = new Worker(
-      url,
-      pinned ? { type: "module", deno: { permissions: HOST_PERMISSIONS } } : { type: "module" },
-    );
+  /** Starts the host with {@link HOST_PERMISSIONS}; it runs until the process exits. */
+  constructor() {
+    this.#worker = new Worker(new URL("./session_host.ts", import.meta.url), {
+      type: "module",
+      deno: { permissions: HOST_PERMISSIONS },
+    });
     this.#worker.onmessage = (event: MessageEvent<HostReply>) => {
-      const failure = this.#failures.get(event.data.id);
-      this.#failures.delete(event.data.id);
-      failure?.(event.data.message);
+      const reply = event.data;
+      const waiting = this.#waiting.get(reply.id);
+      if (reply.op === "spawned") {
+        if (waiting) waiting.onPort(reply.port);
+        else reply.port.close();
+      } else {
+        this.#waiting.delete(reply.id);
+        waiting?.onFailure(reply.message);
+      }
     };
     this.#worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
       this.#failed = `The session host failed: ${event.message}`;
       this.#worker.terminate();
-      const failures = [...this.#failures.values()];
-      this.#failures.clear();
-      for (const failure of failures) failure(this.#failed);
-      // A pinned host cannot be replaced (this thread gave up FFI): later workers fail with why.
-      if (sharedHost === this && !this.pinned) sharedHost = undefined;
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const { onFailure } of waiting) onFailure(this.#failed);
     };
   }
 
-  /** Starts a worker serving `port`; returns its id. `onFailure` hears if it fails. */
-  spawn(port: MessagePort, onFailure: (message: string) => void): number {
+  /** Has a worker started; returns its id. `waiting` hears of its port, or of its failure. */
+  spawn(waiting: Waiting): number {
+    // This thread gave up FFI: a failed host cannot be replaced.
     if (this.#failed) throw new WorkerStopped(this.#failed);
     const id = this.#nextId++;
-    this.#failures.set(id, onFailure);
-    this.#worker.postMessage({ op: "spawn", id, port } satisfies HostRequest, [port]);
+    this.#waiting.set(id, waiting);
+    this.#worker.postMessage({ op: "spawn", id } satisfies HostRequest);
     return id;
   }
 
-  /** Stops worker `id` at once. A host that is not pinned stops with its last worker. */
+  /** Stops worker `id` at once. */
   stop(id: number): void {
-    if (this.#failed) return;
-    this.#failures.delete(id);
-    this.#worker.postMessage({ op: "stop", id } satisfies HostRequest);
-    if (!this.pinned && this.#failures.size === 0) {
-      // Its workers stop with it.
-      this.#worker.terminate();
-      this.#failed = "The session host was stopped";
-      if (sharedHost === this) sharedHost = undefined;
-    }
+    this.#waiting.delete(id);
+    if (!this.#failed) this.#worker.postMessage({ op: "stop", id } satisfies HostRequest);
   }
 }
 
-/** The host new workers are started by. */
-let sharedHost: SessionHost | undefined;
+interface Waiting {
+  onPort: (port: MessagePort) => void;
+  onFailure: (message: string) => void;
+}
+
+/** The session host, once {@link confineOnnxRuntime} started it. */
+let confinedHost: SessionHost | undefined;
 
 /**
  * Confines ONNX Runtime to the session host's workers: starts the host with permissions of its
  * own (this needs `--unstable-worker-options`), then revokes this thread's FFI permission, so
- * that no code on it (plugins) and no Worker started later can load a native library. Workers
- * started before keep what they loaded. Call it before any plugin loads; calling it again does
- * nothing.
+ * that no code on it (plugins) and no Worker started later can load a native library. From then
+ * on every {@link SessionWorker} is started by the host. Call it before any plugin loads; calling
+ * it again does nothing.
  */
 export function confineOnnxRuntime(): void {
-  if (sharedHost?.pinned) return;
+  if (confinedHost) return;
   try {
-    sharedHost = new SessionHost(true);
+    confinedHost = new SessionHost();
   } catch (error) {
     throw new Error(
       `Cannot start the session host with permissions of its own (run Deno with ` +
@@ -136,20 +138,54 @@ export function confineOnnxRuntime(): void {
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: Error) => void };
 
-/** A worker holding ONNX Runtime sessions. */
+/**
+ * A worker holding ONNX Runtime sessions: started by the session host once ONNX Runtime is
+ * confined (see {@link confineOnnxRuntime}), else by this thread. Either way it serves one
+ * MessagePort, and takes requests only through session_guard.ts's checks.
+ */
 export class SessionWorker {
-  #port: MessagePort;
-  #host?: SessionHost;
-  #hostId = 0;
+  #port?: MessagePort;
+  /** Messages sent before the host handed over the port. */
+  #queued: [WorkerRequest, Transferable[]][] = [];
+  #terminate: () => void = () => {};
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #stopped?: Error;
 
-  /** Starts a worker (through the session host). */
+  /** Starts a worker. */
   constructor() {
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    this.#port.onmessage = (event: MessageEvent<WorkerReply>) => {
+    const failed = (message: string) =>
+      this.stop(new WorkerStopped(`The session worker failed: ${message}`));
+    if (!confinedHost) {
+      const worker = new Worker(new URL("./session_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        failed(event.message);
+      };
+      const { port1, port2 } = new MessageChannel();
+      worker.postMessage(port2, [port2]);
+      this.#terminate = () => worker.terminate();
+      this.#connect(port1);
+      return;
+    }
+    const host = confinedHost;
+    try {
+      const id = host.spawn({
+        onPort: (port) => this.#stopped ? port.close() : this.#connect(port),
+        onFailure: failed,
+      });
+      this.#terminate = () => host.stop(id);
+    } catch (error) {
+      // The host failed: every call fails with why.
+      this.stop(error instanceof Error ? error : new WorkerStopped());
+    }
+  }
+
+  #connect(port: MessagePort) {
+    this.#port = port;
+    port.onmessage = (event: MessageEvent<WorkerReply>) => {
       const reply = event.data;
       const pending = this.#pending.get(reply.id);
       if (!pending) return;
@@ -157,17 +193,8 @@ export class SessionWorker {
       if (reply.ok) pending.resolve(reply.result);
       else pending.reject(new SessionError(reply.error.message));
     };
-    const host = sharedHost ??= new SessionHost(false);
-    try {
-      this.#hostId = host.spawn(
-        port2,
-        (message) => this.stop(new WorkerStopped(`The session worker failed: ${message}`)),
-      );
-      this.#host = host;
-    } catch (error) {
-      // The host is gone (it failed): every call fails with why.
-      this.stop(error instanceof Error ? error : new WorkerStopped());
-    }
+    for (const [message, transfer] of this.#queued) port.postMessage(message, { transfer });
+    this.#queued = [];
   }
 
   /** True once stopped. */
@@ -231,8 +258,9 @@ export class SessionWorker {
   stop(reason: Error = new WorkerStopped()): void {
     if (this.#stopped) return;
     this.#stopped = reason;
-    this.#port.close();
-    this.#host?.stop(this.#hostId);
+    this.#port?.close();
+    this.#queued = [];
+    this.#terminate();
     for (const pending of this.#pending.values()) pending.reject(reason);
     this.#pending.clear();
   }
@@ -242,7 +270,9 @@ export class SessionWorker {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#port.postMessage({ ...request, id }, { transfer });
+      const message = { ...request, id };
+      if (this.#port) this.#port.postMessage(message, { transfer });
+      else this.#queued.push([message, transfer]);
     });
   }
 }

@@ -210,10 +210,20 @@ Deno.test("confined, this thread and Workers it starts cannot load ONNX Runtime,
       { type: "module" },
     );
     result.late = await new Promise((resolve) => late.onmessage = (event) => resolve(event.data));
-    const worker = new SessionWorker();
-    await worker.create("vae", ${JSON.stringify(VAE_DECODER)}, ${JSON.stringify(CPU)});
+    // Workers one after another and two at once (the host's spare and a fresh one).
     const latents = { dtype: "float32", shape: [1, 4, 3, 2, 2], data: new Float32Array(48) };
-    result.shape = (await worker.run("vae", { latent_sample: latents })).outputs.sample.shape;
+    const shapes = async (workers) => {
+      await Promise.all(workers.map((worker) => worker.create("vae", ${
+    JSON.stringify(VAE_DECODER)
+  }, ${JSON.stringify(CPU)})));
+      const runs = await Promise.all(workers.map((worker) => worker.run("vae", { latent_sample: latents })));
+      for (const worker of workers) worker.stop();
+      return runs.map((run) => run.outputs.sample.shape);
+    };
+    result.shapes = [
+      ...await shapes([new SessionWorker()]),
+      ...await shapes([new SessionWorker(), new SessionWorker()]),
+    ];
     console.log(JSON.stringify(result));
     // The host runs until the process exits.
     Deno.exit(0);
@@ -229,6 +239,6 @@ Deno.test("confined, this thread and Workers it starts cannot load ONNX Runtime,
   assert.deepEqual(JSON.parse(decoder.decode(stdout)), {
     main: "NotCapable",
     late: "NotCapable",
-    shape: [1, 3, 9, 16, 16],
+    shapes: [[1, 3, 9, 16, 16], [1, 3, 9, 16, 16], [1, 3, 9, 16, 16]],
   });
 });

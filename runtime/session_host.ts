@@ -5,9 +5,11 @@
  * ONNX Runtime loads only in the workers this host starts, which take requests only through
  * `session_guard.ts`'s checks.
  *
- * The host only starts and stops workers: each gets the MessagePort the main thread talks to it
- * on, so tensors go between them directly, as transferred buffers, never through the host. The
- * host starts nothing but `session_worker.ts` and replies only to say that a worker failed.
+ * The host only starts and stops workers and hands the main thread the MessagePort each serves,
+ * so tensors go between them directly, as transferred buffers, never through the host. It starts
+ * nothing but `session_worker.ts`. A worker started by a worker takes about half a second to start
+ * and half a second more to get its first message (Deno 2.9), so the host keeps one started
+ * ahead, its port already sent, and hands that one out.
  *
  * @module
  */
@@ -16,43 +18,65 @@
 
 /** A request to the host. */
 export type HostRequest =
-  /** Starts worker `id`, serving `port`. */
-  | { op: "spawn"; id: number; port: MessagePort }
+  /** Starts worker `id`; the host replies with its port. */
+  | { op: "spawn"; id: number }
   /** Stops worker `id` at once. */
   | { op: "stop"; id: number };
 
-/** A message from the host: worker `id` failed (and was stopped). */
-export interface HostReply {
-  /** Always "failed". */
-  op: "failed";
-  /** The worker. */
+/** A message from the host. */
+export type HostReply =
+  /** Worker `id` is started and serves `port`. */
+  | { op: "spawned"; id: number; port: MessagePort }
+  /** Worker `id` failed (and was stopped). */
+  | { op: "failed"; id: number; message: string };
+
+interface Started {
+  worker: Worker;
+  /** The other end of the port the worker serves. */
+  port: MessagePort;
+  /** The id it was handed out as; 0 while it is the spare. */
   id: number;
-  /** Why. */
-  message: string;
 }
 
-const workers = new Map<number, Worker>();
+const workers = new Map<number, Started>();
+let spare: Started | undefined = start();
 
 self.onmessage = (event: MessageEvent<HostRequest>) => {
   const request = event.data;
-  if (request.op === "spawn" && request.port instanceof MessagePort) {
-    spawn(request.id, request.port);
+  if (request.op === "spawn" && Number.isInteger(request.id) && request.id > 0) {
+    spawn(request.id);
   } else if (request.op === "stop") stop(request.id);
 };
 
-function spawn(id: number, port: MessagePort) {
-  stop(id);
+function start(): Started {
   const worker = new Worker(new URL("./session_worker.ts", import.meta.url), { type: "module" });
+  const { port1, port2 } = new MessageChannel();
+  const started: Started = { worker, port: port1, id: 0 };
   worker.onerror = (event: ErrorEvent) => {
     event.preventDefault();
-    stop(id);
-    self.postMessage({ op: "failed", id, message: event.message } satisfies HostReply);
+    worker.terminate();
+    if (spare === started) spare = undefined;
+    if (started.id === 0) return;
+    stop(started.id);
+    self.postMessage({ op: "failed", id: started.id, message: event.message } satisfies HostReply);
   };
-  workers.set(id, worker);
-  worker.postMessage(port, [port]);
+  worker.postMessage(port2, [port2]);
+  return started;
+}
+
+function spawn(id: number) {
+  stop(id);
+  const started = spare ?? start();
+  spare = start();
+  started.id = id;
+  workers.set(id, started);
+  self.postMessage(
+    { op: "spawned", id, port: started.port } satisfies HostReply,
+    [started.port],
+  );
 }
 
 function stop(id: number) {
-  workers.get(id)?.terminate();
+  workers.get(id)?.worker.terminate();
   workers.delete(id);
 }

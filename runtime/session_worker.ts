@@ -1,9 +1,10 @@
 /**
  * The worker side of ONNX Runtime sessions. onnxruntime-node's session creation and `run()` block
  * the thread they are called on; in a Worker they leave the main thread free for progress
- * display, servers and cancellation. The session host (session_host.ts) starts it and sends it a
- * MessagePort, the one it serves: messages on it are {@link WorkerRequest}s; replies carry output
- * tensors as transferred buffers. Every `create` passes session_guard.ts's checks first.
+ * display, servers and cancellation. Its first message is the MessagePort it serves (sent by the
+ * session host, session_host.ts, or by the main thread when ONNX Runtime is not confined): messages
+ * on it are {@link WorkerRequest}s; replies carry output tensors as transferred buffers. Every
+ * `create` passes session_guard.ts's checks first.
  *
  * @module
  */
