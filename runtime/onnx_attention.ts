@@ -96,15 +96,17 @@ async function scan(path: string): Promise<AttentionScan> {
 
 /**
  * How a scanned graph's attention counts in the memory estimate on `provider`: a fused operator
- * is fused on CUDA; on the CPU, ONNX Runtime's `MultiHeadAttention` may hold `[batch, heads,
- * queries, sequence]` probabilities (its flash path runs only with a known L2 cache size and
- * without ORT_DISABLE_FLASH_ATTENTION), so it counts as unfused, per chunk when chunked.
+ * is fused on CUDA. On the CPU, ONNX Runtime's `MultiHeadAttention` runs its flash path when it
+ * knows the L2 cache size (x86 Linux, unless ORT_DISABLE_FLASH_ATTENTION is set) and otherwise
+ * holds `[batch, heads, queries, sequence]` probabilities: a graph cogflow chunked by query rows
+ * counts those of one chunk (what it holds either way, at most), an unchunked one counts as fused,
+ * since estimates must not refuse a run that fits.
  */
 export function attentionKindOf(
   scan: AttentionScan,
   provider: ExecutionProvider,
 ): { attention: AttentionKind; attentionQueryChunk?: number } {
   if (!scan.fused) return { attention: "unfused" };
-  if (provider === "cuda") return { attention: "fused" };
+  if (provider === "cuda" || scan.queryChunk === undefined) return { attention: "fused" };
   return { attention: "unfused", attentionQueryChunk: scan.queryChunk };
 }
