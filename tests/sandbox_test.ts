@@ -2,9 +2,12 @@
  * The launcher's sandbox against hostile plugins (tests/plugins/hostile/): each attack (running
  * programs or ffmpeg, reading outside the scopes and /proc, writing outside the outputs, loading
  * libc with FFI, the network, environment variables, remote imports, widening the scopes through
- * param defaults) is refused under `validate` and `run`, through the real launcher as
- * `deno task cogflow` runs it; a benign plugin and a video save still work. Also the launcher's
- * own limits: long arguments, bad `--set` values, commas in paths, a plugin that never loads.
+ * param defaults, ONNX Runtime loaded directly or asked through cogflow's session workers to write
+ * an optimized model or a profile, or to read a model or external data outside the scopes) is
+ * refused under `validate` and `run`, through the real launcher as `deno task cogflow` runs it; a
+ * benign plugin and a video save still work, and so does the tiny workflow, its models in the
+ * session host's workers (the long-arguments test). Also the launcher's own limits: long
+ * arguments, bad `--set` values, commas in paths, a plugin that never loads.
  *
  * @module
  */
