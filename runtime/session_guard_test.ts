@@ -54,13 +54,19 @@ Deno.test("cogflow's session options pass, as a copy of known fields only", () =
 
 Deno.test("options a plugin could abuse, or of the wrong kind, are refused naming the field", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ optimizedModelFilePath: "/tmp/x.onnx" }, /^Error: Unknown session option "optimizedModelFilePath"/],
+    [
+      { optimizedModelFilePath: "/tmp/x.onnx" },
+      /^Error: Unknown session option "optimizedModelFilePath"/,
+    ],
     [{ enableProfiling: true }, /^Error: Unknown session option "enableProfiling"/],
     [{ profileFilePrefix: "/tmp/p" }, /^Error: Unknown session option "profileFilePrefix"/],
     [{ extra: { session: {} } }, /^Error: Unknown session option "extra"/],
     [{ executionProviders: ["tensorrt"] }, /^Error: Invalid session option "executionProviders"/],
     [{ executionProviders: "cpu" }, /^Error: Invalid session option "executionProviders"/],
-    [{ intraOpThreads: -1 }, /^Error: Invalid session option "intraOpThreads": expected a whole number/],
+    [
+      { intraOpThreads: -1 },
+      /^Error: Invalid session option "intraOpThreads": expected a whole number/,
+    ],
     [{ interOpThreads: 1.5 }, /^Error: Invalid session option "interOpThreads"/],
     [{ intraOpThreads: 1e9 }, /^Error: Invalid session option "intraOpThreads": expected at most/],
     [{ graphOptimizationLevel: "max" }, /^Error: Invalid session option "graphOptimizationLevel"/],
@@ -71,7 +77,10 @@ Deno.test("options a plugin could abuse, or of the wrong kind, are refused namin
   for (const [change, expected] of cases) {
     assert.throws(() => checkSessionOptions({ ...CPU, ...change }), expected);
   }
-  assert.throws(() => checkSessionOptions(null), /^Error: Invalid session options: expected an object/);
+  assert.throws(
+    () => checkSessionOptions(null),
+    /^Error: Invalid session options: expected an object/,
+  );
 });
 
 Deno.test("a model file and its external data must exist and stay in the model's folder", async () => {
