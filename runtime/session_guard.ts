@@ -134,24 +134,33 @@ export function checkSessionOptions(value: unknown): WorkerSessionOptions {
   };
 }
 
+/** What else {@link checkModelAccess} needs to know. */
+export interface ModelAccessOptions {
+  /** External data given in memory (ONNX Runtime opens no file for those). */
+  inMemory?: readonly InMemoryExternalData[];
+  /** What to call a model given as bytes in messages (the file it was read from). */
+  name?: string;
+}
+
 /**
  * Checks that every file ONNX Runtime would open for a session is readable by this thread: the
  * model file, the external data folder, and each external data file the graph names that is not
- * in `inMemory`. A graph given as bytes finds its external data in the external data folder, or
+ * given in memory. A graph given as bytes finds its external data in the external data folder, or
  * else in the current folder (ONNX Runtime's rule). Throws naming the first one that is not.
  */
 export async function checkModelAccess(
   model: string | Uint8Array,
   options: WorkerSessionOptions,
-  inMemory: readonly InMemoryExternalData[] = [],
+  access: ModelAccessOptions = {},
 ): Promise<void> {
+  const inMemory = access.inMemory ?? [];
   if (typeof model !== "string" && !(model instanceof Uint8Array)) {
     throw new Error("Invalid model: expected a file path or the model's bytes");
   }
   if (!Array.isArray(inMemory) || !inMemory.every(isInMemoryExternalData)) {
     throw new Error("Invalid external data: expected a list of { path, data } with bytes");
   }
-  const name = typeof model === "string" ? model : "<model bytes>";
+  const name = typeof model === "string" ? model : access.name ?? "<model bytes>";
   if (typeof model === "string") checkReadable(model, `Model file "${model}"`);
   const folder = options.externalDataFolder;
   if (folder !== undefined) checkReadable(folder, `External data folder "${folder}"`);

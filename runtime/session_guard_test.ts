@@ -115,7 +115,7 @@ Deno.test("a model file and its external data must exist and stay in the model's
     );
     await Deno.writeFile(join(dir, "w.bin"), new Uint8Array(4));
     await checkModelAccess(bytes, { ...CPU, externalDataFolder: dir });
-    await checkModelAccess(bytes, CPU, [{ path: "w.bin", data: new Uint8Array(4) }]);
+    await checkModelAccess(bytes, CPU, { inMemory: [{ path: "w.bin", data: new Uint8Array(4) }] });
     await assert.rejects(
       checkModelAccess(bytes, { ...CPU, externalDataFolder: join(dir, "missing") }),
       /^Error: External data folder ".*missing" does not exist/,
@@ -131,7 +131,9 @@ Deno.test("a model must be a path or bytes, and external data in memory must be 
     /^Error: Invalid model: expected a file path or the model's bytes/,
   );
   await assert.rejects(
-    checkModelAccess(VAE_DECODER, CPU, [{ path: "x", data: "no" as unknown as Uint8Array }]),
+    checkModelAccess(VAE_DECODER, CPU, {
+      inMemory: [{ path: "x", data: "no" as unknown as Uint8Array }],
+    }),
     /^Error: Invalid external data/,
   );
 });

@@ -136,7 +136,12 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   // The request may come from any code of the main thread: only cogflow's options, only files
   // the caller could read. ONNX Runtime's options are built here, from those.
   const options = checkSessionOptions(request.options);
-  await checkModelAccess(request.model, options, request.externalData);
+  let model = request.model;
+  // With an external data folder the session is made from the graph's bytes: read them (Deno
+  // checks that read) before checking them, so the file cannot change in between.
+  const name = typeof model === "string" ? model : undefined;
+  if (options.externalDataFolder && typeof model === "string") model = await Deno.readFile(model);
+  await checkModelAccess(model, options, { inMemory: request.externalData, name });
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: options.graphOptimizationLevel,
     logSeverityLevel: 3,
@@ -150,9 +155,7 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   const entries: Record<string, string> = {};
   if (options.prepackWeights === false) entries.disable_prepacking = "1";
   if (options.intraOpSpinning === false) entries["intra_op.allow_spinning"] = "0";
-  let model = request.model;
   if (options.externalDataFolder) {
-    if (typeof model === "string") model = await Deno.readFile(model);
     entries.model_external_initializers_file_folder_path = options.externalDataFolder;
   }
   if (Object.keys(entries).length > 0) base.extra = { session: entries };
