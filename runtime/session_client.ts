@@ -41,9 +41,9 @@ export class SessionError extends Error {
 }
 
 /**
- * The host's permissions: what the session workers need (reading the models,
- * loading onnxruntime-node's binding, the environment, the memory figures) as this thread has
- * them now, which the host keeps when this thread gives them up; nothing else.
+ * The host's permissions: what the session workers need (reading the models, loading
+ * onnxruntime-node's binding, the environment, the memory figures) as this thread has them now,
+ * which the host keeps when this thread gives them up; nothing else.
  */
 const HOST_PERMISSIONS: Deno.PermissionOptionsObject = {
   read: "inherit",
