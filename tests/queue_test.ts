@@ -281,7 +281,7 @@ Deno.test({
           "submit",
           "workflows/tiny.yaml",
           "--set",
-          "steps=150",
+          "steps=1000",
           ...seedOutputs(1),
           ...target(queue),
         ]);
@@ -323,7 +323,7 @@ Deno.test({
           "submit",
           "workflows/tiny.yaml",
           "--set",
-          "steps=150",
+          "steps=1000",
           ...seedOutputs(3),
           ...target(queue),
         ]);
@@ -371,7 +371,7 @@ Deno.test({
           "submit",
           "workflows/tiny.yaml",
           "--set",
-          "steps=150",
+          "steps=1000",
           ...seedOutputs(4),
           ...target(queue),
         ]);
