@@ -22,6 +22,7 @@
 
 import { type ComputeDType, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
 import { dim, reshape, silu, slice } from "./layers.ts";
+import { latentFrameChunks } from "../diffusion/chunked_vae_decode.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import { UserError } from "../runtime/user_error.ts";
 
@@ -64,6 +65,11 @@ export interface BuildCogVideoXVaeDecoderOptions {
   weights: ComponentWeights;
   /** Compute dtype (default float32). */
   dtype?: ComputeDType;
+  /**
+   * Latent frames of the videos to decode: the graph then decodes all of diffusers' temporal
+   * chunks in one run, without cache inputs or outputs. Without it, the graph decodes one chunk.
+   */
+  latentFrames?: number;
 }
 
 const CLASS_NAME = "AutoencoderKLCogVideoX";
@@ -166,18 +172,25 @@ export function readCogVideoXVaeDecoderConfig(
 }
 
 /**
- * Builds the decoder graph of one temporal chunk: inputs `latent_sample` float32
+ * Builds the decoder graph: of one temporal chunk (inputs `latent_sample` float32
  * `[batch, latent_channels, latent_frames, latent_height, latent_width]` and the
  * `conv_cache.<module path>` caches; outputs `sample` float32
- * `[batch, out_channels, frames, height, width]` and the `conv_cache_out.<module path>` caches.
- * Returns the ModelProto bytes.
+ * `[batch, out_channels, frames, height, width]` and the `conv_cache_out.<module path>` caches),
+ * or with `latentFrames` of a whole video (`latent_sample` and `sample` only, with that many
+ * latent frames). Returns the ModelProto bytes.
  */
 export function buildCogVideoXVaeDecoder(options: BuildCogVideoXVaeDecoderOptions): Uint8Array {
   const config = readCogVideoXVaeDecoderConfig(options.config, options.configPath);
-  return buildCogVideoXVaeDecoderGraph(config, options.weights, options.dtype).toBytes();
+  if (options.latentFrames === undefined) {
+    return buildCogVideoXVaeDecoderGraph(config, options.weights, options.dtype).toBytes();
+  }
+  return buildCogVideoXVideoDecoderGraph(config, options.weights, {
+    dtype: options.dtype,
+    latentFrames: options.latentFrames,
+  }).toBytes();
 }
 
-/** The builder of {@link buildCogVideoXVaeDecoder}, before encoding (tests read its weights). */
+/** The one-chunk graph of {@link buildCogVideoXVaeDecoder}, before encoding (tests read it). */
 export function buildCogVideoXVaeDecoderGraph(
   config: CogVideoXVaeDecoderConfig,
   weights: ComponentWeights,
@@ -191,10 +204,23 @@ export function buildCogVideoXVaeDecoderGraph(
     "latent_height",
     "latent_width",
   ]);
-  const cacheOutputs: Stage["cacheOutputs"] = [];
+  const outputs: { value: string; name: string; dims: (number | string)[] }[] = [];
+  // The caches are graph inputs and outputs, in float32 like the other inputs and outputs.
+  const caches: ConvCaches = {
+    sized: false,
+    read: (path, dims) =>
+      toCompute(b, b.input(`${CONV_CACHE_INPUT_PREFIX}${path}`, "float32", dims)),
+    write(path, dims, value) {
+      outputs.push({
+        value: toFloat32(b, value()),
+        name: `${CONV_CACHE_OUTPUT_PREFIX}${path}`,
+        dims,
+      });
+    },
+  };
   const sample = b.scope(
     "decoder",
-    () => cogVideoXDecoder3D(b, toCompute(b, input), config, cacheOutputs),
+    () => cogVideoXDecoder3D(b, toCompute(b, input), config, caches),
   );
   b.output(toFloat32(b, sample), "sample", "float32", [
     "batch",
@@ -203,8 +229,111 @@ export function buildCogVideoXVaeDecoderGraph(
     "height",
     "width",
   ]);
-  for (const cache of cacheOutputs) b.output(cache.value, cache.name, "float32", cache.dims);
+  for (const cache of outputs) b.output(cache.value, cache.name, "float32", cache.dims);
   return b;
+}
+
+/** Options of {@link buildCogVideoXVideoDecoderGraph}. */
+export interface VideoDecoderGraphOptions {
+  /** Compute dtype (default float32). */
+  dtype?: ComputeDType;
+  /** Latent frames of the videos it decodes. */
+  latentFrames: number;
+  /** Latent frames per chunk (diffusers' `num_latent_frames_batch_size`, default 2). */
+  framesPerChunk?: number;
+}
+
+/**
+ * The whole-video graph of {@link buildCogVideoXVaeDecoder}: diffusers' chunk loop (`_decode`)
+ * unrolled, each chunk's convolutions reading the caches the previous chunk's left (values of the
+ * graph: nothing crosses the session boundary between chunks), every chunk reading the same
+ * initializers, and the chunks' samples joined along time. Each chunk computes exactly what the
+ * one-chunk graph computes for it, so both decode a video to the same bits.
+ */
+export function buildCogVideoXVideoDecoderGraph(
+  config: CogVideoXVaeDecoderConfig,
+  weights: ComponentWeights,
+  options: VideoDecoderGraphOptions,
+): GraphBuilder {
+  const { latentFrames } = options;
+  if (!Number.isSafeInteger(latentFrames) || latentFrames < 1) {
+    throw new RangeError(`Expected a positive number of latent frames, got ${latentFrames}`);
+  }
+  const b = new GraphBuilder({
+    name: "vae_video_decoder",
+    weights,
+    computeDType: options.dtype ?? "float32",
+  });
+  const input = toCompute(
+    b,
+    b.input("latent_sample", "float32", [
+      "batch",
+      config.latentChannels,
+      latentFrames,
+      "latent_height",
+      "latent_width",
+    ]),
+  );
+  const chunks = latentFrameChunks(latentFrames, options.framesPerChunk);
+  // One Split, not a Slice per chunk: its one constant is all the graph adds for more chunks.
+  const pieces = chunks.length === 1 ? [input] : b.ops(
+    "Split",
+    [input, b.int64s(chunks.map(([start, end]) => end - start))],
+    { axis: 2 },
+    { outputs: chunks.length },
+  );
+  let previous = new Map<string, string>();
+  const samples: string[] = [];
+  for (const index of chunks.keys()) {
+    const last = index === chunks.length - 1;
+    const next = new Map<string, string>();
+    const caches: ConvCaches = {
+      sized: true,
+      read: (path) => previous.get(path),
+      // The last chunk's caches would go unread.
+      write(path, _dims, value) {
+        if (!last) next.set(path, value());
+      },
+    };
+    samples.push(b.scope("decoder", () => cogVideoXDecoder3D(b, pieces[index], config, caches)));
+    previous = next;
+  }
+  const sample = samples.length === 1 ? samples[0] : b.op("Concat", samples, { axis: 2 });
+  const frames = chunks.reduce(
+    (sum, [start, end]) => sum + decodedFrames(end - start, config.temporalCompressionRatio),
+    0,
+  );
+  b.output(toFloat32(b, sample), "sample", "float32", [
+    "batch",
+    config.outChannels,
+    frames,
+    "height",
+    "width",
+  ]);
+  return b;
+}
+
+/** Video frames the decoder makes of one chunk of `latentFrames` (9 of 3, 8 of 2, 1 of 1). */
+export function decodedFrames(latentFrames: number, temporalCompressionRatio: number): number {
+  let frames = latentFrames;
+  // Each time upsampling doubles the frames, but for an odd first one.
+  for (let level = 1; level < temporalCompressionRatio; level *= 2) {
+    frames = 2 * frames - (frames % 2);
+  }
+  return frames;
+}
+
+/**
+ * Where a chunk's causal convolutions find the previous chunk's frames and leave theirs: graph
+ * inputs and outputs (the one-chunk graph), or values passed from chunk to chunk (the video graph).
+ */
+interface ConvCaches {
+  /** True when a cache read holds kt - 1 frames (never an empty first-chunk input). */
+  sized: boolean;
+  /** The cache of the convolution at `path` (compute dtype), or undefined for the first chunk. */
+  read(path: string, dims: (number | string)[]): string | undefined;
+  /** Hands on the updated cache; `value` emits its nodes, called only if it is used. */
+  write(path: string, dims: (number | string)[], value: () => string): void;
 }
 
 /** Where a module sits in the decoder: how far time and space were upsampled so far. */
@@ -213,8 +342,8 @@ interface Stage {
   timeScale: number;
   /** Pixels per latent pixel. */
   spaceScale: number;
-  /** The updated caches, declared as outputs after `sample` (shared by every stage). */
-  cacheOutputs: { value: string; name: string; dims: (number | string)[] }[];
+  /** The chunk's convolution caches (shared by every stage). */
+  caches: ConvCaches;
 }
 
 /** `CogVideoXDecoder3D.forward`; `sample` is the chunk's latent, also the spatial norms' `zq`. */
@@ -222,12 +351,12 @@ function cogVideoXDecoder3D(
   b: GraphBuilder,
   sample: string,
   config: CogVideoXVaeDecoderConfig,
-  cacheOutputs: Stage["cacheOutputs"],
+  caches: ConvCaches,
 ): string {
   const reversed = [...config.blockOutChannels].reverse();
   const groups = config.normNumGroups;
   const temporalCompressLevel = Math.log2(config.temporalCompressionRatio);
-  let stage: Stage = { timeScale: 1, spaceScale: 1, cacheOutputs };
+  let stage: Stage = { timeScale: 1, spaceScale: 1, caches };
 
   let hidden = b.scope("conv_in", () => cogVideoXCausalConv3d(b, sample, stage));
   hidden = b.scope(
@@ -255,7 +384,7 @@ function cogVideoXDecoder3D(
       stage = {
         timeScale: stage.timeScale * (block.compressTime ? 2 : 1),
         spaceScale: stage.spaceScale * 2,
-        cacheOutputs,
+        caches,
       };
     }
   }
@@ -446,8 +575,9 @@ function cogVideoXUpsample3D(b: GraphBuilder, x: string, compressTime: boolean):
 
 /**
  * `CogVideoXCausalConv3d` (pad_mode "first"): a temporal kernel of kt frames sees the cache of
- * the previous chunk, or, for the first chunk (an empty cache), its first frame repeated; the
- * updated cache is the last kt - 1 frames it saw. Spatial padding is zeros, inside the Conv.
+ * the previous chunk, or, for the first chunk (no cache, or an empty one), its first frame
+ * repeated; the updated cache is the last kt - 1 frames it saw. Spatial padding is zeros, inside
+ * the Conv.
  */
 function cogVideoXCausalConv3d(b: GraphBuilder, x: string, stage: Stage): string {
   const [, inChannels, kt, kh, kw] = b.weightRef("conv.weight").shape;
@@ -457,26 +587,16 @@ function cogVideoXCausalConv3d(b: GraphBuilder, x: string, stage: Stage): string
     const space = (axis: "height" | "width") =>
       stage.spaceScale === 1 ? `latent_${axis}` : `${stage.spaceScale}*latent_${axis}`;
     const dims = ["batch", inChannels, CACHE_FRAMES, space("height"), space("width")];
-    const cache = toCompute(
-      b,
-      b.input(`${CONV_CACHE_INPUT_PREFIX}${path}`, "float32", dims),
-    );
+    const cache = stage.caches.read(path, dims);
+    const firstFrames = () => new Array(kt - 1).fill(slice(b, x, 2, 0, 1));
     // The first kt - 1 frames of [cache, first frame x (kt - 1)]: the cache when there is one.
-    const first = slice(b, inputs, 2, 0, 1);
-    const context = slice(
-      b,
-      b.op("Concat", [cache, ...new Array(kt - 1).fill(first)], { axis: 2 }),
-      2,
-      0,
-      kt - 1,
-    );
+    let context: string;
+    if (cache === undefined) context = b.op("Concat", firstFrames(), { axis: 2 });
+    else if (stage.caches.sized) context = cache;
+    else context = slice(b, b.op("Concat", [cache, ...firstFrames()], { axis: 2 }), 2, 0, kt - 1);
     inputs = b.op("Concat", [context, inputs], { axis: 2 });
-    const cacheOut = slice(b, inputs, 2, -(kt - 1), TO_END);
-    stage.cacheOutputs.push({
-      value: toFloat32(b, cacheOut),
-      name: `${CONV_CACHE_OUTPUT_PREFIX}${path}`,
-      dims,
-    });
+    const padded = inputs;
+    stage.caches.write(path, dims, () => slice(b, padded, 2, -(kt - 1), TO_END));
   }
   return b.scope("conv", () => conv(b, inputs, [0, kh >> 1, kw >> 1, 0, kh >> 1, kw >> 1]));
 }

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
 import {
   buildCogVideoXVaeDecoder,
   buildCogVideoXVaeDecoderGraph,
+  buildCogVideoXVideoDecoderGraph,
   CONV_CACHE_INPUT_PREFIX,
   CONV_CACHE_OUTPUT_PREFIX,
+  decodedFrames,
   emptyConvCacheShape,
   groupNorm,
   readCogVideoXVaeDecoderConfig,
@@ -33,11 +36,17 @@ async function readHfCase(name: string) {
   return { json, tensors };
 }
 
-/** A session of the decoder graph built from the fixture folder `variant`. */
-async function decoderSession(variant: string): Promise<ort.InferenceSession> {
+/**
+ * A session of the decoder graph built from the fixture folder `variant`: of one chunk, or with
+ * `latentFrames` of a whole video.
+ */
+async function decoderSession(
+  variant: string,
+  options: { latentFrames?: number; dtype?: "float32" | "float16" } = {},
+): Promise<ort.InferenceSession> {
   const [config, configPath] = await readConfig(variant);
   const weights = await loadComponentWeights(join(HF, variant, "vae"));
-  const bytes = buildCogVideoXVaeDecoder({ config, configPath, weights });
+  const bytes = buildCogVideoXVaeDecoder({ config, configPath, weights, ...options });
   return await ort.InferenceSession.create(bytes, {
     extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
   });
@@ -113,6 +122,51 @@ for (
     await session.release();
   });
 }
+
+Deno.test("the video decoder graph decodes all 6 chunks of 49 frames in one run, to the bits of the chunk loop", async () => {
+  const { tensors } = await readHfCase("ddim-2b-49f");
+  const z = tensors.get("vae_decoder_input") as Tensor<"float32">;
+  const chunkSession = await decoderSession("2b");
+  const { sample: chunked, calls } = await decodeChunked(chunkSession, z);
+  assert.equal(calls.length, 6);
+  await chunkSession.release();
+
+  const session = await decoderSession("2b", { latentFrames: z.shape[2] });
+  assert.deepEqual(session.inputNames, ["latent_sample"]);
+  assert.deepEqual(session.outputNames, ["sample"]);
+  const outputs = await session.run({ latent_sample: toOrt(z) });
+  const sample = fromOrt(outputs.sample);
+  await session.release();
+  assert.deepEqual(sample.shape, chunked.shape);
+  assert.deepEqual(sample.data, chunked.data);
+});
+
+Deno.test("the video decoder graph's nodes grow by one chunk's per chunk; its initializers stay", async () => {
+  const [config, configPath] = await readConfig("2b");
+  const weights = await loadComponentWeights(join(HF, "2b", "vae"));
+  const read = readCogVideoXVaeDecoderConfig(config, configPath);
+  // 3, 5, 7, 9 and 13 latent frames: 1, 2, 3, 4 and 6 chunks.
+  const graphs = [3, 5, 7, 9, 13].map((latentFrames) => {
+    const b = buildCogVideoXVideoDecoderGraph(read, weights, { latentFrames });
+    const proto = onnxProto.onnx.ModelProto.decode(b.toBytes());
+    return { nodes: b.nodeCount, initializers: proto.graph!.initializer!.length };
+  });
+  const perChunk = graphs[2].nodes - graphs[1].nodes;
+  assert.ok(perChunk > 100, `${perChunk} nodes per chunk`);
+  assert.equal(graphs[3].nodes - graphs[2].nodes, perChunk);
+  assert.equal(graphs[4].nodes - graphs[3].nodes, 2 * perChunk);
+  // The second chunk adds the Split, the Concat and the first chunk's cache slices.
+  assert.ok(Math.abs(graphs[1].nodes - graphs[0].nodes - perChunk) < 10);
+  // A Split's sizes and the caches' slice bounds come with the second chunk, then nothing more.
+  assert.ok(graphs.slice(1).every((graph) => graph.initializers === graphs[1].initializers));
+  assert.ok(graphs[1].initializers - graphs[0].initializers <= 4);
+  // Every initializer but the small constants is a decoder weight, each once.
+  const decoderWeights = [...weights.tensors.keys()].filter((key) => key.startsWith("decoder."));
+  assert.ok(graphs[0].initializers < decoderWeights.length + 40);
+  assert.equal(decodedFrames(3, 4), 9);
+  assert.equal(decodedFrames(2, 4), 8);
+  assert.equal(decodedFrames(1, 4), 1);
+});
 
 Deno.test("the decoder graph reads every decoder weight and names caches by module path", async () => {
   const [config, configPath] = await readConfig("2b");
