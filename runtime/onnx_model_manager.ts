@@ -18,7 +18,9 @@
  */
 
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { UserError } from "./user_error.ts";
+import { cudaRemedy, missingProviderFiles } from "./cuda_provider.ts";
 import { formatBytes } from "./byte_size.ts";
 import type { ModelManager, ModelRunOptions } from "./model_manager.ts";
 import { isModelHandle, type ModelBuild, type ModelHandle, sessionKey } from "./model_handle.ts";
@@ -515,12 +517,18 @@ export class OnnxModelManager implements ModelManager {
   }
 }
 
+/** The project folder, with the node_modules whose onnxruntime-node the session workers load. */
+const PROJECT_DIR = fileURLToPath(new URL("..", import.meta.url));
+
 /** Why a session could not be created, with what to do about an unavailable provider. */
 function describeLoadFailure(model: ModelHandle, error: Error): string {
   const detail = error.message.split("\n")[0];
   const provider = model.session.executionProviders[0] ?? "cpu";
   if (provider !== "cpu" && /provider|shared library/i.test(detail)) {
-    return `Cannot load model "${model.name}": the ${provider} execution provider is unavailable (${detail}); use providers: [cpu], or on_unavailable_provider: fallback to fall back to the CPU`;
+    const remedy = provider === "cuda"
+      ? `: ${cudaRemedy(detail, missingProviderFiles(PROJECT_DIR))}`
+      : "";
+    return `Cannot load model "${model.name}": the ${provider} execution provider is unavailable (${detail})${remedy}; or use providers: [cpu] (--set provider=cpu in the library workflows), or on_unavailable_provider: fallback to fall back to the CPU with a warning`;
   }
   return `Cannot load model "${model.name}" from "${model.path}": ${detail}`;
 }
