@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# The GPU table's driver, on the GPU machine under the GPU kit (Deno and the CUDA provider on the
+# PATH): makes the real-width pipelines, then runs every configuration of diffusers_bench.py and
+# cogflow_bench.ts, one process each with its own time limit, appending to $WORK/gpu_table.jsonl.
+# A failing or killed configuration leaves a line saying so and the others go on; a configuration
+# already in gpu_table.jsonl (or in $DONE_FILE) is skipped, so a stopped run resumes where it was.
+#
+# One call of the device lasts at most 10 minutes, so the work runs in the background
+# (its own process session) and later calls wait for it, each returning in under 9 minutes:
+#   bash .gpu-out/final/run-gpu.sh bash bench/gpu/run_table.sh start [stages]   # returns in ~15 s
+#   bash .gpu-out/final/run-gpu.sh bash bench/gpu/run_table.sh wait [seconds]   # default 500
+#   bash bench/gpu/run_table.sh status | estimate
+#   bash .gpu-out/final/run-gpu.sh bash bench/gpu/run_table.sh run [stages]     # foreground
+# `wait` and `status` copy gpu_table.jsonl, the logs and the manifests to $OUT (when set).
+#
+# Stages (default all): make (the pipeline folders), context (a CUDA context alone: the NVML
+# baseline), diffusers, cogflow (only that side), table (both sides, pairs in priority order),
+# all = make context table.
+#
+# Settings (environment):
+#   WORK=/tmp/gpu-table   MODELS="2b 5b"   STEPS=3
+#   LAYERS_2B=30 LAYERS_5B=42 T5_LAYERS=24          transformer / text encoder depth made
+#   CONFIGS="all_gpu group_offload_tiling sequential_tiling model_offload_tiling model_offload"
+#   CONFIGS_5B=<CONFIGS>   EXTRA_COGFLOW=""          e.g. "low_memory budget_tiling" (cogflow only)
+#   DIFFUSERS_DTYPE_2B=fp16 DIFFUSERS_DTYPE_5B=bf16 COGFLOW_DTYPE=float16
+#   LIMIT_DIFFUSERS=360 LIMIT_COGFLOW=480           seconds per configuration
+#   EXTRA_ARGS=""        more arguments for both drivers, e.g. "--frames 25" (a decode at another
+#                        frame count: give it its own WORK or table) or, for a check on the CPU with
+#                        the tiny fixture, "--height 64 --width 64 --frames 9 --max-sequence-length 16"
+#   COGFLOW_PROVIDER=cuda
+#   DONE_FILE=<jsonl>   results to skip (e.g. a carried earlier gpu_table.jsonl); RETRY=1 reruns
+#                       configurations whose line is not ok
+# diffusers' source: scratch/diffusers-src.tar.xz (carry it: it is ignored by git), unpacked to
+# $WORK/diffusers, unless `python3 -c "import diffusers"` works already.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+WORK=${WORK:-/tmp/gpu-table}
+MODELS=${MODELS:-2b 5b}
+STEPS=${STEPS:-3}
+LAYERS_2B=${LAYERS_2B:-30}
+LAYERS_5B=${LAYERS_5B:-42}
+T5_LAYERS=${T5_LAYERS:-24}
+CONFIGS=${CONFIGS:-all_gpu group_offload_tiling sequential_tiling model_offload_tiling model_offload}
+CONFIGS_5B=${CONFIGS_5B:-$CONFIGS}
+EXTRA_COGFLOW=${EXTRA_COGFLOW:-}
+DIFFUSERS_DTYPE_2B=${DIFFUSERS_DTYPE_2B:-fp16}
+DIFFUSERS_DTYPE_5B=${DIFFUSERS_DTYPE_5B:-bf16}
+COGFLOW_DTYPE=${COGFLOW_DTYPE:-float16}
+LIMIT_DIFFUSERS=${LIMIT_DIFFUSERS:-360}
+LIMIT_COGFLOW=${LIMIT_COGFLOW:-480}
+EXTRA_ARGS=${EXTRA_ARGS:-}
+COGFLOW_PROVIDER=${COGFLOW_PROVIDER:-cuda}
+table=$WORK/gpu_table.jsonl
+logs=$WORK/logs
+
+say() { echo "[run_table $(date +%H:%M:%S)] $*"; }
+
+# Rough device seconds per configuration at full depth with STEPS=3 (assumed, not measured: the
+# first run replaces them). Load and start-up, then steps, then decode.
+estimate() {
+  local steps=$STEPS
+  say "estimates (assumed, full depth scales with layers; STEPS=$steps):"
+  awk -v s="$steps" -v l2="$LAYERS_2B" -v l5="$LAYERS_5B" -v t5="$T5_LAYERS" 'BEGIN {
+    f2 = l2 / 30; f5 = l5 / 42; ft = t5 / 24
+    printf "  make: 2b %d s, 5b %d s\n", 15 + 25 * ft + 10 * f2 + 8, 15 + 25 * ft + 30 * f5 + 8
+    printf "  context: 10 s\n"
+    # per configuration: [start-up + load] + steps x step + decode
+    split("all_gpu model_offload model_offload_tiling sequential_tiling group_offload_tiling", c, " ")
+    split("1 1.1 1.1 4 1.6", slow, " ")        # step time against all_gpu
+    split("8 8 12 40 20", dec, " ")            # diffusers decode s
+    for (i = 1; i <= 5; i++) {
+      d2 = 20 + 15 * (ft + f2) + s * 1.0 * f2 * slow[i] + dec[i]
+      d5 = 20 + 15 * (ft + 2.5 * f5) + s * 2.2 * f5 * slow[i] + dec[i]
+      c2 = 25 + 30 * ft + 10 * f2 + s * 2.0 * f2 * slow[i] + 45
+      c5 = 25 + 30 * ft + 25 * f5 + s * 4.5 * f5 * slow[i] + 45
+      printf "  %-22s diffusers 2b %4d s, 5b %4d s; cogflow 2b %4d s, 5b %4d s\n", c[i], d2, d5, c2, c5
+      t += d2 + d5 + c2 + c5
+    }
+    printf "  all configurations, both models and sides: about %d min\n", t / 60 + 1
+  }'
+}
+
+# Whether a result for side/model/config is there already (any status; ok only with RETRY=1).
+done_already() {
+  python3 - "$1" "$2" "$3" "${RETRY:-0}" "$table" "${DONE_FILE:-}" <<'EOF'
+import json, sys
+side, model, config, retry = sys.argv[1:5]
+for path in sys.argv[5:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if (row.get("side"), row.get("model"), row.get("config")) == (side, model, config):
+            if retry != "1" or row.get("status") == "ok":
+                sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# Appends a line for a configuration whose process left none (killed at its limit, crashed).
+note_missing() {
+  local side=$1 model=$2 config=$3 rc=$4 limit=$5
+  python3 - "$side" "$model" "$config" "$rc" "$limit" >>"$table" <<'EOF'
+import json, sys
+side, model, config, rc, limit = sys.argv[1:]
+status = "timeout" if rc in ("124", "137") else "crashed"
+print(json.dumps({"side": side, "model": model, "config": config, "status": status,
+                  "exit_code": int(rc), "limit_s": int(limit)}))
+EOF
+}
+
+lines() { [ -e "$table" ] && wc -l <"$table" || echo 0; }
+
+# Waits (at most 30 s) until no compute process holds the GPU, so the next idle figure is idle.
+gpu_quiet() {
+  command -v nvidia-smi >/dev/null || return 0
+  for _ in $(seq 1 30); do
+    [ -z "$(nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null)" ] && return 0
+    sleep 1
+  done
+  say "warning: a compute process still holds the GPU: $(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader)"
+}
+
+diffusers_env() {
+  if [ -d "$WORK/diffusers/src" ]; then
+    export PYTHONPATH="$WORK/diffusers/src${PYTHONPATH:+:$PYTHONPATH}"
+    return 0
+  fi
+  if [ -e "$root/scratch/diffusers-src.tar.xz" ]; then
+    mkdir -p "$WORK/diffusers"
+    tar -xJf "$root/scratch/diffusers-src.tar.xz" -C "$WORK/diffusers"
+    export PYTHONPATH="$WORK/diffusers/src${PYTHONPATH:+:$PYTHONPATH}"
+    return 0
+  fi
+  python3 -c "import diffusers" 2>/dev/null && return 0
+  say "no diffusers: carry scratch/diffusers-src.tar.xz (tar -cJf scratch/diffusers-src.tar.xz -C <diffusers checkout> src)"
+  return 1
+}
+
+layers_of() { [ "$1" = 5b ] && echo "$LAYERS_5B" || echo "$LAYERS_2B"; }
+configs_of() { [ "$1" = 5b ] && echo "$CONFIGS_5B" || echo "$CONFIGS"; }
+
+stage_make() {
+  diffusers_env || return 1
+  for model in $MODELS; do
+    say "make $model: $(layers_of "$model") transformer layers, $T5_LAYERS text encoder layers"
+    timeout 480 python3 "$here/make_pipeline.py" --out "$WORK/pipes" --variant "$model" \
+      --layers "$(layers_of "$model")" --t5-layers "$T5_LAYERS" 2>&1 | tee -a "$logs/make.log" |
+      grep --line-buffered -v 'it/s\]'
+    [ "${PIPESTATUS[0]}" = 0 ] || say "make $model failed (see logs/make.log)"
+  done
+  df -h "$WORK" | tail -1
+}
+
+run_one() {
+  local side=$1 model=$2 config=$3
+  local dir=$WORK/pipes/$model log=$logs/$side-$model-$config.log
+  if done_already "$side" "$model" "$config"; then
+    say "$side $model $config: in the table already, skipped"
+    return 0
+  fi
+  if [ "$config" != context ] && [ ! -e "$WORK/pipes/$model.manifest.json" ]; then
+    say "$side $model $config: no pipeline $dir (stage make), skipped"
+    return 0
+  fi
+  gpu_quiet
+  local before rc started=$SECONDS
+  before=$(lines)
+  say "$side $model $config: starting (log $log)"
+  if [ "$side" = diffusers ]; then
+    local dtype=$DIFFUSERS_DTYPE_2B
+    [ "$model" = 5b ] && dtype=$DIFFUSERS_DTYPE_5B
+    local model_args=(--model "$dir" --label "$model")
+    [ "$config" = context ] && model_args=(--label "$model")
+    timeout --kill-after=15 "$LIMIT_DIFFUSERS" python3 "$here/diffusers_bench.py" "${model_args[@]}" \
+      --config "$config" --steps "$STEPS" --dtype "$dtype" --out "$table" $EXTRA_ARGS >"$log" 2>&1
+    rc=$?
+  else
+    # The driver ends its cogflow process tree itself 20 s before the outer limit.
+    timeout --kill-after=15 "$LIMIT_COGFLOW" deno run -A "$root/bench/gpu/cogflow_bench.ts" \
+      --model "$dir" --label "$model" --config "$config" --steps "$STEPS" \
+      --provider "$COGFLOW_PROVIDER" --dtype "$COGFLOW_DTYPE" --out "$table" \
+      --time-limit $((LIMIT_COGFLOW - 20)) $EXTRA_ARGS >"$log" 2>&1
+    rc=$?
+  fi
+  if [ "$(lines)" = "$before" ]; then
+    note_missing "$side" "$model" "$config" "$rc" "$([ "$side" = diffusers ] && echo "$LIMIT_DIFFUSERS" || echo "$LIMIT_COGFLOW")"
+  fi
+  say "$side $model $config: exit $rc in $((SECONDS - started)) s: $(tail -1 "$table" | cut -c1-160)"
+}
+
+stage_side() {
+  local sides=$1
+  diffusers_env || return 1
+  for model in $MODELS; do
+    local configs
+    configs=$(configs_of "$model")
+    for config in $configs; do
+      for side in $sides; do run_one "$side" "$model" "$config"; done
+    done
+    if [[ " $sides " == *" cogflow "* ]]; then
+      for config in $EXTRA_COGFLOW; do run_one cogflow "$model" "$config"; done
+    fi
+  done
+}
+
+run_stages() {
+  mkdir -p "$WORK" "$logs"
+  local stages=${*:-all}
+  [ "$stages" = all ] && stages="make context table"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader 2>/dev/null
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1
+  python3 -c 'import accelerate; print("accelerate", accelerate.__version__)' 2>&1 | tail -1
+  deno --version | head -1
+  estimate
+  for stage in $stages; do
+    say "stage $stage"
+    case $stage in
+      make) stage_make ;;
+      context) diffusers_env && run_one diffusers none context ;;
+      diffusers) stage_side diffusers ;;
+      cogflow) stage_side cogflow ;;
+      table) stage_side "diffusers cogflow" ;;
+      *) say "unknown stage \"$stage\": make, context, diffusers, cogflow, table or all" ;;
+    esac
+  done
+  say "stages done: $stages"
+}
+
+copy_out() {
+  [ -n "${OUT:-}" ] || return 0
+  cp "$table" "$OUT/gpu_table.jsonl" 2>/dev/null
+  cp "$WORK/run.log" "$OUT/run.log" 2>/dev/null
+  cp "$WORK"/pipes/*.manifest.json "$OUT/" 2>/dev/null
+  mkdir -p "$OUT/logs" && cp "$logs"/*.log "$OUT/logs/" 2>/dev/null
+  true
+}
+
+command=${1:-status}
+shift || true
+case $command in
+  start)
+    mkdir -p "$WORK" "$logs"
+    if [ -e "$WORK/run.pid" ] && kill -0 "$(cat "$WORK/run.pid")" 2>/dev/null; then
+      say "already running (pid $(cat "$WORK/run.pid")): use wait"
+      exit 0
+    fi
+    rm -f "$WORK/run.rc"
+    # A copy of this script runs, so a new copy of the working tree cannot change it mid-run.
+    cp "$here/run_table.sh" "$WORK/run_table.sh"
+    setsid nohup bash -c "cd '$root' && bash '$WORK/run_table.sh' run-from '$here' $*; echo \$? > '$WORK/run.rc'" \
+      </dev/null >>"$WORK/run.log" 2>&1 &
+    echo $! >"$WORK/run.pid"
+    sleep 12
+    cat "$WORK/run.log"
+    copy_out
+    ;;
+  run-from)
+    here=$1
+    shift
+    root=$(cd "$here/../.." && pwd)
+    run_stages "$@"
+    ;;
+  run)
+    run_stages "$@" 2>&1 | tee -a "$WORK/run.log"
+    copy_out
+    ;;
+  wait)
+    seconds=${1:-500}
+    shown=$(wc -l <"$WORK/run.log" 2>/dev/null || echo 0)
+    end=$((SECONDS + seconds))
+    while [ $SECONDS -lt $end ] && [ ! -e "$WORK/run.rc" ]; do
+      sleep 5
+      total=$(wc -l <"$WORK/run.log" 2>/dev/null || echo 0)
+      [ "$total" -gt "$shown" ] && sed -n "$((shown + 1)),${total}p" "$WORK/run.log" | grep -v 'it/s\]'
+      shown=$total
+    done
+    if [ -e "$WORK/run.rc" ]; then say "finished, exit $(cat "$WORK/run.rc")"; else say "still running: wait again"; fi
+    copy_out
+    ;;
+  status)
+    [ -e "$WORK/run.rc" ] && say "finished, exit $(cat "$WORK/run.rc")" || say "running or not started"
+    tail -5 "$WORK/run.log" 2>/dev/null
+    [ -e "$table" ] && python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(r.get("side"), r.get("model"), r.get("config"), r.get("status"), "step_s", r.get("step_s"))
+' "$table"
+    copy_out
+    ;;
+  estimate) estimate ;;
+  *) echo "usage: run_table.sh start|wait [seconds]|run|status|estimate [stages]" >&2; exit 2 ;;
+esac
