@@ -45,6 +45,35 @@ export function formatDuration(ms: number): string {
   return `${minutes} min ${String(seconds).padStart(2, "0")} s`;
 }
 
+/** What {@link formatProviders} reads of a model's statistics. */
+export interface ModelProvider {
+  /** The model's name. */
+  name: string;
+  /** Sessions created (a model that never loaded, its results all cached, is left out). */
+  loads: number;
+  /** The provider its sessions got. */
+  provider: string;
+  /** Why they fell back to the CPU. */
+  fallbackReason?: string;
+}
+
+/**
+ * The provider each model's sessions really got, in one line, models with the same provider (and
+ * fallback reason) together: `text_encoder, transformer: cuda; vae: cpu (fallback: <reason>)`;
+ * empty when no model loaded.
+ */
+export function formatProviders(models: readonly ModelProvider[]): string {
+  const groups = new Map<string, string[]>();
+  for (const model of models) {
+    if (model.loads === 0) continue;
+    const where = `${model.provider}${
+      model.fallbackReason ? ` (fallback: ${model.fallbackReason})` : ""
+    }`;
+    groups.set(where, [...groups.get(where) ?? [], model.name]);
+  }
+  return [...groups].map(([where, names]) => `${names.join(", ")}: ${where}`).join("; ");
+}
+
 /** Time left from progress so far: `(elapsed / step) * (total - step)`. */
 export function estimateRemaining(
   elapsedMs: number,

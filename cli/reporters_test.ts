@@ -3,6 +3,7 @@ import type { RunEvent } from "../engine/mod.ts";
 import {
   estimateRemaining,
   formatDuration,
+  formatProviders,
   JsonReporter,
   PlainReporter,
   progressBar,
@@ -212,4 +213,18 @@ Deno.test("messages of nodes are printed with their control characters escaped",
   reporter.close();
   assert.ok(!terminal.text.includes(`${ESC}[2J`), terminal.text);
   assert.ok(terminal.text.includes("\\x1b[2Jx\\ny.mp4"), terminal.text);
+});
+
+Deno.test("formatProviders says which provider each model got, fallbacks with their reason", () => {
+  const reason = "OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library";
+  assert.equal(
+    formatProviders([
+      { name: "text_encoder", loads: 1, provider: "cuda" },
+      { name: "transformer", loads: 2, provider: "cuda" },
+      { name: "vae", loads: 1, provider: "cpu", fallbackReason: reason },
+      { name: "cached", loads: 0, provider: "cuda" },
+    ]),
+    `text_encoder, transformer: cuda; vae: cpu (fallback: ${reason})`,
+  );
+  assert.equal(formatProviders([{ name: "vae", loads: 0, provider: "cpu" }]), "");
 });

@@ -26,6 +26,7 @@ import { type CliIo, EXIT, UsageError, WORKFLOW_OPTIONS } from "./common.ts";
 import { formatFailure } from "./failure.ts";
 import {
   formatDuration,
+  formatProviders,
   JsonReporter,
   PlainReporter,
   type Reporter,
@@ -107,11 +108,16 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     controller.abort(new RunCancelled());
   };
   const listening = addInterruptListener(onInterrupt);
+  let runEnd: Extract<RunEvent, { type: "run_end" }> | undefined;
   try {
     const result = await runWorkflow(workflow, {
       only: values.only,
       signal: controller.signal,
-      onEvent: (event: RunEvent) => reporter?.handle(event),
+      onEvent: (event: RunEvent) => {
+        // With --json, the run's last line says which provider each model got: held until then.
+        if (values.json && event.type === "run_end") runEnd = event;
+        else reporter?.handle(event);
+      },
       cacheDir: values.cache,
       cacheMaxBytes,
       concurrency,
@@ -122,11 +128,20 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
       const chart = await writeMemoryReport(workflow.document.name, result, io, !values.json);
       files.push(chart);
     }
+    if (runEnd) {
+      reporter?.handle({ ...runEnd, models: modelSummaries(result) } as RunEvent);
+      runEnd = undefined;
+    }
+    const providers = formatProviders(result.models);
+    if (!values.json && !values.quiet && providers) {
+      io.stderr.write(`providers: ${escapeControl(providers)}\n`);
+    }
     if (!values.json) {
       for (const file of files) io.stdout.write(`wrote ${displayPath(file)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
+    if (runEnd) reporter?.handle(runEnd);
     reporter?.close();
     if (error instanceof RunCancelled) {
       if (!values.json) io.stderr.write("Interrupted\n");
@@ -141,6 +156,24 @@ export async function runCommand(args: readonly string[], io: CliIo): Promise<nu
     reporter?.close();
     if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
+}
+
+/**
+ * What `--json` adds to the `run_end` event as `models`: for each model, the provider its sessions
+ * really got (with the fallback reason), loads, runs and times.
+ */
+function modelSummaries(result: RunResult) {
+  return result.models.map((model) => ({
+    name: model.name,
+    provider: model.provider,
+    ...(model.fallbackReason ? { fallbackReason: model.fallbackReason } : {}),
+    policy: model.policy,
+    loads: model.loads,
+    loadMs: model.loadMs,
+    runs: model.runs,
+    runMs: model.runMs,
+    residentBytes: model.residentBytes,
+  }));
 }
 
 /**
@@ -178,7 +211,9 @@ async function writeMemoryReport(
           model.loads === 1 ? "" : "s"
         } in ${formatDuration(model.loadMs)}, ${model.runs} run${model.runs === 1 ? "" : "s"} in ${
           formatDuration(model.runMs)
-        }, ~${formatBytes(model.residentBytes)} resident\n`,
+        }, ~${formatBytes(model.residentBytes)} resident, on ${escapeControl(model.provider)}${
+          model.fallbackReason ? ` (fallback: ${escapeControl(model.fallbackReason)})` : ""
+        }\n`,
       );
     }
   }

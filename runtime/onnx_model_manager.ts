@@ -49,8 +49,10 @@ export interface ModelStats {
   runMs: number;
   /** Resident memory the last session added, in bytes (process-wide measure, approximate). */
   residentBytes: number;
-  /** The provider used. */
+  /** The provider its sessions got (the CPU after a fallback; before any load, the requested). */
   provider: string;
+  /** Why its sessions run on the CPU instead of the requested provider (a fallback). */
+  fallbackReason?: string;
   /** For split models: milliseconds runs waited for parts to load. */
   waitMs?: number;
   /** For split models: the number of parts. */
@@ -252,7 +254,11 @@ export class OnnxModelManager implements ModelManager {
         this.#options.onWarning?.(
           `Model "${model.name}": ${
             model.session.executionProviders[0]
-          } is unavailable, using the CPU (${created.fallbackReason})`,
+          } is unavailable, using the CPU (${created.fallbackReason})${
+            model.session.executionProviders[0] === "cuda"
+              ? `: ${cudaRemedy(created.fallbackReason, missingProviderFiles(PROJECT_DIR))}`
+              : ""
+          }`,
         );
       }
       const residentBytes = Math.max(0, created.rssAfter - created.rssBefore);
@@ -260,6 +266,7 @@ export class OnnxModelManager implements ModelManager {
       stats.loadMs += created.createMs;
       stats.residentBytes = residentBytes;
       stats.provider = created.provider;
+      stats.fallbackReason = created.fallbackReason;
       const resident: Resident = {
         key,
         model,
@@ -341,6 +348,10 @@ export class OnnxModelManager implements ModelManager {
       stats.waitMs = sum(ready.stats.map((part) => part.waitMs));
       stats.residentBytes = Math.max(...ready.stats.map((part) => part.residentBytes));
       stats.partStats = ready.stats.map((part) => ({ ...part }));
+      const loaded = ready.stats.filter((part) => part.provider !== undefined);
+      const providers = [...new Set(loaded.map((part) => part.provider))];
+      if (providers.length > 0) stats.provider = providers.join("+");
+      stats.fallbackReason = loaded.find((part) => part.fallbackReason)?.fallbackReason;
       stats.prepack = ready.prepack;
       return outputs;
     } catch (error) {

@@ -45,6 +45,10 @@ export interface PartStats {
   waitMs: number;
   /** Resident memory the last load added, in bytes (process-wide, so approximate). */
   residentBytes: number;
+  /** The provider the last load got (the CPU after a fallback). */
+  provider?: string;
+  /** Why the last load fell back to the CPU. */
+  fallbackReason?: string;
 }
 
 /** Whether parts repack their weights when loaded: decided by measurement, always, or never. */
@@ -306,6 +310,8 @@ export class SequentialRunner {
         if (packed) stats.packedLoads++;
         stats.loadMs += created.createMs;
         stats.residentBytes = Math.max(0, created.rssAfter - created.rssBefore);
+        stats.provider = created.provider;
+        stats.fallbackReason = created.fallbackReason;
       },
     );
     // A failed load is reported by the run that awaits it.
