@@ -158,6 +158,11 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   if (options.externalDataFolder) {
     entries.model_external_initializers_file_folder_path = options.externalDataFolder;
   }
+  // On a GPU the weights get their own device allocations, not the activation arena's blocks,
+  // which grow by powers of two: weights of gigabytes would otherwise take up to twice their size.
+  if ((options.executionProviders[0] ?? "cpu") !== "cpu") {
+    entries.use_device_allocator_for_initializers = "1";
+  }
   if (Object.keys(entries).length > 0) base.extra = { session: entries };
   const providers = options.executionProviders;
   let provider = providers[0] ?? "cpu";
