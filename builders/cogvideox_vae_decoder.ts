@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type ComputeDType, GraphBuilder, ONNX_DTYPES } from "./onnx_graph.ts";
+import { type ComputeDType, GraphBuilder, ONNX_DTYPES, subgraph } from "./onnx_graph.ts";
 import { dim, reshape, silu, slice } from "./layers.ts";
 import { latentFrameChunks } from "../diffusion/chunked_vae_decode.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
@@ -244,11 +244,16 @@ export interface VideoDecoderGraphOptions {
 }
 
 /**
- * The whole-video graph of {@link buildCogVideoXVaeDecoder}: diffusers' chunk loop (`_decode`)
- * unrolled, each chunk's convolutions reading the caches the previous chunk's left (values of the
- * graph: nothing crosses the session boundary between chunks), every chunk reading the same
- * initializers, and the chunks' samples joined along time. Each chunk computes exactly what the
- * one-chunk graph computes for it, so both decode a video to the same bits.
+ * The whole-video graph of {@link buildCogVideoXVaeDecoder}: diffusers' chunk loop (`_decode`) in
+ * the graph. The first chunk (which takes the odd remainder, and has no caches) is decoded in the
+ * graph itself; the other chunks, all of `framesPerChunk` frames, by a `Loop` whose body decodes
+ * one chunk, its convolution caches carried from iteration to iteration (nothing crosses the
+ * session boundary between chunks). The body reads the same initializers as the first chunk (the
+ * outer graph's), and ONNX Runtime frees an iteration's activations before the next one. The
+ * Loop's scan output `[chunks, batch, channels, frames, height, width]` is put in time order after
+ * the first chunk's frames. Each chunk computes exactly what the one-chunk graph computes for it,
+ * so both decode a video to the same bits. (Unrolling the loop instead gives the same values, but
+ * ONNX Runtime's session creation grows with the square of the nodes: 8 s for 6 tiny chunks.)
  */
 export function buildCogVideoXVideoDecoderGraph(
   config: CogVideoXVaeDecoderConfig,
@@ -274,35 +279,91 @@ export function buildCogVideoXVideoDecoderGraph(
       "latent_width",
     ]),
   );
-  const chunks = latentFrameChunks(latentFrames, options.framesPerChunk);
-  // One Split, not a Slice per chunk: its one constant is all the graph adds for more chunks.
-  const pieces = chunks.length === 1 ? [input] : b.ops(
-    "Split",
-    [input, b.int64s(chunks.map(([start, end]) => end - start))],
-    { axis: 2 },
-    { outputs: chunks.length },
-  );
-  let previous = new Map<string, string>();
-  const samples: string[] = [];
-  for (const index of chunks.keys()) {
-    const last = index === chunks.length - 1;
-    const next = new Map<string, string>();
-    const caches: ConvCaches = {
+  const [[, firstEnd], ...rest] = latentFrameChunks(latentFrames, options.framesPerChunk);
+
+  // The first chunk, which hands its caches to the loop.
+  const caches = new Map<string, { value: string; dims: (number | string)[] }>();
+  const firstCaches: ConvCaches = {
+    sized: true,
+    read: () => undefined,
+    write(path, dims, value) {
+      if (rest.length > 0) caches.set(path, { value: value(), dims });
+    },
+  };
+  const first = firstEnd === latentFrames ? input : slice(b, input, 2, 0, firstEnd);
+  let sample = b.scope("decoder", () => cogVideoXDecoder3D(b, first, config, firstCaches));
+
+  if (rest.length > 0) {
+    const framesPerChunk = rest[0][1] - rest[0][0];
+    const body = new GraphBuilder({ name: "vae_video_decoder.chunk", parent: b });
+    const iteration = body.input("chunk_loop/iteration", "int64", []);
+    const condition = body.input("chunk_loop/condition", "bool", []);
+    const carried = new Map<string, string>();
+    for (const [path, { dims }] of caches) {
+      carried.set(
+        path,
+        body.input(`chunk_loop/${CONV_CACHE_INPUT_PREFIX}${path}`, b.computeDType, dims),
+      );
+    }
+    const updated = new Map<string, string>();
+    const bodyCaches: ConvCaches = {
       sized: true,
-      read: (path) => previous.get(path),
-      // The last chunk's caches would go unread.
+      read: (path) => carried.get(path),
       write(path, _dims, value) {
-        if (!last) next.set(path, value());
+        updated.set(path, value());
       },
     };
-    samples.push(b.scope("decoder", () => cogVideoXDecoder3D(b, pieces[index], config, caches)));
-    previous = next;
+    // Latent frames firstEnd + framesPerChunk * iteration onwards.
+    const start = body.op("Add", [
+      b.int64s([firstEnd]),
+      body.op("Mul", [
+        body.op("Unsqueeze", [iteration, b.int64s([0])]),
+        b.int64s([framesPerChunk]),
+      ]),
+    ]);
+    const end = body.op("Add", [start, b.int64s([framesPerChunk])]);
+    const chunk = body.op("Slice", [input, start, end, b.int64s([2])]);
+    const chunkSample = body.scope(
+      "decoder",
+      () => cogVideoXDecoder3D(body, chunk, config, bodyCaches),
+    );
+    body.output(condition, "chunk_loop/condition_out", "bool", []);
+    for (const [path, { dims }] of caches) {
+      body.output(
+        updated.get(path)!,
+        `chunk_loop/${CONV_CACHE_OUTPUT_PREFIX}${path}`,
+        b.computeDType,
+        dims,
+      );
+    }
+    const frames = decodedFrames(framesPerChunk, config.temporalCompressionRatio);
+    body.output(chunkSample, "chunk_loop/sample", b.computeDType, [
+      "batch",
+      config.outChannels,
+      frames,
+      "height",
+      "width",
+    ]);
+    const outputs = b.ops(
+      "Loop",
+      [b.scalar(rest.length, "int64"), "", ...[...caches.values()].map((cache) => cache.value)],
+      { body: subgraph(body) },
+      { outputs: caches.size + 1 },
+    );
+    // [chunks, batch, channels, frames, H, W] -> [batch, channels, chunks * frames, H, W].
+    const scanned = b.op("Transpose", [outputs[caches.size]], { perm: [1, 2, 0, 3, 4, 5] });
+    const size = b.op("Concat", [
+      b.int64s([0, 0, -1]),
+      b.op("Slice", [b.op("Shape", [scanned]), b.int64s([4]), b.int64s([6])]),
+    ], { axis: 0 });
+    sample = b.op("Concat", [sample, b.op("Reshape", [scanned, size])], { axis: 2 });
   }
-  const sample = samples.length === 1 ? samples[0] : b.op("Concat", samples, { axis: 2 });
-  const frames = chunks.reduce(
-    (sum, [start, end]) => sum + decodedFrames(end - start, config.temporalCompressionRatio),
-    0,
-  );
+
+  const frames = decodedFrames(firstEnd, config.temporalCompressionRatio) +
+    rest.length *
+      (rest.length > 0
+        ? decodedFrames(rest[0][1] - rest[0][0], config.temporalCompressionRatio)
+        : 0);
   b.output(toFloat32(b, sample), "sample", "float32", [
     "batch",
     config.outChannels,
@@ -515,11 +576,15 @@ function cogVideoXSpatialNorm3D(
  * one pass (GroupNormalization's function body, and InstanceNormalization, on the CPU) loses about
  * 1e-3 of the mean; so the statistics are reduced one axis at a time (width, height, frames, the
  * group's channels: sums of at most a few hundred values each, equal counts, so the mean of means
- * is the mean) and the variance is taken after subtracting the mean. Exported for its test.
+ * is the mean) and the variance is taken after subtracting the mean. In float16 or bfloat16 the
+ * statistics and the normalization are computed in float32 (cast up, reduce, cast back), as torch
+ * does for half inputs: a 16-bit sum over millions of values would be meaningless. The affine
+ * scale and shift then apply in the compute dtype. Exported for its test.
  */
 export function groupNorm(b: GraphBuilder, x: string, groups: number, epsilon: number): string {
   const shape = b.op("Shape", [x]);
-  const grouped = b.op("Reshape", [
+  const upcast = b.computeDType !== "float32";
+  const reshaped = b.op("Reshape", [
     x,
     b.op("Concat", [
       b.op("Slice", [shape, b.int64s([0]), b.int64s([1])]),
@@ -527,6 +592,7 @@ export function groupNorm(b: GraphBuilder, x: string, groups: number, epsilon: n
       b.op("Slice", [shape, b.int64s([2]), b.int64s([5])]),
     ], { axis: 0 }),
   ]);
+  const grouped = upcast ? b.op("Cast", [reshaped], { to: ONNX_DTYPES.float32 }) : reshaped;
   const mean = (value: string) => {
     let reduced = value;
     for (const axis of [5, 4, 3, 2]) {
@@ -538,9 +604,12 @@ export function groupNorm(b: GraphBuilder, x: string, groups: number, epsilon: n
   const variance = mean(b.op("Mul", [centered, centered]));
   const normalized = b.op("Div", [
     centered,
-    b.op("Sqrt", [b.op("Add", [variance, b.scalar(epsilon)])]),
+    b.op("Sqrt", [b.op("Add", [variance, b.scalar(epsilon, "float32")])]),
   ]);
-  const restored = b.op("Reshape", [normalized, shape]);
+  const restored = b.op("Reshape", [
+    upcast ? b.op("Cast", [normalized], { to: ONNX_DTYPES[b.computeDType] }) : normalized,
+    shape,
+  ]);
   // Per-channel affine: [C] -> [C, 1, 1, 1] against [B, C, T, H, W].
   const perChannel = (name: string) => b.op("Unsqueeze", [b.weight(name), b.int64s([1, 2, 3])]);
   return b.op("Add", [b.op("Mul", [restored, perChannel("weight")]), perChannel("bias")]);

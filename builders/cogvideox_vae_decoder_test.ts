@@ -141,31 +141,100 @@ Deno.test("the video decoder graph decodes all 6 chunks of 49 frames in one run,
   assert.deepEqual(sample.data, chunked.data);
 });
 
-Deno.test("the video decoder graph's nodes grow by one chunk's per chunk; its initializers stay", async () => {
+/** The nodes of a graph and of its Loop bodies, and its initializers. */
+function graphContents(bytes: Uint8Array) {
+  const graph = onnxProto.onnx.ModelProto.decode(bytes).graph!;
+  const nodes: onnxProto.onnx.INodeProto[] = [];
+  const bodies: onnxProto.onnx.IGraphProto[] = [];
+  const visit = (g: onnxProto.onnx.IGraphProto) => {
+    for (const node of g.node!) {
+      nodes.push(node);
+      for (const attribute of node.attribute ?? []) {
+        if (attribute.g) {
+          bodies.push(attribute.g);
+          visit(attribute.g);
+        }
+      }
+    }
+  };
+  visit(graph);
+  return { nodes, bodies, initializers: graph.initializer!.length };
+}
+
+Deno.test("the video decoder graph decodes chunks after the first in one Loop body: its size stays with more chunks", async () => {
   const [config, configPath] = await readConfig("2b");
   const weights = await loadComponentWeights(join(HF, "2b", "vae"));
   const read = readCogVideoXVaeDecoderConfig(config, configPath);
   // 3, 5, 7, 9 and 13 latent frames: 1, 2, 3, 4 and 6 chunks.
-  const graphs = [3, 5, 7, 9, 13].map((latentFrames) => {
-    const b = buildCogVideoXVideoDecoderGraph(read, weights, { latentFrames });
-    const proto = onnxProto.onnx.ModelProto.decode(b.toBytes());
-    return { nodes: b.nodeCount, initializers: proto.graph!.initializer!.length };
-  });
-  const perChunk = graphs[2].nodes - graphs[1].nodes;
-  assert.ok(perChunk > 100, `${perChunk} nodes per chunk`);
-  assert.equal(graphs[3].nodes - graphs[2].nodes, perChunk);
-  assert.equal(graphs[4].nodes - graphs[3].nodes, 2 * perChunk);
-  // The second chunk adds the Split, the Concat and the first chunk's cache slices.
-  assert.ok(Math.abs(graphs[1].nodes - graphs[0].nodes - perChunk) < 10);
-  // A Split's sizes and the caches' slice bounds come with the second chunk, then nothing more.
-  assert.ok(graphs.slice(1).every((graph) => graph.initializers === graphs[1].initializers));
-  assert.ok(graphs[1].initializers - graphs[0].initializers <= 4);
-  // Every initializer but the small constants is a decoder weight, each once.
+  const graphs = [3, 5, 7, 9, 13].map((latentFrames) =>
+    graphContents(buildCogVideoXVideoDecoderGraph(read, weights, { latentFrames }).toBytes())
+  );
+  const [one, ...more] = graphs;
+  assert.equal(one.bodies.length, 0);
+  for (const graph of more) {
+    assert.equal(graph.bodies.length, 1);
+    assert.equal(graph.nodes.length, more[0].nodes.length);
+    // The Loop's trip count may be a new constant.
+    assert.ok(Math.abs(graph.initializers - more[0].initializers) <= 1);
+    // Every initializer is the outer graph's (the body reads them by name).
+    assert.equal(graph.bodies[0].initializer?.length ?? 0, 0);
+  }
+  // The body is one chunk's decoder: as many nodes as the one-chunk graph, give or take the
+  // slicing of its latent frames and the caches' slices.
+  const body = more[0].bodies[0].node!.length;
+  assert.ok(Math.abs(body - one.nodes.length) < 60, `${body} against ${one.nodes.length}`);
+  // One set of weights: the Loop adds a few constants (its trip count, the slice bounds).
+  assert.ok(more[0].initializers - one.initializers <= 8);
   const decoderWeights = [...weights.tensors.keys()].filter((key) => key.startsWith("decoder."));
-  assert.ok(graphs[0].initializers < decoderWeights.length + 40);
+  assert.ok(one.initializers < decoderWeights.length + 40);
   assert.equal(decodedFrames(3, 4), 9);
   assert.equal(decodedFrames(2, 4), 8);
   assert.equal(decodedFrames(1, 4), 1);
+});
+
+Deno.test("the float16 video decoder reduces every group norm in float32 and stays near float32 (49 frames)", async () => {
+  const [config, configPath] = await readConfig("2b");
+  const weights = await loadComponentWeights(join(HF, "2b", "vae"));
+  const b = buildCogVideoXVideoDecoderGraph(
+    readCogVideoXVaeDecoderConfig(config, configPath),
+    weights,
+    { latentFrames: 13, dtype: "float16" },
+  );
+  // Every ReduceMean reads (through the other reductions, the centering and the square) a Cast
+  // of the 16-bit activations to float32.
+  const { nodes } = graphContents(b.toBytes());
+  const producer = new Map(nodes.flatMap((node) => node.output!.map((name) => [name, node])));
+  const reductions = nodes.filter((node) => node.opType === "ReduceMean");
+  // The first chunk and the Loop body: 2 * 2 + 4 * 2 * 2 + 1 spatial norms each (mid block, up
+  // blocks, norm_out), 8 reductions per norm.
+  assert.equal(reductions.length, 2 * (2 * 2 + 4 * 2 * 2 + 1) * 8);
+  for (const reduction of reductions) {
+    let node = reduction;
+    while (["ReduceMean", "Mul", "Sub"].includes(node.opType!)) {
+      node = producer.get(node.input![0])!;
+    }
+    assert.equal(node.opType, "Cast", reduction.name!);
+    assert.equal(Number(node.attribute![0].i), onnxProto.onnx.TensorProto.DataType.FLOAT);
+  }
+
+  const { json, tensors } = await readHfCase("ddim-2b-49f");
+  const z = tensors.get("vae_decoder_input") as Tensor<"float32">;
+  const decode = async (dtype: "float32" | "float16") => {
+    const session = await decoderSession("2b", { latentFrames: 13, dtype });
+    const outputs = await session.run({ latent_sample: toOrt(z) });
+    await session.release();
+    return fromOrt(outputs.sample);
+  };
+  const half = await decode("float16");
+  const full = await decode("float32");
+  assert.deepEqual(half.shape, json.vae.decoder_output_stats.shape);
+  let worst = 0;
+  for (let i = 0; i < full.data.length; i++) {
+    worst = Math.max(worst, Math.abs(half.data[i] - full.data[i]));
+  }
+  console.log(`float16 decoder output: max abs diff ${worst.toExponential(2)} from float32`);
+  // Outputs reach about 3.5, where float16 steps are 2e-3 apart.
+  assert.ok(worst < 1e-2, `max abs ${worst}`);
 });
 
 Deno.test("the decoder graph reads every decoder weight and names caches by module path", async () => {

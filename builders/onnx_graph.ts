@@ -79,6 +79,12 @@ export interface GraphBuilderOptions {
   computeDType?: ComputeDType;
   /** The default-domain opset (default 21). */
   opset?: number;
+  /**
+   * The outer graph of a subgraph (a `Loop` body): the subgraph's weights and constants are made
+   * there (its nodes read them by name), its value names are unique across both, and it reads
+   * the outer graph's weights and compute dtype.
+   */
+  parent?: GraphBuilder;
 }
 
 /** Options of {@link GraphBuilder.op}. */
@@ -106,13 +112,15 @@ export class GraphBuilder {
   readonly #usedWeights = new Set<string>();
   readonly #constants = new Map<string, string>();
   readonly #scopes: string[] = [];
+  readonly #parent: GraphBuilder | undefined;
   #counter = 0;
 
   /** A builder for one graph. */
   constructor(options: GraphBuilderOptions) {
     this.#name = options.name;
-    this.#weights = options.weights;
-    this.computeDType = options.computeDType ?? "float32";
+    this.#parent = options.parent;
+    this.#weights = options.weights ?? (options.parent && options.parent.#weights);
+    this.computeDType = options.computeDType ?? options.parent?.computeDType ?? "float32";
     this.#opset = options.opset ?? 21;
   }
 
@@ -173,6 +181,11 @@ export class GraphBuilder {
    */
   weight(name: string, dtype: ValueDType = this.computeDType): string {
     const ref = this.weightRef(name);
+    if (this.#parent) return this.#parent.#weightValue(ref, dtype);
+    return this.#weightValue(ref, dtype);
+  }
+
+  #weightValue(ref: WeightRef, dtype: ValueDType): string {
     this.#usedWeights.add(ref.name);
     const memo = `${ref.name}|${dtype}`;
     const known = this.#weightValues.get(memo);
@@ -198,6 +211,7 @@ export class GraphBuilder {
 
   /** A constant tensor embedded in the graph (small: shapes, scalars, tables). */
   constant(dtype: ValueDType, dims: readonly number[], values: ArrayLike<number | bigint>): string {
+    if (this.#parent) return this.#parent.constant(dtype, dims, values);
     const bytes = encodeValues(dtype, values);
     const memo = `${dtype}|${dims.join(",")}|${hex(bytes)}`;
     const known = this.#constants.get(memo);
@@ -285,7 +299,11 @@ export class GraphBuilder {
 
   #valueName(hint: string): string {
     const path = this.path;
-    return `${path ? `${path}/` : ""}${hint}_${this.#counter++}`;
+    return `${path ? `${path}/` : ""}${hint}_${this.#nextId()}`;
+  }
+
+  #nextId(): number {
+    return this.#parent ? this.#parent.#nextId() : this.#counter++;
   }
 
   #emit(
@@ -296,8 +314,10 @@ export class GraphBuilder {
     domain?: string,
   ): string[] {
     const path = this.path;
+    // A subgraph's node names carry its name: its scopes may repeat the outer graph's.
+    const prefix = this.#parent ? `${this.#name}:` : "";
     this.#nodes.push({
-      name: `${path ? `${path}/` : ""}${type}_${this.#nodes.length}`,
+      name: `${prefix}${path ? `${path}/` : ""}${type}_${this.#nodes.length}`,
       opType: type,
       domain: domain ?? "",
       input: [...inputs],
