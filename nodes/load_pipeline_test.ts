@@ -6,6 +6,7 @@ import { scanAttention } from "../runtime/onnx_attention.ts";
 import {
   fixture,
   HF_FIXTURES,
+  logMessages,
   outputsOf,
   pipelineWith,
   runYaml,
@@ -137,4 +138,32 @@ nodes:
   assert.notEqual(cpu.path, cuda.path);
   assert.deepEqual(await scanAttention(cpu.path), { fused: true, queryChunk: 1024 });
   assert.deepEqual(await scanAttention(cuda.path), { fused: true });
+});
+
+Deno.test("load_pipeline: bfloat16 on the CPU is a validation error, float16 a warning", async () => {
+  const yaml = (dtype: string, providers: string) => `
+cogflow: 1
+name: load_pipeline_dtype_test
+nodes:
+  pipe: { type: load_pipeline, with: { path: "${
+    join(HF_FIXTURES, "2b")
+  }", dtype: ${dtype}, providers: ${providers} } }
+`;
+  const [error, ...others] = await validationErrors(yaml("bfloat16", "[cpu]"));
+  assert.deepEqual(others, []);
+  assert.match(
+    error,
+    /nodes\.pipe\.with\.dtype: dtype "bfloat16" needs a GPU provider: ONNX Runtime's CPU provider has no bfloat16 kernels \(use dtype: float32 on the CPU, or providers: \[cuda\]/,
+  );
+  // With a GPU provider first it is valid (the graphs are built, not run, here).
+  const cuda = await runYaml(yaml("bfloat16", "[cuda, cpu]"), { only: ["pipe"] });
+  assert.equal((outputsOf(cuda, "pipe").transformer as ModelHandle).build?.dtype, "bfloat16");
+  assert.deepEqual(logMessages(cuda.events, "pipe"), []);
+
+  const half = await runYaml(yaml("float16", "[cpu]"), { only: ["pipe"] });
+  assert.deepEqual(logMessages(half.events, "pipe"), [
+    'dtype "float16" on the CPU: ONNX Runtime\'s CPU provider runs float16 matrix products about 8x slower than float32 (use dtype: float32 on the CPU)',
+  ]);
+  const float = await runYaml(yaml("float32", "[cpu]"), { only: ["pipe"] });
+  assert.deepEqual(logMessages(float.events, "pipe"), []);
 });

@@ -125,3 +125,30 @@ Deno.test("provider=cpu: the run's end and --memory-report name each model's pro
     assert.match(stderr, /^model vae \(resident\): .*, on cpu$/m);
   });
 });
+
+Deno.test("the library's dtype param: bfloat16 needs provider cuda, float32 stays the default", async () => {
+  const validate = (...set: string[]) =>
+    runCli([
+      "validate",
+      join(ROOT, "workflows", "cogvideox-2b.yaml"),
+      "--set",
+      MODEL,
+      ...set.flatMap((value) => ["--set", value]),
+    ]);
+  const cpu = await validate("dtype=bfloat16");
+  assert.equal(cpu.code, 2, cpu.stderr);
+  assert.match(
+    cpu.stderr,
+    /^error: .*cogvideox\.yaml:\d+:\d+: nodes\.pipe\.with\.dtype: dtype "bfloat16" needs a GPU provider: .*--set dtype=float32 or --set provider=cuda\)$/m,
+  );
+  const cuda = await validate("dtype=bfloat16", "provider=cuda");
+  assert.equal(cuda.code, 0, cuda.stderr);
+  const printed = await runCli([
+    "run",
+    join(ROOT, "workflows", "cogvideox-2b.yaml"),
+    "--set",
+    MODEL,
+    "--print-params",
+  ]);
+  assert.match(printed.stdout, /^dtype\s.*float32.*default/m);
+});
