@@ -60,7 +60,8 @@ export const COGFLOW_CONFIGS: Readonly<Record<string, CogflowConfig>> = {
   group_offload_tiling: {
     workflow: "low-memory.yaml",
     set: { blocks_per_group: "1", prefetch: "true" },
-    description: "sequential_offload (1 block per part, next part prefetched) on the three, slicing, tiling",
+    description:
+      "sequential_offload (1 block per part, next part prefetched) on the three, slicing, tiling",
   },
   low_memory: {
     workflow: "low-memory.yaml",
@@ -214,7 +215,10 @@ async function main(): Promise<number> {
   };
 
   const sampler = values["no-nvml"]
-    ? { startedMs: Date.now(), stop: () => Promise.resolve<GpuSamples>({ source: null, samples: [] }) }
+    ? {
+      startedMs: Date.now(),
+      stop: () => Promise.resolve<GpuSamples>({ source: null, samples: [] }),
+    }
     : await startGpuSampler(`${values.out}.nvml-${Deno.pid}.csv`, {
       intervalMs: Number(values["interval-ms"]),
     });
@@ -234,7 +238,9 @@ async function main(): Promise<number> {
   const limitMs = Number(values["time-limit"]) * 1000;
   const timer = setTimeout(() => {
     timedOut = true;
-    console.error(`cogflow_bench: over the time limit of ${values["time-limit"]} s, ending the run`);
+    console.error(
+      `cogflow_bench: over the time limit of ${values["time-limit"]} s, ending the run`,
+    );
     killTree(child.pid);
   }, limitMs);
 
@@ -298,7 +304,9 @@ async function main(): Promise<number> {
   Object.assign(result, {
     status: timedOut ? "timeout" : status.code === 0 && phases.status === "ok" ? "ok" : "failed",
     exit_code: status.code,
-    error: phases.errors.length > 0
+    error: timedOut
+      ? `Over the time limit of ${values["time-limit"]} s`
+      : phases.errors.length > 0
       ? phases.errors.join("; ").slice(0, 2000)
       : status.code === 0
       ? undefined

@@ -200,7 +200,10 @@ def load_pipeline(args, torch):
         if "tokeniz" not in repr(error).lower() and "sentencepiece" not in repr(error).lower():
             raise
         log(f"tokenizer did not load ({error}); using fixed token ids")
-        return CogVideoXPipeline.from_pretrained(args.model, torch_dtype=dtype, tokenizer=StubTokenizer()), "stub"
+        # Passed as a component it would fail diffusers' class check: set it after loading.
+        pipe = CogVideoXPipeline.from_pretrained(args.model, torch_dtype=dtype, tokenizer=None)
+        pipe.tokenizer = StubTokenizer()
+        return pipe, "stub"
 
 
 def apply_config(pipe, config, args):

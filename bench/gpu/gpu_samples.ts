@@ -61,7 +61,10 @@ export async function startGpuSampler(
     }).spawn();
   } catch (error) {
     const why = `python3 did not start: ${(error as Error).message}`;
-    return { startedMs: Date.now(), stop: () => Promise.resolve({ source: null, unavailable: why, samples: [] }) };
+    return {
+      startedMs: Date.now(),
+      stop: () => Promise.resolve({ source: null, unavailable: why, samples: [] }),
+    };
   }
   await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 400));
   const startedMs = Date.now();

@@ -15,12 +15,25 @@ const events: RunEvent[] = [
   { type: "node_start", node: "decode", nodeType: "vae_decode", time: 4900 },
   { type: "node_progress", node: "decode", step: 1, total: 1, time: 6000 },
   { type: "node_error", node: "decode", message: "out of memory", time: 6100 },
-  { type: "run_end", status: "failed", durationMs: 6200, executed: 3, cached: 0, files: [], time: 6200 },
+  {
+    type: "run_end",
+    status: "failed",
+    durationMs: 6200,
+    executed: 3,
+    cached: 0,
+    files: [],
+    time: 6200,
+  },
 ];
 
 Deno.test("runPhases: windows by node type, step times from the sample node's progress", () => {
   const phases = runPhases(events);
-  assert.deepEqual(phases.windows.encode, { node: "encode", startMs: 100, endMs: 500, ended: true });
+  assert.deepEqual(phases.windows.encode, {
+    node: "encode",
+    startMs: 100,
+    endMs: 500,
+    ended: true,
+  });
   assert.deepEqual(phases.windows.denoise, {
     node: "core/sample",
     startMs: 600,
@@ -28,7 +41,12 @@ Deno.test("runPhases: windows by node type, step times from the sample node's pr
     ended: true,
   });
   // decode failed: its window runs to the last event, not ended
-  assert.deepEqual(phases.windows.decode, { node: "decode", startMs: 4900, endMs: 6200, ended: false });
+  assert.deepEqual(phases.windows.decode, {
+    node: "decode",
+    startMs: 4900,
+    endMs: 6200,
+    ended: false,
+  });
   assert.deepEqual(phases.stepMs, [2000, 1000, 1200]);
   assert.equal(phases.status, "failed");
   assert.deepEqual(phases.errors, ["decode: out of memory"]);

@@ -312,7 +312,9 @@ export function renderTable(rows: readonly ResultRow[]): string {
         const torch = side === "diffusers"
           ? PHASES.map((p) => gib(row.phases?.[p]?.allocated_bytes)).join(" / ")
           : "–";
-        const status = ok ? "ok" : `${row.status}: ${(row.error ?? "").split("\n")[0].slice(0, 80)}`;
+        const status = ok
+          ? "ok"
+          : `${row.status}: ${(row.error ?? "").split("\n")[0].slice(0, 80)}`;
         out.push(
           `| ${config} | ${side} | ${row.dtype ?? "–"} | ${scaled} | ${ratio} | ${
             secs(row.encode_s)

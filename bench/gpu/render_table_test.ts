@@ -40,10 +40,30 @@ const context = {
 
 const rows = [
   context,
-  row("diffusers", "all_gpu", { step_s: 1.0, encode_s: 0.2, decode_s: 8, phases: phases(14.5, 16.5, 20.5), host_peak_bytes: 3 * GIB }),
-  row("cogflow", "all_gpu", { step_s: 1.04, encode_s: 0.5, decode_s: 30, phases: phases(25.5, 30.5, 30.5), host_peak_bytes: 1 * GIB }),
-  row("diffusers", "sequential_tiling", { step_s: 4, phases: phases(1.5, 3.3, 2.5), host_peak_bytes: 15 * GIB }),
-  row("cogflow", "group_offload_tiling", { step_s: 1.08, phases: phases(2.5, 3.0, 3.5), host_peak_bytes: 2 * GIB }),
+  row("diffusers", "all_gpu", {
+    step_s: 1.0,
+    encode_s: 0.2,
+    decode_s: 8,
+    phases: phases(14.5, 16.5, 20.5),
+    host_peak_bytes: 3 * GIB,
+  }),
+  row("cogflow", "all_gpu", {
+    step_s: 1.04,
+    encode_s: 0.5,
+    decode_s: 30,
+    phases: phases(25.5, 30.5, 30.5),
+    host_peak_bytes: 1 * GIB,
+  }),
+  row("diffusers", "sequential_tiling", {
+    step_s: 4,
+    phases: phases(1.5, 3.3, 2.5),
+    host_peak_bytes: 15 * GIB,
+  }),
+  row("cogflow", "group_offload_tiling", {
+    step_s: 1.08,
+    phases: phases(2.5, 3.0, 3.5),
+    host_peak_bytes: 2 * GIB,
+  }),
   row("cogflow", "model_offload", { status: "timeout", error: "over the limit | of 460 s" }),
 ];
 
@@ -53,7 +73,10 @@ Deno.test("targets: met where the figures say so", () => {
   assert.match(verdicts[0].detail, /1\.04x/);
   // device 3.0 GiB (3.5 - 0.5) <= diffusers' best 2.8 GiB? No: best is sequential_tiling's 3.3 - 0.5.
   assert.equal(verdicts[1].verdict, "not met");
-  assert.match(verdicts[1].detail, /group_offload_tiling: device 3\.00 GiB against diffusers' best 2\.80 GiB \(sequential_tiling\)/);
+  assert.match(
+    verdicts[1].detail,
+    /group_offload_tiling: device 3\.00 GiB against diffusers' best 2\.80 GiB \(sequential_tiling\)/,
+  );
   assert.equal(verdicts[2].verdict, "not measured"); // one frame count
   assert.match(verdicts[2].detail, /decode 3\.00 GiB \(under 4\.2\)/);
 });
@@ -71,7 +94,11 @@ Deno.test("targets: every hook met when memory, time and host fit", () => {
 Deno.test("targets: decode flat in frame count when two frame counts agree", () => {
   const more = [
     ...rows,
-    row("cogflow", "group_offload_tiling", { frames: 25, step_s: 1.0, phases: phases(2.5, 3.0, 3.4) }),
+    row("cogflow", "group_offload_tiling", {
+      frames: 25,
+      step_s: 1.0,
+      phases: phases(2.5, 3.0, 3.4),
+    }),
   ];
   const verdicts = targets(parseRows(more.map((r) => JSON.stringify(r)).join("\n")), "2b");
   assert.equal(verdicts[2].verdict, "met");
@@ -81,7 +108,10 @@ Deno.test("targets: decode flat in frame count when two frame counts agree", () 
 Deno.test("renderTable: both sides per configuration, ratios, failures escaped", () => {
   const markdown = renderTable(rows);
   assert.match(markdown, /### CogVideoX-2b/);
-  assert.match(markdown, /\| all_gpu \| diffusers \| – \| 1\.00 \| 1\.00x \| 0\.20 \| 8\.00 \| 14\.00 \/ 16\.00 \/ 20\.00 \| 13\.05 \/ 14\.85 \/ 18\.45 \| 3\.00 \| ok \|/);
+  assert.match(
+    markdown,
+    /\| all_gpu \| diffusers \| – \| 1\.00 \| 1\.00x \| 0\.20 \| 8\.00 \| 14\.00 \/ 16\.00 \/ 20\.00 \| 13\.05 \/ 14\.85 \/ 18\.45 \| 3\.00 \| ok \|/,
+  );
   assert.match(markdown, /\| all_gpu \| cogflow \| – \| 1\.04 \| 1\.04x \|/);
   assert.match(markdown, /\| model_offload \| cogflow .*timeout: over the limit \\\| of 460 s \|/);
   assert.ok(markdown.indexOf("| all_gpu | diffusers") < markdown.indexOf("| sequential_tiling"));
@@ -92,7 +122,10 @@ Deno.test("renderTable: partial depth scales step times and says so", () => {
   const partial = rows.map((r) => r.config === "context" ? r : { ...r, layers: 3 });
   const markdown = renderTable(partial);
   assert.match(markdown, /Transformer 3 of 30 layers/);
-  assert.match(markdown, /Partial depth: step times marked \\\* are scaled to the full 30 layers \(x 10\.00\)/);
+  assert.match(
+    markdown,
+    /Partial depth: step times marked \\\* are scaled to the full 30 layers \(x 10\.00\)/,
+  );
   assert.match(markdown, /\| all_gpu \| diffusers \| – \| 1\.00 \(10\.0\\\*\) \|/);
 });
 

@@ -13,9 +13,10 @@
 #   bash .gpu-out/final/run-gpu.sh bash bench/gpu/run_table.sh run [stages]     # foreground
 # `wait` and `status` copy gpu_table.jsonl, the logs and the manifests to $OUT (when set).
 #
-# Stages (default all): make (the pipeline folders), context (a CUDA context alone: the NVML
-# baseline), diffusers, cogflow (only that side), table (both sides, pairs in priority order),
-# all = make context table.
+# Stages (default all): smoke (both drivers on the tiny fixture at 64x64x9, 2 steps, into
+# $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), make (the
+# pipeline folders), context (a CUDA context alone: the NVML baseline), diffusers, cogflow (only
+# that side), table (both sides, pairs in priority order), all = smoke make context table.
 #
 # Settings (environment):
 #   WORK=/tmp/gpu-table   MODELS="2b 5b"   STEPS=3
@@ -28,6 +29,8 @@
 #                        frame count: give it its own WORK or table) or, for a check on the CPU with
 #                        the tiny fixture, "--height 64 --width 64 --frames 9 --max-sequence-length 16"
 #   COGFLOW_PROVIDER=cuda
+#   TABLE=$WORK/gpu_table.jsonl   the results file (another one for another frame count, e.g.
+#                        TABLE=$WORK/gpu_table_25f.jsonl EXTRA_ARGS="--frames 25")
 #   DONE_FILE=<jsonl>   results to skip (e.g. a carried earlier gpu_table.jsonl); RETRY=1 reruns
 #                       configurations whose line is not ok
 # diffusers' source: scratch/diffusers-src.tar.xz (carry it: it is ignored by git), unpacked to
@@ -52,33 +55,45 @@ LIMIT_DIFFUSERS=${LIMIT_DIFFUSERS:-360}
 LIMIT_COGFLOW=${LIMIT_COGFLOW:-480}
 EXTRA_ARGS=${EXTRA_ARGS:-}
 COGFLOW_PROVIDER=${COGFLOW_PROVIDER:-cuda}
-table=$WORK/gpu_table.jsonl
+table=${TABLE:-$WORK/gpu_table.jsonl}
+PIPES=$WORK/pipes
+SMOKE=0
 logs=$WORK/logs
 
 say() { echo "[run_table $(date +%H:%M:%S)] $*"; }
 
-# Rough device seconds per configuration at full depth with STEPS=3 (assumed, not measured: the
-# first run replaces them). Load and start-up, then steps, then decode.
+# Rough device seconds per configuration (assumed, not measured: the first run replaces them),
+# scaled with the layers made: start-up and load, then the steps, then the decode.
 estimate() {
-  local steps=$STEPS
-  say "estimates (assumed, full depth scales with layers; STEPS=$steps):"
-  awk -v s="$steps" -v l2="$LAYERS_2B" -v l5="$LAYERS_5B" -v t5="$T5_LAYERS" 'BEGIN {
-    f2 = l2 / 30; f5 = l5 / 42; ft = t5 / 24
-    printf "  make: 2b %d s, 5b %d s\n", 15 + 25 * ft + 10 * f2 + 8, 15 + 25 * ft + 30 * f5 + 8
-    printf "  context: 10 s\n"
-    # per configuration: [start-up + load] + steps x step + decode
-    split("all_gpu model_offload model_offload_tiling sequential_tiling group_offload_tiling", c, " ")
-    split("1 1.1 1.1 4 1.6", slow, " ")        # step time against all_gpu
-    split("8 8 12 40 20", dec, " ")            # diffusers decode s
-    for (i = 1; i <= 5; i++) {
-      d2 = 20 + 15 * (ft + f2) + s * 1.0 * f2 * slow[i] + dec[i]
-      d5 = 20 + 15 * (ft + 2.5 * f5) + s * 2.2 * f5 * slow[i] + dec[i]
-      c2 = 25 + 30 * ft + 10 * f2 + s * 2.0 * f2 * slow[i] + 45
-      c5 = 25 + 30 * ft + 25 * f5 + s * 4.5 * f5 * slow[i] + 45
-      printf "  %-22s diffusers 2b %4d s, 5b %4d s; cogflow 2b %4d s, 5b %4d s\n", c[i], d2, d5, c2, c5
-      t += d2 + d5 + c2 + c5
+  say "estimates (assumed; STEPS=$STEPS, layers 2b $LAYERS_2B, 5b $LAYERS_5B, text encoder $T5_LAYERS):"
+  awk -v s="$STEPS" -v l2="$LAYERS_2B" -v l5="$LAYERS_5B" -v t5="$T5_LAYERS" -v models="$MODELS" \
+    -v c2="$CONFIGS" -v c5="$CONFIGS_5B" -v extra="$EXTRA_COGFLOW" 'BEGIN {
+    f["2b"] = l2 / 30; f["5b"] = l5 / 42; ft = t5 / 24
+    step["2b"] = 1.0; step["5b"] = 2.2; load["2b"] = 1; load["5b"] = 2.5
+    split("all_gpu model_offload model_offload_tiling sequential_tiling group_offload_tiling low_memory low_memory_model budget_tiling", names, " ")
+    split("1 1.1 1.1 4 1.6 1.6 1.1 1.1", slow, " ")   # step time against all_gpu
+    split("8 8 12 40 20 20 12 12", dec, " ")          # diffusers decode s
+    for (i in names) { slowOf[names[i]] = slow[i]; decOf[names[i]] = dec[i] }
+    printf "  smoke: 90 s; context: 10 s\n"; total = 100
+    n = split(models, ms, " ")
+    for (m = 1; m <= n; m++) {
+      model = ms[m]; x = f[model]
+      make = 15 + 25 * ft + 10 * load[model] * x + 8
+      printf "  make %s: %d s\n", model, make; total += make
+      k = split(model == "5b" ? c5 : c2, cs, " ")
+      for (j = 1; j <= k; j++) {
+        c = cs[j]
+        d = 20 + 15 * (ft + load[model] * x) + s * step[model] * x * slowOf[c] + decOf[c]
+        g = 25 + 30 * ft + 12 * load[model] * x + s * 2 * step[model] * x * slowOf[c] + 45
+        printf "  %s %-22s diffusers %4d s, cogflow %4d s\n", model, c, d, g; total += d + g
+      }
+      k = split(extra, cs, " ")
+      for (j = 1; j <= k; j++) {
+        c = cs[j]; g = 25 + 30 * ft + 12 * load[model] * x + s * 2 * step[model] * x * slowOf[c] + 45
+        printf "  %s %-22s cogflow %4d s\n", model, c, g; total += g
+      }
     }
-    printf "  all configurations, both models and sides: about %d min\n", t / 60 + 1
+    printf "  in all about %.0f min of device time (plus the kit: 5 calls, about 1.2 min)\n", total / 60
   }'
 }
 
@@ -161,12 +176,13 @@ stage_make() {
 
 run_one() {
   local side=$1 model=$2 config=$3
-  local dir=$WORK/pipes/$model log=$logs/$side-$model-$config.log
+  local dir=$PIPES/$model log=$logs/$side-$model-$config.log
+  [ "$SMOKE" = 1 ] && log=$logs/smoke-$side-$model-$config.log
   if done_already "$side" "$model" "$config"; then
     say "$side $model $config: in the table already, skipped"
     return 0
   fi
-  if [ "$config" != context ] && [ ! -e "$WORK/pipes/$model.manifest.json" ]; then
+  if [ "$config" != context ] && [ "$SMOKE" = 0 ] && [ ! -e "$PIPES/$model.manifest.json" ]; then
     say "$side $model $config: no pipeline $dir (stage make), skipped"
     return 0
   fi
@@ -211,10 +227,30 @@ stage_side() {
   done
 }
 
+# Both drivers on the tiny fixture, on the GPU: a check of the scripts, not a measurement.
+stage_smoke() {
+  diffusers_env || return 1
+  (
+    table=$WORK/smoke.jsonl PIPES=$root/tests/fixtures/tiny-cogvideox-hf SMOKE=1 STEPS=2
+    LIMIT_DIFFUSERS=120 LIMIT_COGFLOW=150
+    EXTRA_ARGS="--height 64 --width 64 --frames 9 --max-sequence-length 16"
+    for config in all_gpu model_offload_tiling sequential_tiling group_offload_tiling; do
+      run_one diffusers 2b "$config"
+    done
+    for config in all_gpu group_offload_tiling; do run_one cogflow 2b "$config"; done
+    python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print("smoke:", r.get("side"), r.get("config"), r.get("status"), (r.get("error") or "")[:200])
+' "$table"
+  )
+}
+
 run_stages() {
   mkdir -p "$WORK" "$logs"
   local stages=${*:-all}
-  [ "$stages" = all ] && stages="make context table"
+  [ "$stages" = all ] && stages="smoke make context table"
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader 2>/dev/null
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)' 2>&1
   python3 -c 'import accelerate; print("accelerate", accelerate.__version__)' 2>&1 | tail -1
@@ -223,12 +259,13 @@ run_stages() {
   for stage in $stages; do
     say "stage $stage"
     case $stage in
+      smoke) stage_smoke ;;
       make) stage_make ;;
       context) diffusers_env && run_one diffusers none context ;;
       diffusers) stage_side diffusers ;;
       cogflow) stage_side cogflow ;;
       table) stage_side "diffusers cogflow" ;;
-      *) say "unknown stage \"$stage\": make, context, diffusers, cogflow, table or all" ;;
+      *) say "unknown stage \"$stage\": smoke, make, context, diffusers, cogflow, table or all" ;;
     esac
   done
   say "stages done: $stages"
@@ -236,7 +273,7 @@ run_stages() {
 
 copy_out() {
   [ -n "${OUT:-}" ] || return 0
-  cp "$table" "$OUT/gpu_table.jsonl" 2>/dev/null
+  cp "$WORK"/*.jsonl "$table" "$OUT/" 2>/dev/null
   cp "$WORK/run.log" "$OUT/run.log" 2>/dev/null
   cp "$WORK"/pipes/*.manifest.json "$OUT/" 2>/dev/null
   mkdir -p "$OUT/logs" && cp "$logs"/*.log "$OUT/logs/" 2>/dev/null
