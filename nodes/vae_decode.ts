@@ -4,6 +4,14 @@
  * as the decode strategies of the VAE's hooks say: per batch element with vae_slicing, in tiles
  * with vae_tiling), then `clamp(x * 0.5 + 0.5, 0, 1)`.
  *
+ * A VAE decoder cogflow built (from a downloaded VAE) decodes with its whole-video graph for the
+ * latents' number of frames (builders/video_decoder_model.ts): diffusers' temporal chunks all run
+ * inside one session run, so a decode is one `run()` per video (per tile, per batch element with
+ * the hooks) and the convolution caches never leave the session. That handle's sessions are held
+ * for the node (the executor holds the VAE's): under an offload hook they go when it ends. A
+ * decoder that takes the caches as inputs but has no build (a one-chunk graph file) runs the chunk
+ * loop in JS (diffusion/chunked_vae_decode.ts); an exported ONNX decoder takes all frames at once.
+ *
  * @module
  */
 
@@ -28,6 +36,7 @@ import {
   permute,
   type Tensor,
 } from "../runtime/mod.ts";
+import { videoDecoderModel } from "../builders/video_decoder_model.ts";
 import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
 import { scalingFactorOf, spatialCompressionOf, temporalCompressionOf } from "./video_geometry.ts";
 
@@ -91,19 +100,27 @@ export const vaeDecode = defineNode({
     // Progress counts decoder calls: each split a hook makes multiplies them.
     let done = 0;
     let total = 1;
+    const decoder = await videoDecoderModel(model, z.shape[2]);
     const decode = async (piece: Tensor<"float32">) => {
-      const sample = await runDecoder(ctx.models, model, piece, ctx.signal);
+      const sample = await runDecoder(ctx.models, decoder, piece, ctx.signal);
       ctx.progress(++done, Math.max(done, total));
       return sample;
     };
     ctx.signal.throwIfAborted();
-    const sample = await decodeWithHooks(model, z, decode, {
-      signal: ctx.signal,
-      onPieces: (count) => {
-        total *= count;
-      },
-    });
-    return { frames: toFrames(sample) };
+    // The executor releases the VAE's handle, not this one: the node holds it while it decodes.
+    const own = decoder !== model;
+    if (own) await ctx.models.retain?.(decoder);
+    try {
+      const sample = await decodeWithHooks(decoder, z, decode, {
+        signal: ctx.signal,
+        onPieces: (count) => {
+          total *= count;
+        },
+      });
+      return { frames: toFrames(sample) };
+    } finally {
+      if (own) await ctx.models.release?.(decoder);
+    }
   },
 });
 
@@ -136,9 +153,10 @@ function checkDecodingMemory(
 
 /**
  * Runs the decoder on `latents` `[batch, channels, frames, h, w]`. A decoder that declares
- * convolution cache inputs (`conv_cache.<module path>`, built ones do) decodes in temporal chunks
- * as diffusers' `_decode`, each chunk continuing from the caches the previous one returned; one
- * without (the exported fixture decoders) takes all frames in one call.
+ * convolution cache inputs (`conv_cache.<module path>`: a built one-chunk graph) decodes in
+ * temporal chunks as diffusers' `_decode`, each chunk continuing from the caches the previous one
+ * returned; one without (a whole-video graph, {@link videoDecoderModel}, or an exported ONNX
+ * decoder) takes all frames in one call.
  */
 export async function runDecoder(
   models: ModelManager,

@@ -12,7 +12,9 @@ import {
   withTempDir,
 } from "../tests/testing.ts";
 import { runDecoder, toFrames } from "./vae_decode.ts";
+import { dirname } from "node:path";
 import { buildModelFile } from "../builders/built_model.ts";
+import { videoDecoderModel } from "../builders/video_decoder_model.ts";
 import { buildCogVideoXVaeDecoder } from "../builders/cogvideox_vae_decoder.ts";
 import { loadComponentWeights } from "../builders/safetensors_weights.ts";
 import { describeModel } from "../runtime/model_files.ts";
@@ -165,4 +167,70 @@ Deno.test("runDecoder decodes a built decoder in diffusers' temporal chunks with
       await manager.close();
     }
   });
+});
+
+Deno.test("a built VAE decodes all of a video's chunks in one call with its whole-video graph, to the bits of the chunk loop", async () => {
+  await withTempDir(async (dir) => {
+    const hf = join(ROOT, "tests", "fixtures", "tiny-cogvideox-hf");
+    const vaeDir = join(hf, "2b", "vae");
+    const configPath = join(vaeDir, "config.json");
+    const config = JSON.parse(await Deno.readTextFile(configPath));
+    const built = await buildModelFile({
+      name: "vae",
+      build: buildCogVideoXVaeDecoder,
+      config,
+      configPath,
+      weights: await loadComponentWeights(vaeDir),
+      cacheDir: dir,
+    });
+    const described = await describeModel(built.path, {
+      name: "vae",
+      externalDataFolder: built.externalDataFolder,
+    });
+    // As load_pipeline makes it: the handle says how its graph was built.
+    const model = {
+      ...described,
+      build: {
+        component: "cogvideox_vae_decoder",
+        config,
+        configPath,
+        weightFiles: [join(vaeDir, "diffusion_pytorch_model.safetensors")],
+        dtype: "float32" as const,
+      },
+    };
+    const { tensors } = await readSafetensors(
+      join(hf, "cases", "ddim-2b-49f", "tensors.safetensors"),
+    );
+    const z = tensors.get("vae_decoder_input") as Tensor<"float32">;
+    const manager = new OnnxModelManager();
+    try {
+      const { recorder, calls } = recording(manager);
+      const chunked = await runDecoder(recorder, model, z, new AbortController().signal);
+      assert.equal(calls.length, 6);
+
+      const decoder = await videoDecoderModel(model, z.shape[2]);
+      assert.equal(dirname(dirname(decoder.path)), dir);
+      assert.notEqual(decoder.path, model.path);
+      assert.deepEqual(decoder.signature.inputs.map((input) => input.name), ["latent_sample"]);
+      assert.deepEqual(decoder.signature.inputs[0].shape?.[2], 13);
+      assert.equal(decoder.name, "vae");
+      assert.deepEqual(decoder.build, model.build);
+      // Stored once per content: the same file for the same number of frames.
+      assert.equal((await videoDecoderModel(model, 13)).path, decoder.path);
+      assert.notEqual((await videoDecoderModel(model, 7)).path, decoder.path);
+
+      calls.length = 0;
+      const sample = await runDecoder(recorder, decoder, z, new AbortController().signal);
+      assert.deepEqual(calls, [{ frames: 13, cacheFrames: [] }]);
+      assert.deepEqual(sample.shape, chunked.shape);
+      assert.deepEqual(sample.data, chunked.data);
+    } finally {
+      await manager.close();
+    }
+  });
+});
+
+Deno.test("videoDecoderModel leaves a decoder cogflow did not build as it is", async () => {
+  const model = await describeModel(fixture("2b", "vae_decoder", "model.onnx"), { name: "vae" });
+  assert.equal(await videoDecoderModel(model, 13), model);
 });
