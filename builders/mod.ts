@@ -23,4 +23,5 @@ export {
   buildCogVideoXVaeDecoder,
   readCogVideoXVaeDecoderConfig,
 } from "./cogvideox_vae_decoder.ts";
+export { videoDecoderModel } from "./video_decoder_model.ts";
 export { buildT5Encoder, readT5EncoderConfig } from "./t5_encoder.ts";
