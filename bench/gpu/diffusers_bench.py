@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import traceback
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = ["context", "all_gpu", "model_offload", "model_offload_tiling", "sequential_tiling",
@@ -180,11 +181,7 @@ class StubTokenizer:
             rows.append(ids)
         width = max(len(row) for row in rows)
         rows = [row + [0] * (width - len(row)) for row in rows]
-
-        class Encoding:
-            input_ids = torch.tensor(rows, dtype=torch.int64)
-
-        return Encoding()
+        return types.SimpleNamespace(input_ids=torch.tensor(rows, dtype=torch.int64))
 
     def batch_decode(self, ids):
         return ["" for _ in ids]

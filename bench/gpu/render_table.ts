@@ -68,6 +68,8 @@ export interface ResultRow {
   phases?: Record<string, PhaseRow>;
   /** Peak NVML used minus idle over the whole run. */
   nvml_run_peak_bytes?: number | null;
+  /** Wall seconds of the whole process (start-up, load, run). */
+  total_s?: number | null;
   /** Peak host resident memory (diffusers: ru_maxrss; cogflow: the process tree's sum). */
   host_peak_bytes?: number | null;
 }
@@ -273,7 +275,7 @@ export function renderTable(rows: readonly ResultRow[]): string {
         sample.t5_layers ?? "?"
       } of 24, random weights; ${sample.height}x${sample.width}x${sample.frames}, guidance ${sample.guidance}, ${sample.steps} steps (step: median after the first). Device: NVML used minus the idle device and the CUDA context (${
         gib(context)
-      } GiB), peak per phase; torch: max_memory_allocated per phase (diffusers). Host: peak resident (diffusers: the process; cogflow: the process tree).`,
+      } GiB), peak per phase; torch: max_memory_allocated per phase (diffusers). Host: peak resident (diffusers: the process; cogflow: the process tree). cogflow's encode and decode seconds include creating that model's session (diffusers loads before); wall: the whole process.`,
       "",
     );
     if (partial) {
@@ -291,8 +293,8 @@ export function renderTable(rows: readonly ResultRow[]): string {
       );
     }
     out.push(
-      "| configuration | side | dtype | step s | x diffusers all-GPU | encode s | decode s | device GiB encode / denoise / decode | torch GiB encode / denoise / decode | host peak GiB | status |",
-      "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+      "| configuration | side | dtype | step s | x diffusers all-GPU | encode s | decode s | wall s | device GiB encode / denoise / decode | torch GiB encode / denoise / decode | host peak GiB | status |",
+      "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     );
     const configs = [...new Set(modelRows.map((r) => r.config))].sort((a, b) => {
       const rank = (c: string) => CONFIG_ORDER.includes(c) ? CONFIG_ORDER.indexOf(c) : 99;
@@ -318,9 +320,9 @@ export function renderTable(rows: readonly ResultRow[]): string {
         out.push(
           `| ${config} | ${side} | ${row.dtype ?? "–"} | ${scaled} | ${ratio} | ${
             secs(row.encode_s)
-          } | ${secs(row.decode_s)} | ${device} | ${torch} | ${gib(row.host_peak_bytes)} | ${
-            status.replaceAll("|", "\\|")
-          } |`,
+          } | ${secs(row.decode_s)} | ${secs(row.total_s)} | ${device} | ${torch} | ${
+            gib(row.host_peak_bytes)
+          } | ${status.replaceAll("|", "\\|")} |`,
         );
       }
     }

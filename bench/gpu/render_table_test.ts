@@ -42,6 +42,7 @@ const rows = [
   context,
   row("diffusers", "all_gpu", {
     step_s: 1.0,
+    total_s: 61,
     encode_s: 0.2,
     decode_s: 8,
     phases: phases(14.5, 16.5, 20.5),
@@ -110,7 +111,7 @@ Deno.test("renderTable: both sides per configuration, ratios, failures escaped",
   assert.match(markdown, /### CogVideoX-2b/);
   assert.match(
     markdown,
-    /\| all_gpu \| diffusers \| – \| 1\.00 \| 1\.00x \| 0\.20 \| 8\.00 \| 14\.00 \/ 16\.00 \/ 20\.00 \| 13\.05 \/ 14\.85 \/ 18\.45 \| 3\.00 \| ok \|/,
+    /\| all_gpu \| diffusers \| – \| 1\.00 \| 1\.00x \| 0\.20 \| 8\.00 \| 61\.0 \| 14\.00 \/ 16\.00 \/ 20\.00 \| 13\.05 \/ 14\.85 \/ 18\.45 \| 3\.00 \| ok \|/,
   );
   assert.match(markdown, /\| all_gpu \| cogflow \| – \| 1\.04 \| 1\.04x \|/);
   assert.match(markdown, /\| model_offload \| cogflow .*timeout: over the limit \\\| of 460 s \|/);
