@@ -131,6 +131,9 @@ async function serve(
     }
     const child = new Deno.Command(ffmpeg, {
       args: ffmpegArgs(request, context.output),
+      // ffmpeg needs no variable; and Deno refuses to start a program whose environment holds
+      // LD_LIBRARY_PATH (which CUDA users set) under a scoped --allow-run.
+      clearEnv: true,
       stdin: "piped",
       stdout: "null",
       stderr: "piped",

@@ -82,3 +82,27 @@ Deno.test("the broker process makes its private folder, serves, and removes it w
     assert.deepEqual(await fileNames(root), []);
   });
 });
+
+Deno.test("the broker process encodes with LD_LIBRARY_PATH set, as CUDA users have it", async () => {
+  await withTempDir(async (root) => {
+    const before = Deno.env.get("LD_LIBRARY_PATH");
+    Deno.env.set("LD_LIBRARY_PATH", join(root, "cuda", "lib"));
+    let broker;
+    try {
+      broker = await spawnFfmpegBroker({
+        ffmpeg: await ffmpegPath(),
+        dir: join(root, "broker"),
+        config: join(ROOT, "deno.json"),
+      });
+    } finally {
+      if (before === undefined) Deno.env.delete("LD_LIBRARY_PATH");
+      else Deno.env.set("LD_LIBRARY_PATH", before);
+    }
+    try {
+      const gif = await encodeThroughBroker(broker.path, request, frames);
+      assert.equal(new TextDecoder().decode(gif.subarray(0, 6)), "GIF89a");
+    } finally {
+      await broker.stop();
+    }
+  });
+});
