@@ -142,6 +142,7 @@ const { values } = parseArgs({
     mode: { type: "string", default: "video" },
     dtype: { type: "string", default: "float32" },
     providers: { type: "string", default: "cpu" },
+    arena: { type: "string", default: "on" },
   },
 });
 const dir = values.weights!;
@@ -163,6 +164,7 @@ const bytes = buildCogVideoXVaeDecoder({
 const created = performance.now();
 const session = await ort.InferenceSession.create(bytes, {
   executionProviders: values.providers!.split(","),
+  enableCpuMemArena: values.arena !== "off",
   extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
 });
 const createMs = performance.now() - created;
@@ -209,6 +211,7 @@ console.log(JSON.stringify({
   mode: values.mode,
   dtype: values.dtype,
   providers: values.providers,
+  arena: values.arena,
   latent: shape,
   sample: sample.shape,
   createMs: Math.round(createMs),

@@ -4,18 +4,31 @@
  * weights (which also hold the encoder; only `decoder.*` is read).
  *
  * diffusers decodes a video in temporal chunks of two latent frames (`_decode`), and every causal
- * convolution continues from the frames it saw last (its `conv_cache`). The graph decodes one
- * chunk: besides `latent_sample` it takes one cache per causal convolution with a temporal
- * kernel, `conv_cache.<module path>` (`conv_cache.decoder.up_blocks.0.resnets.1.conv2`), and
- * returns the updated caches as `conv_cache_out.<module path>` beside `sample`. For the first
- * chunk the caches have 0 frames, and the convolution pads by repeating the chunk's first frame,
- * as diffusers does without a cache. diffusers/chunked_vae_decode.ts runs the chunk loop.
+ * convolution continues from the frames it saw last (its `conv_cache`). Two graphs:
+ *
+ * - The video graph (`latentFrames` given; what vae_decode runs for a built VAE, see
+ *   builders/video_decoder_model.ts) decodes every chunk of a video of that many latent frames in
+ *   one session run: `latent_sample` `[batch, latent_channels, latentFrames, h, w]` in, `sample`
+ *   out. The first chunk is decoded in the graph, the others by a `Loop` over one chunk's
+ *   decoder, the caches carried between iterations; both read the same initializers. Chunk by
+ *   chunk it computes what the one-chunk graph computes, to the bit (float32 on the CPU).
+ * - The one-chunk graph decodes one chunk: besides `latent_sample` it takes one cache per causal
+ *   convolution with a temporal kernel, `conv_cache.<module path>`
+ *   (`conv_cache.decoder.up_blocks.0.resnets.1.conv2`), and returns the updated caches as
+ *   `conv_cache_out.<module path>` beside `sample`. For the first chunk the caches have 0 frames,
+ *   and the convolution pads by repeating the chunk's first frame, as diffusers does without a
+ *   cache. diffusers/chunked_vae_decode.ts runs the chunk loop in JS; every cache crosses the
+ *   session boundary twice per chunk (3.5 GB per chunk at 480x720), which is why the video graph
+ *   exists. Load_pipeline's VAE handle names this graph (it knows no frame count yet).
  *
  * Cache inputs are `[batch, channels, cache_frames, H, W]` where H and W are named after the
  * latent size they follow: `latent_height`, `2*latent_height`, `4*latent_height`, ... (the
  * spatial upsampling so far), so a caller can make the empty first-chunk caches.
  *
- * Inputs and outputs are float32; the graph computes in the compute dtype (cast at the boundary).
+ * Inputs and outputs are float32; the graph computes in the compute dtype (cast at the boundary),
+ * caches passed inside the video graph stay in it. In float16 or bfloat16 each GroupNorm's mean
+ * and variance (over 12 million values per group at 480x720) are computed in float32, as torch
+ * does for half inputs ({@link groupNorm}).
  *
  * @module
  */
@@ -551,6 +564,9 @@ function cogVideoXSpatialNorm3D(
   stage: Stage,
   groups: number,
 ): string {
+  // diffusers' order: the norm, then each modulation as it is applied, so that fewer values of
+  // f's size are alive at once.
+  const normF = b.scope("norm_layer", () => groupNorm(b, f, groups, SPATIAL_NORM_EPS));
   let z = zq;
   if (stage.timeScale > 1) {
     // Frame d of f reads latent frame (d + odd * (s - 1)) / s: an odd first frame maps to the
@@ -565,9 +581,9 @@ function cogVideoXSpatialNorm3D(
   }
   if (stage.spaceScale > 1) z = upsampleSpace(b, z, stage.spaceScale);
   const convY = b.scope("conv_y", () => cogVideoXCausalConv3d(b, z, stage));
+  const scaled = b.op("Mul", [normF, convY]);
   const convB = b.scope("conv_b", () => cogVideoXCausalConv3d(b, z, stage));
-  const normF = b.scope("norm_layer", () => groupNorm(b, f, groups, SPATIAL_NORM_EPS));
-  return b.op("Add", [b.op("Mul", [normF, convY]), convB]);
+  return b.op("Add", [scaled, convB]);
 }
 
 /**

@@ -4,6 +4,11 @@
  * taking the odd remainder too (13 frames: 3, 2, 2, 2, 2, 2), each chunk continuing from the
  * convolution caches the previous one returned, and the decoded chunks are joined along time.
  *
+ * This loop runs in JS for a one-chunk decoder graph (its caches cross the session boundary every
+ * chunk). A VAE cogflow builds decodes with its whole-video graph instead, which runs the same
+ * chunks inside one session run (builders/cogvideox_vae_decoder.ts reads {@link latentFrameChunks}
+ * to lay them out).
+ *
  * @module
  */
 
