@@ -3,8 +3,9 @@
  * onnxruntime-node's native binding, where ONNX Runtime looks for them. They come from the npm
  * package `com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` (onnxruntime-node's own CUDA install
  * needs NuGet), fetched from the npm registry, checked against its pinned sha512 integrity, and
- * unpacked here (gunzip, then {@link readTar}); each file is written to a temporary name and
- * renamed into place. Running it again when the files are in place changes nothing.
+ * unpacked here (gunzip, then {@link readTar}); each file is checked against its pinned SHA-256,
+ * written to a temporary name and renamed into place. Running it again when the files are in
+ * place changes nothing and fetches nothing.
  *
  * `--check` installs nothing: it says whether the provider files are in place and whether a CUDA
  * session can be made (a one-MatMul session in a child process, cli/cuda_probe.ts), naming the
@@ -33,31 +34,39 @@ import { UserError } from "../runtime/user_error.ts";
 import type { ProbeResult } from "./cuda_probe.ts";
 import { readTar } from "./tar_reader.ts";
 
+/** What is installed from which npm package, each file pinned by its SHA-256. */
+export interface ProviderPackage {
+  /** npm package name. */
+  name: string;
+  /** Its version. */
+  version: string;
+  /** Its `dist.integrity` in the npm registry (`sha512-<base64>`). */
+  integrity: string;
+  /** Where the provider files are in the package. */
+  folder: string;
+  /** Each provider file's SHA-256 (hex). */
+  sha256: Readonly<Record<(typeof CUDA_PROVIDER_FILES)[number], string>>;
+}
+
 /** The npm package with the provider libraries, pinned with its registry integrity. */
-export const CUDA_PACKAGE = {
+export const CUDA_PACKAGE: ProviderPackage & { tarball: string } = {
   name: "com.github.asus4.onnxruntime.linux-x64-gpu",
   version: "0.4.9",
   tarball:
     "https://registry.npmjs.org/com.github.asus4.onnxruntime.linux-x64-gpu/-/com.github.asus4.onnxruntime.linux-x64-gpu-0.4.9.tgz",
   integrity:
     "sha512-FopIhNE/Ng+v2X65wVc9clPCBCvhvA53Hxo2U0Kf5fGdVsC7iCA+mZ0KLWggcQAj7TIZ6pNidR4AC10g74Xo6w==",
-  /** Where the provider files are in the package. */
   folder: "package/Plugins/Linux/x64",
-} as const;
+  sha256: {
+    "libonnxruntime_providers_shared.so":
+      "c6a12593396095f5670160e284c35d1700b7708cf3037b7042e2a5200ccae772",
+    "libonnxruntime_providers_cuda.so":
+      "56cf3254b118ad837ccc4ed8f6d1b23504bbf7ef91b34cbc0b289cb7f10b3037",
+  },
+};
 
 /** The onnxruntime-node version the provider libraries are built for. */
 export const ONNX_RUNTIME_VERSION = "1.29.0";
-
-/** The file beside the installed libraries recording what was installed. */
-export const MANIFEST = ".cogflow-cuda-provider.json";
-
-/** What was installed, as recorded in {@link MANIFEST}. */
-export interface ProviderManifest {
-  /** `name@version` of the npm package. */
-  package: string;
-  /** Each installed file's SHA-256, hex. */
-  files: Record<string, string>;
-}
 
 /** Options of {@link installCudaProvider} and {@link checkCudaProvider}. */
 export interface InstallOptions {
@@ -66,7 +75,7 @@ export interface InstallOptions {
   /** Fetches the tarball (tests give a local one). */
   fetchTarball?: () => Promise<Uint8Array>;
   /** The package to install (tests give a small one). */
-  package?: { name: string; version: string; integrity: string; folder: string };
+  package?: ProviderPackage;
   /** Receives progress lines. */
   log?: (line: string) => void;
 }
@@ -132,13 +141,16 @@ export async function bindingFolder(projectDir: string): Promise<string> {
   return await Deno.realPath(join(projectDir, BINDING_FOLDER));
 }
 
-/** Installs the provider libraries; does nothing when the installed ones match the manifest. */
+/**
+ * Installs the provider libraries; does nothing (fetches nothing) when the files in place have the
+ * pinned hashes (installed before, or by ../shared/gpu/).
+ */
 export async function installCudaProvider(options: InstallOptions = {}): Promise<InstallResult> {
   checkPlatform();
   const log = options.log ?? (() => {});
   const pkg = options.package ?? CUDA_PACKAGE;
   const folder = await bindingFolder(options.projectDir ?? PROJECT_DIR);
-  const installed = await installedFiles(folder, `${pkg.name}@${pkg.version}`);
+  const installed = await installedFiles(folder, pkg);
   if (installed) return { folder, changed: false, files: installed };
 
   log(`fetching ${pkg.name}@${pkg.version}`);
@@ -166,22 +178,20 @@ export async function installCudaProvider(options: InstallOptions = {}): Promise
       }
       written.set(file, { temporary, bytes: entry.size, sha256: hash.digest("hex") });
     }
-    const absent = CUDA_PROVIDER_FILES.filter((file) => !written.has(file));
-    if (absent.length > 0) {
-      throw new UserError(
-        `${pkg.name}@${pkg.version} has no ${absent.join(", ")} in ${pkg.folder}`,
-      );
+    for (const file of CUDA_PROVIDER_FILES) {
+      const got = written.get(file);
+      if (!got) {
+        throw new UserError(`${pkg.name}@${pkg.version} has no ${file} in ${pkg.folder}`);
+      }
+      if (got.sha256 !== pkg.sha256[file]) {
+        throw new UserError(
+          `${file} of ${pkg.name}@${pkg.version} does not have its pinned SHA-256: expected ${
+            pkg.sha256[file]
+          }, got ${got.sha256}`,
+        );
+      }
     }
-    // The manifest goes last: until it is there, a next run installs again.
-    await Deno.remove(join(folder, MANIFEST)).catch(() => {});
     for (const [file, { temporary }] of written) await Deno.rename(temporary, join(folder, file));
-    const manifest: ProviderManifest = {
-      package: `${pkg.name}@${pkg.version}`,
-      files: Object.fromEntries([...written].map(([file, { sha256 }]) => [file, sha256])),
-    };
-    const temporary = temporaryPathFor(join(folder, MANIFEST));
-    await Deno.writeTextFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`);
-    await Deno.rename(temporary, join(folder, MANIFEST));
   } finally {
     for (const { temporary } of written.values()) await Deno.remove(temporary).catch(() => {});
   }
@@ -192,18 +202,11 @@ export async function installCudaProvider(options: InstallOptions = {}): Promise
   };
 }
 
-/** The installed files when the manifest names `packageId` and every file matches it. */
+/** The installed files when each has its pinned hash. */
 async function installedFiles(
   folder: string,
-  packageId: string,
+  pkg: ProviderPackage,
 ): Promise<{ name: string; bytes: number }[] | undefined> {
-  let manifest: ProviderManifest;
-  try {
-    manifest = JSON.parse(await Deno.readTextFile(join(folder, MANIFEST)));
-  } catch {
-    return undefined;
-  }
-  if (manifest.package !== packageId) return undefined;
   const files = [];
   for (const file of CUDA_PROVIDER_FILES) {
     let bytes: Uint8Array;
@@ -212,7 +215,7 @@ async function installedFiles(
     } catch {
       return undefined;
     }
-    if (createHash("sha256").update(bytes).digest("hex") !== manifest.files?.[file]) {
+    if (createHash("sha256").update(bytes).digest("hex") !== pkg.sha256[file]) {
       return undefined;
     }
     files.push({ name: file, bytes: bytes.length });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UserError } from "../runtime/user_error.ts";
 import {
@@ -12,8 +13,8 @@ import {
   checkPlatform,
   formatCheck,
   installCudaProvider,
-  MANIFEST,
   PROJECT_DIR,
+  type ProviderPackage,
 } from "./install_cuda.ts";
 import { tgzOf } from "./tar_fixture.ts";
 
@@ -21,11 +22,17 @@ import { tgzOf } from "./tar_fixture.ts";
 const CUDA_MAY_LOAD = missingProviderFiles(PROJECT_DIR)?.length === 0 &&
   Boolean(Deno.env.get("LD_LIBRARY_PATH"));
 
-const PACKAGE = {
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+const PACKAGE: ProviderPackage = {
   name: "test-gpu-package",
   version: "1.0.0",
   folder: "package/Plugins/Linux/x64",
   integrity: "",
+  sha256: {
+    "libonnxruntime_providers_cuda.so": sha256("cuda provider"),
+    "libonnxruntime_providers_shared.so": sha256("shared"),
+  },
 };
 
 /** The SRI string of `bytes`, as the npm registry's `dist.integrity` gives it. */
@@ -110,12 +117,12 @@ Deno.test("installCudaProvider puts the provider files beside the binding, once"
       (await Deno.stat(join(binding, "libonnxruntime_providers_shared.so"))).mode! & 0o111,
       0o111,
     );
-    // Only the provider files and the manifest are added; no temporary file is left.
+    // Only the provider files are added; no temporary file is left.
     const names = [];
     for await (const entry of Deno.readDir(binding)) names.push(entry.name);
     assert.deepEqual(
       names.sort(),
-      [MANIFEST, ...CUDA_PROVIDER_FILES, "onnxruntime_binding.node"].sort(),
+      [...CUDA_PROVIDER_FILES, "onnxruntime_binding.node"].sort(),
     );
 
     const second = await installCudaProvider({ projectDir, package: pkg, fetchTarball });
@@ -146,6 +153,28 @@ Deno.test("installCudaProvider writes nothing from a tarball that fails its inte
         fetchTarball: () => Promise.resolve(tarball),
       }),
       /does not match its integrity/,
+    );
+    const names = [];
+    for await (const entry of Deno.readDir(binding)) names.push(entry.name);
+    assert.deepEqual(names, ["onnxruntime_binding.node"]);
+  });
+});
+
+Deno.test("installCudaProvider refuses a provider file that is not the pinned one", async () => {
+  await withProject("1.29.0", async (projectDir, binding) => {
+    const tarball = await providerTarball();
+    const pkg = {
+      ...PACKAGE,
+      integrity: await integrityOf(tarball),
+      sha256: { ...PACKAGE.sha256, "libonnxruntime_providers_cuda.so": sha256("other") },
+    };
+    await assert.rejects(
+      installCudaProvider({
+        projectDir,
+        package: pkg,
+        fetchTarball: () => Promise.resolve(tarball),
+      }),
+      /^UserError: libonnxruntime_providers_cuda\.so of test-gpu-package@1\.0\.0 does not have its pinned SHA-256/,
     );
     const names = [];
     for await (const entry of Deno.readDir(binding)) names.push(entry.name);
