@@ -1,7 +1,8 @@
 /**
  * vae_slicing: the wrapped VAE decodes one video of a batch at a time (diffusers'
  * `vae.enable_slicing()`): its decode strategy hands each batch element to the next step alone
- * and puts the results back together.
+ * and puts the results back together (for a built VAE, one session run of its whole-video graph
+ * per video: nodes/vae_decode.ts).
  *
  * @module
  */

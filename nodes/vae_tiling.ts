@@ -2,7 +2,8 @@
  * vae_tiling: the wrapped VAE decodes spatial tiles and blends them as diffusers'
  * `AutoencoderKLCogVideoX.tiled_decode` does (`vae.enable_tiling()`), always returning the
  * requested size (see `diffusion/tiled_decode.ts` for where diffusers' arithmetic is inconsistent).
- * Its decode strategy cuts each decode call into tiles for the next step.
+ * Its decode strategy cuts each decode call into tiles for the next step: for a built VAE, each
+ * tile is one session run of its whole-video graph, all temporal chunks inside (nodes/vae_decode.ts).
  *
  * @module
  */
