@@ -13,6 +13,15 @@
  * resident set before the run (weights and session), the peak (`VmHWM`) after it, the output's
  * bytes, the session creation and run times. `--mode chunked` runs the one-chunk graph through
  * the chunk loop (nodes/vae_decode.ts's path for decoders without a build) instead, to compare.
+ * `--arena off` and `--mem-pattern off` turn off ONNX Runtime's CPU arena and memory patterns.
+ *
+ * Measured (CPU, 2 shared cores, float32, latent 4 x 6 -> 32 x 48 pixels; weights ~470 MiB of the
+ * peak), peak MiB by latent frames 1 / 3 / 5 / 7 / 13 (chunks 1 / 1 / 2 / 3 / 6):
+ * video 590 / 653 / 800 / 947 / 949; with `--mem-pattern off` 591 / 651 / - / 820 / 835; chunk
+ * loop - / 770 / - / 952 / 985. At 8 x 12 latents: video 640 / 832 / - / 1946 / 1947, chunk
+ * loop 13 frames 2188. The video decode's peak stops growing after the third chunk: the Loop
+ * body's first two iterations allocate its memory pattern beside the first chunk's freed buffers
+ * (ONNX Runtime keeps them in its arena); without memory patterns it grows less.
  *
  * @module
  */
@@ -143,6 +152,7 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "float32" },
     providers: { type: "string", default: "cpu" },
     arena: { type: "string", default: "on" },
+    "mem-pattern": { type: "string", default: "on" },
   },
 });
 const dir = values.weights!;
@@ -165,6 +175,7 @@ const created = performance.now();
 const session = await ort.InferenceSession.create(bytes, {
   executionProviders: values.providers!.split(","),
   enableCpuMemArena: values.arena !== "off",
+  enableMemPattern: values["mem-pattern"] !== "off",
   extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
 });
 const createMs = performance.now() - created;
@@ -212,6 +223,7 @@ console.log(JSON.stringify({
   dtype: values.dtype,
   providers: values.providers,
   arena: values.arena,
+  memPattern: values["mem-pattern"],
   latent: shape,
   sample: sample.shape,
   createMs: Math.round(createMs),
