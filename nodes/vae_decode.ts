@@ -100,7 +100,11 @@ export const vaeDecode = defineNode({
     // Progress counts decoder calls: each split a hook makes multiplies them.
     let done = 0;
     let total = 1;
-    const decoder = await videoDecoderModel(model, z.shape[2]);
+    // On a GPU a built VAE decodes the whole video in one run, its caches staying on the device.
+    // On the CPU the chunk loop runs through JS: handing caches over costs only a copy there, and
+    // one chunk's activations at a time bound memory (the one-run graph's grow with frames).
+    const onCpu = (model.session.executionProviders[0] ?? "cpu") === "cpu";
+    const decoder = onCpu ? model : await videoDecoderModel(model, z.shape[2]);
     const decode = async (piece: Tensor<"float32">) => {
       const sample = await runDecoder(ctx.models, decoder, piece, ctx.signal);
       ctx.progress(++done, Math.max(done, total));
