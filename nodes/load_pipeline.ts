@@ -117,8 +117,7 @@ async function openPipeline(
       role: name,
       session,
       build,
-      // T5 overflows in float16 (a property of the model): it stays in float32 then.
-      dtype: name === "text_encoder" && options.dtype === "float16" ? "float32" : options.dtype,
+      dtype: componentDType(name, options.dtype),
       // ONNX Runtime's CPU attention may hold [batch, heads, queries, sequence] probabilities (when
       // its flash path is off): the transformer attends in chunks of query rows there.
       attentionQueryChunk:
@@ -148,4 +147,15 @@ async function openPipeline(
   }
   const tokenizer = await describeTokenizerFolder(folder.tokenizer);
   return { text_encoder, transformer, vae, tokenizer, scheduler, schedulerPath };
+}
+
+/**
+ * The dtype a component's graph computes in for the pipeline's `dtype`. T5 overflows in float16
+ * (a property of the model): it stays in float32 then. The VAE's Conv, Resize and Pad have no
+ * bfloat16 kernels in ONNX Runtime: it computes in float16 for bfloat16.
+ */
+export function componentDType(component: string, dtype: ComputeDType): ComputeDType {
+  if (component === "text_encoder" && dtype === "float16") return "float32";
+  if (component === "vae" && dtype === "bfloat16") return "float16";
+  return dtype;
 }

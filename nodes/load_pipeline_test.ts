@@ -14,6 +14,7 @@ import {
   withTempDir,
 } from "../tests/testing.ts";
 import type { TokenizerHandle } from "./ports.ts";
+import { componentDType } from "./load_pipeline.ts";
 
 function pipelineWorkflow(path: string): string {
   return `
@@ -166,4 +167,13 @@ nodes:
   ]);
   const float = await runYaml(yaml("float32", "[cpu]"), { only: ["pipe"] });
   assert.deepEqual(logMessages(float.events, "pipe"), []);
+});
+
+Deno.test("componentDType keeps T5 in float32 for float16 and the VAE in float16 for bfloat16", () => {
+  assert.equal(componentDType("text_encoder", "float16"), "float32");
+  assert.equal(componentDType("text_encoder", "bfloat16"), "bfloat16");
+  assert.equal(componentDType("vae", "bfloat16"), "float16");
+  assert.equal(componentDType("vae", "float16"), "float16");
+  assert.equal(componentDType("transformer", "bfloat16"), "bfloat16");
+  assert.equal(componentDType("transformer", "float32"), "float32");
 });
