@@ -26,6 +26,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { float32ToFloat16Bits } from "../../builders/onnx_graph.ts";
 
 /** The tiny fixture whose tokenizer, model index, scheduler config and config key sets are used. */
 export const TINY_FIXTURE = join(
@@ -359,28 +360,6 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((product, dimension) => product * dimension, 1);
 }
 
-/** Float32 to float16 bits, rounding to nearest even (values here are small and finite). */
-export function float16Bits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const bits = new Uint32Array(f32.buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
-  let mantissa = bits & 0x7fffff;
-  if (exponent >= 31) return sign | 0x7c00;
-  if (exponent <= 0) {
-    if (exponent < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - exponent;
-    const half = mantissa >>> shift;
-    const rest = mantissa & ((1 << shift) - 1);
-    const midpoint = 1 << (shift - 1);
-    return sign | (half + (rest > midpoint || (rest === midpoint && (half & 1)) ? 1 : 0));
-  }
-  const half = (exponent << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
-}
-
 /** Centre and half width of each kind's uniform distribution. */
 const DISTRIBUTIONS: Readonly<Record<TensorKind, [number, number]>> = {
   weight: [0, 0.02],
@@ -397,7 +376,7 @@ function float16Table(kind: TensorKind): Uint16Array {
     const [centre, halfWidth] = DISTRIBUTIONS[kind];
     table = new Uint16Array(65536);
     for (let i = 0; i < 65536; i++) {
-      table[i] = float16Bits(centre + halfWidth * ((i + 0.5) / 32768 - 1));
+      table[i] = float32ToFloat16Bits(centre + halfWidth * ((i + 0.5) / 32768 - 1));
     }
     float16Tables.set(kind, table);
   }
