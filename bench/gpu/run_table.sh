@@ -14,7 +14,8 @@
 # `wait` and `status` copy gpu_table.jsonl, the logs and the manifests to $OUT (when set).
 #
 # Stages (default all): smoke (both drivers on the tiny fixture at 64x64x9, 2 steps, into
-# $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), make (the
+# $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), probes
+# (bench/hf_gpu_parity.ts and bench/transfer_probe.ts on CUDA, about 2 min), make (the
 # pipeline folders), context (a CUDA context alone: the NVML baseline), diffusers, cogflow (only
 # that side), table (both sides, pairs in priority order), all = smoke make context table.
 #
@@ -247,6 +248,16 @@ for line in open(sys.argv[1]):
   )
 }
 
+# cogflow alone on the GPU: the tiny pipelines' frames against diffusers' (float32 with TF32 off,
+# float16) and the cost of moving a block's activations through run(). Logs in logs/probe-*.log.
+stage_probes() {
+  NVIDIA_TF32_OVERRIDE=0 timeout 240 deno run -A "$root/bench/hf_gpu_parity.ts" --provider cuda \
+    --dtypes float32,float16 --offloads none,sequential >"$logs/probe-parity.log" 2>&1
+  say "parity: exit $?: $(grep -E '^\|' "$logs/probe-parity.log" | tr '\n' ' ' | cut -c1-1200)"
+  timeout 120 deno run -A "$root/bench/transfer_probe.ts" >"$logs/probe-transfer.log" 2>&1
+  say "transfer: exit $?: $(grep -E '^\|' "$logs/probe-transfer.log" | tr '\n' ' ' | cut -c1-1200)"
+}
+
 run_stages() {
   mkdir -p "$WORK" "$logs"
   local stages=${*:-all}
@@ -260,12 +271,13 @@ run_stages() {
     say "stage $stage"
     case $stage in
       smoke) stage_smoke ;;
+      probes) stage_probes ;;
       make) stage_make ;;
       context) diffusers_env && run_one diffusers none context ;;
       diffusers) stage_side diffusers ;;
       cogflow) stage_side cogflow ;;
       table) stage_side "diffusers cogflow" ;;
-      *) say "unknown stage \"$stage\": smoke, make, context, diffusers, cogflow, table or all" ;;
+      *) say "unknown stage \"$stage\": smoke, probes, make, context, diffusers, cogflow, table or all" ;;
     esac
   done
   say "stages done: $stages"
