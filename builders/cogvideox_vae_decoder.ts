@@ -406,7 +406,7 @@ interface ConvCaches {
   sized: boolean;
   /** The cache of the convolution at `path` (compute dtype), or undefined for the first chunk. */
   read(path: string, dims: (number | string)[]): string | undefined;
-  /** Hands on the updated cache; `value` emits its nodes, called only if it is used. */
+  /** Hands on the updated cache; `value` emits its nodes, called at once and only if it is used. */
   write(path: string, dims: (number | string)[], value: () => string): void;
 }
 
@@ -546,7 +546,8 @@ function cogVideoXResnetBlock3D(
   let shortcut = inputs;
   if (options.inChannels !== options.outChannels) {
     // A CogVideoXSafeConv3d with a 1x1x1 kernel (conv_shortcut=False in the decoder).
-    shortcut = b.scope("conv_shortcut", () => conv(b, inputs, [0, 0, 0, 0, 0, 0]));
+    // After conv2 (ONNX Runtime would compute it first, and keep it alive throughout).
+    shortcut = b.scope("conv_shortcut", () => conv(b, inputs, [0, 0, 0, 0, 0, 0], hidden));
   }
   return b.op("Add", [hidden, shortcut]);
 }
@@ -580,9 +581,11 @@ function cogVideoXSpatialNorm3D(
     z = b.op("Gather", [z, index], { axis: 2 });
   }
   if (stage.spaceScale > 1) z = upsampleSpace(b, z, stage.spaceScale);
-  const convY = b.scope("conv_y", () => cogVideoXCausalConv3d(b, z, stage));
+  // Each modulation waits for the value before it, or ONNX Runtime computes both (they depend
+  // on zq alone) before the norm, and four values of f's size are alive instead of two.
+  const convY = b.scope("conv_y", () => cogVideoXCausalConv3d(b, z, stage, normF));
   const scaled = b.op("Mul", [normF, convY]);
-  const convB = b.scope("conv_b", () => cogVideoXCausalConv3d(b, z, stage));
+  const convB = b.scope("conv_b", () => cogVideoXCausalConv3d(b, z, stage, scaled));
   return b.op("Add", [scaled, convB]);
 }
 
@@ -662,11 +665,17 @@ function cogVideoXUpsample3D(b: GraphBuilder, x: string, compressTime: boolean):
  * `CogVideoXCausalConv3d` (pad_mode "first"): a temporal kernel of kt frames sees the cache of
  * the previous chunk, or, for the first chunk (no cache, or an empty one), its first frame
  * repeated; the updated cache is the last kt - 1 frames it saw. Spatial padding is zeros, inside
- * the Conv.
+ * the Conv. The convolution waits for its cache slice, or else for `after` when given.
  */
-function cogVideoXCausalConv3d(b: GraphBuilder, x: string, stage: Stage): string {
+function cogVideoXCausalConv3d(
+  b: GraphBuilder,
+  x: string,
+  stage: Stage,
+  after?: string,
+): string {
   const [, inChannels, kt, kh, kw] = b.weightRef("conv.weight").shape;
   let inputs = x;
+  let cacheOut: string | undefined;
   if (kt > 1) {
     const path = b.path;
     const space = (axis: "height" | "width") =>
@@ -681,9 +690,24 @@ function cogVideoXCausalConv3d(b: GraphBuilder, x: string, stage: Stage): string
     else context = slice(b, b.op("Concat", [cache, ...firstFrames()], { axis: 2 }), 2, 0, kt - 1);
     inputs = b.op("Concat", [context, inputs], { axis: 2 });
     const padded = inputs;
-    stage.caches.write(path, dims, () => slice(b, padded, 2, -(kt - 1), TO_END));
+    stage.caches.write(path, dims, () => (cacheOut = slice(b, padded, 2, -(kt - 1), TO_END)));
   }
-  return b.scope("conv", () => conv(b, inputs, [0, kh >> 1, kw >> 1, 0, kh >> 1, kw >> 1]));
+  const pads = [0, kh >> 1, kw >> 1, 0, kh >> 1, kw >> 1];
+  return b.scope("conv", () => conv(b, inputs, pads, cacheOut ?? after));
+}
+
+/**
+ * A zero (shape `[1]`, compute dtype) that ONNX Runtime can compute only after `value`: added to a
+ * convolution's bias, it makes the convolution wait for the cache slice of its input. Without it
+ * the cache slices, whose only consumers are graph outputs (or the chunk Loop), run at the end of
+ * the graph, and every convolution's padded input stays alive until then: 10 GiB at one 240x360
+ * tile of 9 frames on the CPU, where the convolutions themselves need about 1 GiB. The zero comes
+ * from the value's shape (its frame count times 0), so it is exact whatever the values hold.
+ */
+function zeroAfter(b: GraphBuilder, value: string): string {
+  const frames = b.op("Shape", [value], { start: 2, end: 3 });
+  const cast = b.op("Cast", [frames], { to: ONNX_DTYPES[b.computeDType] });
+  return b.op("Mul", [cast, b.scalar(0)]);
 }
 
 /**
@@ -704,9 +728,15 @@ export function emptyConvCacheShape(
   });
 }
 
-/** `nn.Conv3d` under the current scope (`weight`, `bias`). */
-function conv(b: GraphBuilder, x: string, pads: number[]): string {
-  return b.op("Conv", [x, b.weight("weight"), b.weight("bias")], { pads });
+/**
+ * `nn.Conv3d` under the current scope (`weight`, `bias`); with `after`, it runs only once `after`
+ * is computed (see {@link zeroAfter}).
+ */
+function conv(b: GraphBuilder, x: string, pads: number[], after?: string): string {
+  const bias = after === undefined
+    ? b.weight("bias")
+    : b.op("Add", [b.weight("bias"), zeroAfter(b, after)]);
+  return b.op("Conv", [x, b.weight("weight"), bias], { pads });
 }
 
 /** `F.interpolate(mode="nearest")` of height and width by an integer factor. */

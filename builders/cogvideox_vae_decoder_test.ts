@@ -180,9 +180,13 @@ Deno.test("the video decoder graph decodes chunks after the first in one Loop bo
     assert.equal(graph.bodies[0].initializer?.length ?? 0, 0);
   }
   // The body is one chunk's decoder: as many nodes as the one-chunk graph, give or take the
-  // slicing of its latent frames and the caches' slices.
+  // slicing of its latent frames and, per cache, 3 more: the carried cache replaces the first
+  // frame's slice and concatenation (2), the cache's slice and the convolution's wait for it
+  // (zeroAfter) are new (5); the latent slicing and the Loop's bookkeeping add 28 at the fixture.
   const body = more[0].bodies[0].node!.length;
-  assert.ok(Math.abs(body - one.nodes.length) < 60, `${body} against ${one.nodes.length}`);
+  const caches = more[0].bodies[0].input!.length - 2;
+  const expected = one.nodes.length + 3 * caches;
+  assert.ok(Math.abs(body - expected) < 40, `${body} against ${expected}`);
   // One set of weights: the Loop adds a few constants (its trip count, the slice bounds).
   assert.ok(more[0].initializers - one.initializers <= 8);
   const decoderWeights = [...weights.tensors.keys()].filter((key) => key.startsWith("decoder."));
@@ -367,4 +371,78 @@ Deno.test("groupNorm stays within 1e-5 of float64 over twelve million values per
     worst = Math.max(worst, Math.abs(data[i] - (x[i] - mean) / Math.sqrt(variance + 1e-6)));
   }
   assert.ok(worst < 1e-5, `max abs ${worst}`);
+});
+
+/** The names of the nodes ONNX Runtime ran, in the order it ran them (one profiled CPU run). */
+async function executionOrder(
+  bytes: Uint8Array,
+  weightsFolder: string,
+  feeds: Record<string, ort.Tensor>,
+) {
+  return await withTempDir(async (dir) => {
+    const session = await ort.InferenceSession.create(bytes, {
+      enableProfiling: true,
+      profileFilePrefix: join(dir, "profile"),
+      extra: { session: { model_external_initializers_file_folder_path: weightsFolder } },
+    });
+    await session.run(feeds);
+    await session.endProfiling();
+    await session.release();
+    const [file] = [...Deno.readDirSync(dir)].map((entry) => join(dir, entry.name));
+    const events: { cat: string; name: string }[] = JSON.parse(await Deno.readTextFile(file));
+    return events.filter((event) => event.cat === "Node" && event.name.endsWith("_kernel_time"))
+      .map((event) => event.name.slice(0, -"_kernel_time".length));
+  });
+}
+
+Deno.test("each causal convolution runs after its cache slice, and each norm's modulations after the norm (so big values die early)", async () => {
+  const [config, configPath] = await readConfig("2b");
+  const weights = await loadComponentWeights(join(HF, "2b", "vae"));
+  const read = readCogVideoXVaeDecoderConfig(config, configPath);
+  const b = buildCogVideoXVaeDecoderGraph(read, weights);
+  const shape = [1, read.latentChannels, 3, 6, 9];
+  const z = createTensor(
+    "float32",
+    shape,
+    new Float32Array(shape.reduce((a, c) => a * c)).fill(0.25),
+  );
+  const feeds: Record<string, ort.Tensor> = { latent_sample: toOrt(z) };
+  const session = await ort.InferenceSession.create(b.toBytes(), {
+    extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
+  });
+  for (const name of session.inputNames.slice(1)) {
+    const metadata = session.inputMetadata.find((input) => input.name === name)!;
+    const dims = metadata.isTensor ? metadata.shape : [];
+    feeds[name] = new ort.Tensor(
+      "float32",
+      new Float32Array(0),
+      emptyConvCacheShape(dims, z.shape),
+    );
+  }
+  const cachePaths = session.inputNames.slice(1).map((name) =>
+    name.slice(CONV_CACHE_INPUT_PREFIX.length)
+  );
+  await session.release();
+  const order = await executionOrder(b.toBytes(), weights.folder, feeds);
+  const position = (test: (name: string) => boolean, last: boolean) => {
+    const found = order.map((name, i) => (test(name) ? i : -1)).filter((i) => i >= 0);
+    assert.ok(found.length > 0);
+    return last ? found.at(-1)! : found[0];
+  };
+  for (const path of cachePaths) {
+    const lastSlice = position((name) => name.startsWith(`${path}/Slice`), true);
+    const conv = position((name) => name.startsWith(`${path}.conv/Conv`), false);
+    assert.ok(
+      lastSlice < conv,
+      `${path}: the cache slice ran at ${lastSlice}, the convolution at ${conv}`,
+    );
+  }
+  const norm = "decoder.up_blocks.3.resnets.0.norm1";
+  const lastNorm = position((name) => name.startsWith(`${norm}.norm_layer/`), true);
+  const convY = position((name) => name.startsWith(`${norm}.conv_y.conv/Conv`), false);
+  const convB = position((name) => name.startsWith(`${norm}.conv_b.conv/Conv`), false);
+  assert.ok(
+    lastNorm < convY && convY < convB,
+    `norm ${lastNorm}, conv_y ${convY}, conv_b ${convB}`,
+  );
 });
