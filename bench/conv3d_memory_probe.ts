@@ -30,7 +30,9 @@ export function conv3dGraph(channels: number): Uint8Array {
 }
 
 function statusMiB(field: string): number {
-  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) => l.startsWith(field));
+  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) =>
+    l.startsWith(field)
+  );
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 

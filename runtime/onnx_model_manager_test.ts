@@ -8,7 +8,7 @@ import { budgetOffloadHook } from "../nodes/budget_offload.ts";
 import { modelOffloadHook } from "../nodes/model_offload.ts";
 import { sequentialOffloadHook } from "../nodes/sequential_offload.ts";
 import { vaeSlicingHook } from "../nodes/vae_slicing.ts";
-import { OnnxModelManager } from "./onnx_model_manager.ts";
+import { OnnxModelManager, workerSessionOptions } from "./onnx_model_manager.ts";
 import { createTensor, maxAbsDiff, type Tensor } from "./tensor.ts";
 import { UserError } from "./user_error.ts";
 
@@ -437,4 +437,10 @@ Deno.test("creating and releasing a session again and again does not leak it", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the VAE's sessions run without a memory pattern (its input shapes change), the others with one", () => {
+  assert.equal(workerSessionOptions(vae).memoryPattern, false);
+  assert.equal(workerSessionOptions(transformer).memoryPattern, undefined);
+  assert.equal(workerSessionOptions(textEncoder).memoryPattern, undefined);
 });

@@ -45,6 +45,12 @@ export interface WorkerSessionOptions {
    */
   intraOpSpinning?: boolean;
   /**
+   * ONNX Runtime's memory pattern (default true): it plans a run's allocations from the first run
+   * and keeps the plan, one per set of input shapes. Off, each run allocates as it goes, from the
+   * arena. Off suits a model whose input shapes change from run to run (see onnx_model_manager.ts).
+   */
+  memoryPattern?: boolean;
+  /**
    * The folder the model's external data locations are relative to, when it is not the model
    * file's folder (graphs built from safetensors files). The session is then created from the
    * graph's bytes, since ONNX Runtime refuses locations and links leaving a model file's folder.
@@ -82,6 +88,7 @@ export function checkSessionOptions(value: unknown): WorkerSessionOptions {
     "graphOptimizationLevel",
     "prepackWeights",
     "intraOpSpinning",
+    "memoryPattern",
     "externalDataFolder",
   ];
   for (const key of Object.keys(options)) {
@@ -112,7 +119,7 @@ export function checkSessionOptions(value: unknown): WorkerSessionOptions {
     throw invalid("graphOptimizationLevel", `one of ${GRAPH_OPTIMIZATION_LEVELS.join(", ")}`);
   }
   if (typeof options.fallbackToCpu !== "boolean") throw invalid("fallbackToCpu", "true or false");
-  for (const key of ["prepackWeights", "intraOpSpinning"]) {
+  for (const key of ["prepackWeights", "intraOpSpinning", "memoryPattern"]) {
     if (options[key] !== undefined && typeof options[key] !== "boolean") {
       throw invalid(key, "true or false");
     }
@@ -130,6 +137,7 @@ export function checkSessionOptions(value: unknown): WorkerSessionOptions {
       .graphOptimizationLevel as WorkerSessionOptions["graphOptimizationLevel"],
     prepackWeights: options.prepackWeights as boolean | undefined,
     intraOpSpinning: options.intraOpSpinning as boolean | undefined,
+    memoryPattern: options.memoryPattern as boolean | undefined,
     externalDataFolder: folder as string | undefined,
   };
 }

@@ -46,7 +46,12 @@ function graphWithExternalData(location: string): Uint8Array {
 }
 
 Deno.test("cogflow's session options pass, as a copy of known fields only", () => {
-  const options = { ...CPU, prepackWeights: false, externalDataFolder: "/models/weights" };
+  const options = {
+    ...CPU,
+    prepackWeights: false,
+    memoryPattern: false,
+    externalDataFolder: "/models/weights",
+  };
   const checked = checkSessionOptions(options);
   assert.deepEqual(checked, { ...options, intraOpSpinning: undefined });
   assert.notEqual(checked.executionProviders, options.executionProviders);
@@ -72,6 +77,7 @@ Deno.test("options a plugin could abuse, or of the wrong kind, are refused namin
     [{ graphOptimizationLevel: "max" }, /^Error: Invalid session option "graphOptimizationLevel"/],
     [{ fallbackToCpu: "yes" }, /^Error: Invalid session option "fallbackToCpu"/],
     [{ prepackWeights: 0 }, /^Error: Invalid session option "prepackWeights"/],
+    [{ memoryPattern: "off" }, /^Error: Invalid session option "memoryPattern"/],
     [{ externalDataFolder: 7 }, /^Error: Invalid session option "externalDataFolder"/],
   ];
   for (const [change, expected] of cases) {

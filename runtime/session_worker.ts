@@ -148,6 +148,7 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   };
   if (options.intraOpThreads > 0) base.intraOpNumThreads = options.intraOpThreads;
   if (options.interOpThreads > 0) base.interOpNumThreads = options.interOpThreads;
+  if (options.memoryPattern === false) base.enableMemPattern = false;
   if (request.externalData) {
     base.externalData = request.externalData.map(({ path, data }) => ({ path, data }));
   }

@@ -15,7 +15,8 @@
 #
 # Stages (default all): smoke (both drivers on the tiny fixture at 64x64x9, 2 steps, into
 # $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), probes
-# (bench/hf_gpu_parity.ts and bench/transfer_probe.ts on CUDA, about 2 min), make (the
+# (bench/hf_gpu_parity.ts and bench/transfer_probe.ts on CUDA, about 2 min), vae_step (the
+# whole-video VAE's device peak, bench/gpu/transformer_step_probe.ts), make (the
 # pipeline folders), context (a CUDA context alone: the NVML baseline), diffusers, cogflow (only
 # that side), table (both sides, pairs in priority order), all = smoke make context table.
 #
@@ -258,6 +259,41 @@ stage_probes() {
   say "transfer: exit $?: $(grep -E '^\|' "$logs/probe-transfer.log" | tr '\n' ' ' | cut -c1-1200)"
 }
 
+# Device peak (NVML, minus the idle device) of a command, with gpu_sampler.py beside it.
+with_device_peak() {
+  local samples=$WORK/samples-$1.csv
+  shift
+  python3 "$here/gpu_sampler.py" --out "$samples" &
+  local sampler=$!
+  sleep 1
+  "$@"
+  local rc=$?
+  kill "$sampler" 2>/dev/null
+  wait "$sampler" 2>/dev/null
+  python3 - "$samples" <<'EOF'
+import sys
+rows = [line.split(",") for line in open(sys.argv[1]) if not line.startswith("#")]
+used = [int(r[1]) for r in rows if len(r) == 2]
+print(f"device peak {(max(used) - used[0]) / 2**30:.2f} GiB over idle ({len(used)} samples)" if used else "no samples")
+EOF
+  return $rc
+}
+
+# The whole-video VAE decode on CUDA in float16 (a 240x360 tile and a whole 480x720 frame, 13
+# latent frames), and the transformer step probe. Logs in logs/probe-*.log.
+stage_vae_step() {
+  for size in "30 45" "60 90"; do
+    set -- $size
+    with_device_peak "vae-$1x$2" timeout 200 deno run -A "$root/bench/vae_video_decoder_memory.ts" \
+      --providers cuda --dtype float16 --frames 13 --height "$1" --width "$2" --mode video \
+      >"$logs/probe-vae-$1x$2.log" 2>&1
+    say "vae $1x$2: $(grep -v '^Download' "$logs/probe-vae-$1x$2.log" | tail -2 | tr '\n' ' ' | cut -c1-600)"
+  done
+  timeout 240 deno run -A "$root/bench/gpu/transformer_step_probe.ts" --provider cuda \
+    --dtype float16 --layers 2,8 --profile >"$logs/probe-step.log" 2>&1
+  say "step: exit $?: $(grep -v '^Download' "$logs/probe-step.log" | tr '\n' ' ' | cut -c1-2000)"
+}
+
 run_stages() {
   mkdir -p "$WORK" "$logs"
   local stages=${*:-all}
@@ -272,12 +308,13 @@ run_stages() {
     case $stage in
       smoke) stage_smoke ;;
       probes) stage_probes ;;
+      vae_step) stage_vae_step ;;
       make) stage_make ;;
       context) diffusers_env && run_one diffusers none context ;;
       diffusers) stage_side diffusers ;;
       cogflow) stage_side cogflow ;;
       table) stage_side "diffusers cogflow" ;;
-      *) say "unknown stage \"$stage\": smoke, probes, make, context, diffusers, cogflow, table or all" ;;
+      *) say "unknown stage \"$stage\": smoke, probes, vae_step, make, context, diffusers, cogflow, table or all" ;;
     esac
   done
   say "stages done: $stages"
