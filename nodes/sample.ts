@@ -169,6 +169,8 @@ export const sample = defineNode({
     const outputName = model.signature.outputs[0]?.name ?? "sample";
     const total = stepper.timesteps.length;
     const guidances = new Float64Array(total);
+    // The same arrays every step: the model's worker keeps them instead of receiving them again.
+    const unchanged = new Set([INPUTS.text, ...Object.keys(rotary), ...Object.keys(positional)]);
 
     for (let index = 0; index < total; index++) {
       ctx.signal.throwIfAborted();
@@ -186,7 +188,7 @@ export const sample = defineNode({
         [INPUTS.timestep]: timestep,
         ...rotary,
         ...positional,
-      }, { signal: ctx.signal });
+      }, { signal: ctx.signal, unchanged });
       const prediction = outputs[outputName];
       if (
         !prediction || prediction.dtype !== "float32" ||

@@ -10,6 +10,12 @@ import type { Tensor } from "./tensor.ts";
 export interface ModelRunOptions {
   /** Cancels the call (between parts, for split models). */
   signal?: AbortSignal;
+  /**
+   * Feeds the caller passes again, unchanged, in later calls (a sampling loop's text embeddings
+   * and positional tables): a resident session's worker keeps them, so that the same array is
+   * not sent again. The caller must not change those arrays.
+   */
+  unchanged?: ReadonlySet<string>;
 }
 
 /** Runs models for nodes; sessions are created, kept and released by policy. */

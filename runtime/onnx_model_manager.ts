@@ -140,7 +140,7 @@ export class OnnxModelManager implements ModelManager {
     resident.lastUsed = performance.now();
     try {
       const { outputs, runMs } = await abortable(
-        resident.worker.run(resident.key, feeds),
+        resident.worker.run(resident.key, feeds, { unchanged: options.unchanged }),
         options.signal,
         () => this.#stopWorker(resident.worker),
       );

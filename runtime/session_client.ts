@@ -15,6 +15,7 @@ import type { HostReply, HostRequest } from "./session_host.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 import type {
   CreatedSession,
+  KeptFeed,
   RunResult,
   WireTensor,
   WorkerReply,
@@ -159,6 +160,8 @@ export class SessionWorker {
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #stopped?: Error;
+  /** Per session, the arrays of `unchanged` feeds the worker keeps, by input name. */
+  #sentUnchanged = new Map<string, Map<string, unknown>>();
 
   /** Starts a worker. */
   constructor() {
@@ -217,6 +220,7 @@ export class SessionWorker {
     options: WorkerSessionOptions,
     externalData?: { path: string; data: Uint8Array }[],
   ): Promise<CreatedSession> {
+    this.#sentUnchanged.delete(session);
     return this.#call({ id: 0, op: "create", session, model, options, externalData }) as Promise<
       CreatedSession
     >;
@@ -225,16 +229,33 @@ export class SessionWorker {
   /**
    * Runs session `session`. Inputs are copied (the caller keeps them; large ones are copied here
    * and the copy moved, see COPY_AND_TRANSFER_BYTES); tensors listed in `transferable` are moved
-   * instead, detaching the caller's arrays.
+   * instead, detaching the caller's arrays. Feeds listed in `unchanged` are kept by the worker:
+   * passed again with the same array, they are not sent again (the caller must not change an
+   * array it passes as unchanged; another array replaces the kept one).
    */
   async run(
     session: string,
     feeds: Record<string, Tensor>,
-    options: { fetches?: string[]; transferable?: ReadonlySet<string> } = {},
+    options: {
+      fetches?: string[];
+      transferable?: ReadonlySet<string>;
+      unchanged?: ReadonlySet<string>;
+    } = {},
   ): Promise<{ outputs: Record<string, Tensor>; runMs: number }> {
-    const wire: Record<string, WireTensor> = {};
+    const wire: Record<string, WireTensor | KeptFeed> = {};
     const transfer: Transferable[] = [];
+    const keep: string[] = [];
+    let sent = this.#sentUnchanged.get(session);
     for (const [name, tensor] of Object.entries(feeds)) {
+      if (options.unchanged?.has(name)) {
+        if (sent?.get(name) === tensor.data) {
+          wire[name] = { kept: true };
+          continue;
+        }
+        if (!sent) this.#sentUnchanged.set(session, sent = new Map());
+        sent.set(name, tensor.data);
+        keep.push(name);
+      }
       let data = tensor.data;
       const moved = options.transferable?.has(name) && data.buffer instanceof ArrayBuffer;
       if (!moved && data.byteLength >= COPY_AND_TRANSFER_BYTES) data = data.slice();
@@ -248,6 +269,7 @@ export class SessionWorker {
       op: "run",
       session,
       feeds: wire,
+      ...(keep.length > 0 ? { keep } : {}),
       fetches: options.fetches,
     }, transfer) as RunResult;
     const outputs: Record<string, Tensor> = {};
@@ -259,6 +281,7 @@ export class SessionWorker {
 
   /** Releases session `session` (its memory goes back to the system). */
   async release(session: string): Promise<void> {
+    this.#sentUnchanged.delete(session);
     await this.#call({ id: 0, op: "release", session });
   }
 

@@ -242,3 +242,39 @@ Deno.test("confined, this thread and Workers it starts cannot load ONNX Runtime,
     shapes: [[1, 3, 9, 16, 16], [1, 3, 9, 16, 16], [1, 3, 9, 16, 16]],
   });
 });
+
+Deno.test("feeds passed as unchanged are kept by the worker: the same array is not sent again, another one is", async () => {
+  const worker = new SessionWorker();
+  try {
+    await worker.create("transformer", TRANSFORMER_2B, CPU);
+    const feeds = transformerFeeds();
+    const unchanged = new Set(["encoder_hidden_states"]);
+    const first = await worker.run("transformer", feeds, { unchanged });
+    // Changing the kept array (which callers must not do) shows that it was not sent again.
+    const text = feeds.encoder_hidden_states.data as Float32Array;
+    const kept = text.slice();
+    text.fill(0.5);
+    const again = await worker.run("transformer", feeds, { unchanged });
+    assert.deepEqual(again.outputs.sample.data, first.outputs.sample.data);
+    // Another array is sent and replaces the kept one; without `unchanged`, it is sent as usual.
+    const changed = {
+      ...feeds,
+      encoder_hidden_states: createTensor(
+        "float32",
+        feeds.encoder_hidden_states.shape,
+        text.slice(),
+      ),
+    };
+    const replaced = await worker.run("transformer", changed, { unchanged });
+    const plain = await worker.run("transformer", changed);
+    assert.deepEqual(replaced.outputs.sample.data, plain.outputs.sample.data);
+    assert.notDeepEqual(replaced.outputs.sample.data, first.outputs.sample.data);
+    // A new session under the name forgets what was kept.
+    await worker.create("transformer", TRANSFORMER_2B, CPU);
+    text.set(kept);
+    const fresh = await worker.run("transformer", feeds, { unchanged });
+    assert.deepEqual(fresh.outputs.sample.data, first.outputs.sample.data);
+  } finally {
+    worker.stop();
+  }
+});

@@ -49,10 +49,19 @@ export type WorkerRequest =
     id: number;
     op: "run";
     session: string;
-    feeds: Record<string, WireTensor>;
+    /** Tensors, or `{ kept: true }` for the tensor of that name kept from an earlier run. */
+    feeds: Record<string, WireTensor | KeptFeed>;
+    /** Feeds of this request to keep for later runs of the session (replacing earlier ones). */
+    keep?: string[];
     fetches?: string[];
   }
   | { id: number; op: "release"; session: string };
+
+/** A feed the worker kept from an earlier run of the session (the caller passes it unchanged). */
+export interface KeptFeed {
+  /** Always true. */
+  kept: true;
+}
 
 /** What `create` returns. */
 export interface CreatedSession {
@@ -86,6 +95,8 @@ export type WorkerReply =
   | { id: number; ok: false; error: { name: string; message: string } };
 
 const sessions = new Map<string, ort.InferenceSession>();
+/** Feeds kept for later runs, by session, then by input name. */
+const keptFeeds = new Map<string, Map<string, ort.Tensor>>();
 
 // Failures reach the caller as exceptions; ONNX Runtime's own log lines would repeat them.
 ort.env.logLevel = "fatal";
@@ -124,6 +135,7 @@ async function handle(
     case "release": {
       const session = sessions.get(request.session);
       sessions.delete(request.session);
+      keptFeeds.delete(request.session);
       await session?.release();
       return { result: null, transfer: [] };
     }
@@ -179,6 +191,7 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
   }
   sessions.get(request.session)?.release();
   sessions.set(request.session, session);
+  keptFeeds.delete(request.session);
   return {
     inputNames: [...session.inputNames],
     outputNames: [...session.outputNames],
@@ -205,8 +218,19 @@ async function run(
   const session = sessions.get(request.session);
   if (!session) throw new Error(`No session "${request.session}" in this worker`);
   const feeds: Record<string, ort.Tensor> = {};
+  let kept = keptFeeds.get(request.session);
   for (const [name, tensor] of Object.entries(request.feeds)) {
+    if ("kept" in tensor) {
+      const earlier = kept?.get(name);
+      if (!earlier) throw new Error(`No kept feed "${name}" for session "${request.session}"`);
+      feeds[name] = earlier;
+      continue;
+    }
     feeds[name] = new ort.Tensor(tensor.dtype, tensor.data as ort.Tensor.DataType, tensor.shape);
+    if (request.keep?.includes(name)) {
+      if (!kept) keptFeeds.set(request.session, kept = new Map());
+      kept.set(name, feeds[name]);
+    }
   }
   const started = performance.now();
   const produced = request.fetches
