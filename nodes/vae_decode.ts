@@ -143,7 +143,12 @@ function checkDecodingMemory(
     latents: known as number[],
     temporalCompression: temporalCompressionOf(model),
     spatialCompression: spatialCompressionOf(model),
-    decoderChannels: Array.isArray(channels) && typeof channels[0] === "number" ? channels[0] : 128,
+    blockOutChannels: Array.isArray(channels) && channels.every((c) => typeof c === "number")
+      ? channels
+      : [128, 256, 256, 512],
+    layersPerBlock: typeof model.config.layers_per_block === "number"
+      ? model.config.layers_per_block
+      : 3,
     slicing: false,
   });
   const problem = memoryProblem(estimateDecoding(shapes), memoryLimits(), {

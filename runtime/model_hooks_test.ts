@@ -102,7 +102,8 @@ Deno.test("decode strategies split a decode call and say into how many pieces", 
     latents: [4, 3, 16, 8, 8],
     temporalCompression: 4,
     spatialCompression: 8,
-    decoderChannels: 128,
+    blockOutChannels: [128, 256, 256, 512],
+    layersPerBlock: 3,
     slicing: false,
   });
   assert.equal(shapes.slicing, true);

@@ -14,10 +14,15 @@
  *   `torch.onnx.export` writes diffusers' attention), `[model batch, heads, chunk, sequence]`
  *   when it attends in chunks of query rows; a fused attention operator (`MultiHeadAttention` on
  *   CUDA) holds no scores. The softmax's copy of the scores is not counted;
- * - the VAE decoder: the decoded frames and their channels-last copy, and one convolution's input
- *   and output at full resolution with `block_out_channels[0]` channels for a chunk of 8 frames
- *   (diffusers' decoder decodes 2 latent frames at a time); one tile instead of the whole frame
- *   with vae_tiling, one video instead of the batch with vae_slicing.
+ * - the VAE decoder (diffusers' decodes 2 latent frames at a time, the first chunk 3 when their
+ *   number is odd): the decoded frames and their channels-last copy; 7 values of the widest
+ *   full-resolution tensor of the first chunk (`block_out_channels[1]` channels, 9 frames), and
+ *   the causal convolutions' caches (each convolution's last 2 input frames) 3 times when there
+ *   is more than one chunk (the chunk's inputs, its outputs and the copies between chunks), once
+ *   for one chunk; one tile instead of the whole frame with vae_tiling, one video instead of the
+ *   batch with vae_slicing. Measured on the CPU at a real 240x360 tile: 6.5 GiB over the start for
+ *   one chunk (the estimate: 6.5), 9.8 GiB for 13 latent frames (9.1), with
+ *   `bench/vae_video_decoder_memory.ts`.
  *
  * @module
  */
@@ -100,8 +105,10 @@ export interface DecodingShapes {
   temporalCompression: number;
   /** Pixels per latent (`2 ** (len(block_out_channels) - 1)`). */
   spatialCompression: number;
-  /** Channels of the decoder's full-resolution layers (`block_out_channels[0]`). */
-  decoderChannels: number;
+  /** The VAE's `block_out_channels` (the decoder's, from full resolution down). */
+  blockOutChannels: readonly number[];
+  /** The VAE's `layers_per_block` (the decoder's up blocks have one more resnet). */
+  layersPerBlock: number;
   /** vae_slicing: one video at a time. */
   slicing: boolean;
   /** vae_tiling: the tile size in pixels. */
@@ -109,8 +116,12 @@ export interface DecodingShapes {
 }
 
 const FLOAT32 = 4;
-/** Frames diffusers' CogVideoX decoder makes per call of its decoder (`num_sample_frames_batch_size`). */
-const DECODER_CHUNK_FRAMES = 8;
+/** Latent frames per decoder chunk (diffusers' `num_latent_frames_batch_size`). */
+const DECODER_CHUNK_LATENT_FRAMES = 2;
+/** Values of the widest full-resolution size alive at once in a decoder chunk (measured). */
+const DECODER_ACTIVATION_COUNT = 7;
+/** Frames of a causal convolution's cache. */
+const CACHE_FRAMES = 2;
 
 /** Bytes of `count` float32 tensors of `shape`. */
 export function float32Bytes(shape: readonly number[], count = 1): number {
@@ -189,33 +200,76 @@ export function estimateSampling(shapes: SamplingShapes): MemoryEstimate {
 
 /** What decoding holds at once (see the module documentation). */
 export function estimateDecoding(shapes: DecodingShapes): MemoryEstimate {
-  const [batch, latentFrames, , latentHeight, latentWidth] = shapes.latents;
+  const [batch, latentFrames, latentChannels, latentHeight, latentWidth] = shapes.latents;
   const frames = (latentFrames - 1) * shapes.temporalCompression + 1;
   const height = latentHeight * shapes.spatialCompression;
   const width = latentWidth * shapes.spatialCompression;
   const callBatch = shapes.slicing ? 1 : batch;
   const tileHeight = shapes.tile ? Math.min(shapes.tile.height, height) : height;
   const tileWidth = shapes.tile ? Math.min(shapes.tile.width, width) : width;
+  const odd = latentFrames % 2 === 1 && latentFrames > 1 ? 1 : 0;
+  const firstChunk = Math.min(latentFrames, DECODER_CHUNK_LATENT_FRAMES + odd);
+  const chunks = latentFrames <= firstChunk
+    ? 1
+    : 1 + Math.ceil((latentFrames - firstChunk) / DECODER_CHUNK_LATENT_FRAMES);
+  const firstFrames = Math.min(frames, (firstChunk - 1) * shapes.temporalCompression + 1);
+  const channels = shapes.blockOutChannels;
+  const widest = Math.max(channels[0] ?? 0, channels[1] ?? 0);
   const note = [
-    `${DECODER_CHUNK_FRAMES} frames at a time`,
+    `${chunks} chunk${chunks === 1 ? "" : "s"} of latent frames`,
     shapes.tile ? `${tileHeight} x ${tileWidth} tiles` : "",
     shapes.slicing ? "one video at a time" : "",
   ].filter(Boolean).join(", ");
+  const cacheValues = convolutionCacheValues(
+    channels,
+    shapes.layersPerBlock,
+    latentChannels,
+    tileHeight / shapes.spatialCompression,
+    tileWidth / shapes.spatialCompression,
+  );
   return estimateOf([
     term("the decoded frames and their copy", [batch, frames, 3, height, width], 2),
     term(
       "the decoder's activations",
-      [
-        callBatch,
-        shapes.decoderChannels,
-        Math.min(DECODER_CHUNK_FRAMES, frames),
-        tileHeight,
-        tileWidth,
-      ],
-      2,
+      [callBatch, widest, firstFrames, tileHeight, tileWidth],
+      DECODER_ACTIVATION_COUNT,
       note,
     ),
+    term(
+      "the decoder's convolution caches",
+      [callBatch, cacheValues],
+      chunks > 1 ? 3 : 1,
+      "the last 2 input frames of each causal convolution",
+    ),
   ]);
+}
+
+/**
+ * Values per video of CogVideoX's decoder convolution caches (2 frames of each 3x3x3
+ * convolution's input) for a latent tile of `height` x `width`: `conv_in`, the mid block's 2
+ * resnets, `layersPerBlock + 1` resnets per up block (2 convolutions each; space doubles after
+ * every up block but the last), `conv_out`.
+ */
+export function convolutionCacheValues(
+  blockOutChannels: readonly number[],
+  layersPerBlock: number,
+  latentChannels: number,
+  height: number,
+  width: number,
+): number {
+  const reversed = [...blockOutChannels].reverse();
+  let scale = 1;
+  const at = (channels: number) => channels * CACHE_FRAMES * height * scale * width * scale;
+  let values = at(latentChannels) + 4 * at(reversed[0]);
+  let previous = reversed[0];
+  reversed.forEach((channels, i) => {
+    for (let r = 0; r <= layersPerBlock; r++) {
+      values += at(r === 0 ? previous : channels) + at(channels);
+    }
+    previous = channels;
+    if (i < reversed.length - 1) scale *= 2;
+  });
+  return values + at(previous);
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  convolutionCacheValues,
   estimateDecoding,
   estimateSampling,
   float32Bytes,
@@ -55,33 +56,54 @@ Deno.test("a real-size 2b step with CFG: unfused attention scores dominate, fuse
   );
 });
 
-Deno.test("a real-size 2b decode fits 24 GiB, and tiles and slices lower the activations", () => {
-  const decode = (options: { slicing?: boolean; tile?: { height: number; width: number } }) =>
+Deno.test("a real-size 2b decode fits 24 GiB in tiles, as measured, and refuses whole frames", () => {
+  const decode = (
+    options: { latentFrames?: number; slicing?: boolean; tile?: { height: number; width: number } },
+  ) =>
     estimateDecoding({
-      latents: LATENTS_480P,
+      latents: [1, options.latentFrames ?? 13, 16, 60, 90],
       temporalCompression: 4,
       spatialCompression: 8,
-      decoderChannels: 128,
+      blockOutChannels: [128, 256, 256, 512],
+      layersPerBlock: 3,
       slicing: options.slicing ?? false,
       tile: options.tile,
     });
+  const tile = { height: 240, width: 360 };
   const whole = decode({});
   const frames = whole.terms.find((item) => item.what.startsWith("the decoded frames"))!;
   assert.deepEqual(frames.shape, [1, 49, 3, 480, 720]);
   assert.equal(frames.bytes, 2 * float32Bytes([1, 49, 3, 480, 720]));
-  // Activations 2 x [1, 128, 8, 480, 720] (2.64 GiB) and the frames twice (0.38 GiB).
-  assert.ok(whole.bytes / GiB > 2.9 && whole.bytes / GiB < 3.1, `${whole.bytes / GiB} GiB`);
-  const tiled = decode({ tile: { height: 240, width: 360 } });
-  assert.ok(tiled.bytes < whole.bytes / 2, "Tiles hold a quarter of the activations");
+  const activations = whole.terms.find((item) => item.what === "the decoder's activations")!;
+  assert.deepEqual(activations.shape, [1, 256, 9, 480, 720], "the first chunk's 9 frames");
+  assert.ok(whole.bytes > 24 * GiB, "a whole 480x720 frame does not fit 24 GiB on the CPU");
+  // bench/vae_video_decoder_memory.ts at a real 240x360 tile (CPU, float32): 6.48 GiB over the
+  // start for one chunk of 3 latent frames, 9.80 GiB for 13 latent frames (6 chunks).
+  const one = decode({ latentFrames: 3, tile });
+  const thirteen = decode({ tile });
+  const tileOnly = (estimate: typeof one) =>
+    estimate.bytes - estimate.terms.find((t) => t.what.startsWith("the decoded frames"))!.bytes;
+  assert.ok(Math.abs(tileOnly(one) / GiB - 6.48) < 0.1, `${tileOnly(one) / GiB} GiB`);
+  assert.ok(tileOnly(thirteen) / GiB < 9.8 && tileOnly(thirteen) / GiB > 9.8 * 0.9);
+  assert.ok(thirteen.bytes < 24 * GiB);
   const batch = estimateDecoding({
     latents: [4, 13, 16, 60, 90],
     temporalCompression: 4,
     spatialCompression: 8,
-    decoderChannels: 128,
+    blockOutChannels: [128, 256, 256, 512],
+    layersPerBlock: 3,
     slicing: true,
   });
-  const activations = batch.terms.find((item) => item.what === "the decoder's activations")!;
-  assert.equal(activations.shape[0], 1, "vae_slicing decodes one video at a time");
+  const sliced = batch.terms.find((item) => item.what === "the decoder's activations")!;
+  assert.equal(sliced.shape[0], 1, "vae_slicing decodes one video at a time");
+});
+
+Deno.test("the decoder's convolution caches count 2 frames of every 3x3x3 convolution's input", () => {
+  // conv_in 16, mid 4 x 512, up block 0 8 x 512, then 512 + 7 x 256 at 2x, 8 x 256 at 4x,
+  // 256 + 7 x 128 at 8x, conv_out 128 at 8x; 2 frames of a 1 x 1 latent tile.
+  const expected = 2 * (16 + 4 * 512 + 8 * 512 + 4 * (512 + 7 * 256) + 16 * 8 * 256 +
+    64 * (256 + 7 * 128) + 64 * 128);
+  assert.equal(convolutionCacheValues([128, 256, 256, 512], 3, 16, 1, 1), expected);
 });
 
 Deno.test("keeping every step's latents counts steps x latents", () => {
@@ -102,7 +124,8 @@ Deno.test("a refusal names the total, the largest term with its shape, and the l
     latents: [1, 13, 16, 8192, 8192],
     temporalCompression: 4,
     spatialCompression: 8,
-    decoderChannels: 128,
+    blockOutChannels: [128, 256, 256, 512],
+    layersPerBlock: 3,
     slicing: false,
   });
   const message = memoryProblem(estimate, [limit(24 * GiB)], {
@@ -111,7 +134,7 @@ Deno.test("a refusal names the total, the largest term with its shape, and the l
   });
   assert.equal(
     message,
-    "Decoding needs about 36.6 TiB at once: 32.0 TiB for the decoder's activations (2 x [1, 128, 8, 65536, 65536] float32, 8 frames at a time) and 4.59 TiB for the rest, more than a test limit of 25769803776 bytes: lower height, width or num_frames",
+    "Decoding needs about 447 TiB at once: 252 TiB for the decoder's activations (7 x [1, 256, 9, 65536, 65536] float32, 6 chunks of latent frames) and 195 TiB for the rest, more than a test limit of 25769803776 bytes: lower height, width or num_frames",
   );
 });
 
