@@ -594,8 +594,8 @@ export function workerSessionOptions(model: ModelHandle): WorkerSessionOptions {
     externalDataFolder: model.externalDataFolder,
     // The VAE decoder's inputs change shape between its first chunk and the others, and
     // between tiles: a memory pattern per shape was kept, the arena held them together
-    // (a real-size 240x360 tile of 13 latent frames on the CPU peaked 13.9 GiB over its start
-    // with it, 9.8 GiB without, and ran 8% faster; bench/vae_video_decoder_memory.ts).
+    // (a real-size 240x360 tile of 13 latent frames on the CPU peaked 13.6 GiB over its start
+    // with it, 9.57 GiB without, and ran 8% faster; bench/vae_video_decoder_memory.ts).
     ...(model.role === "vae" ? { memoryPattern: false } : {}),
   };
 }

@@ -15,13 +15,13 @@
  *   when it attends in chunks of query rows; a fused attention operator (`MultiHeadAttention` on
  *   CUDA) holds no scores. The softmax's copy of the scores is not counted;
  * - the VAE decoder (diffusers' decodes 2 latent frames at a time, the first chunk 3 when their
- *   number is odd): the decoded frames and their channels-last copy; 7 values of the widest
+ *   number is odd): the decoded frames and their channels-last copy; 6.5 values of the widest
  *   full-resolution tensor of the first chunk (`block_out_channels[1]` channels, 9 frames), and
  *   the causal convolutions' caches (each convolution's last 2 input frames) 3 times when there
  *   is more than one chunk (the chunk's inputs, its outputs and the copies between chunks), once
  *   for one chunk; one tile instead of the whole frame with vae_tiling, one video instead of the
- *   batch with vae_slicing. Measured on the CPU at a real 240x360 tile: 6.5 GiB over the start for
- *   one chunk (the estimate: 6.5), 9.8 GiB for 13 latent frames (9.1), with
+ *   batch with vae_slicing. Measured on the CPU at a real 240x360 tile: 6.33 GiB over the start
+ *   for one chunk (the estimate: 6.13), 9.57 GiB for 13 latent frames (8.74), with
  *   `bench/vae_video_decoder_memory.ts`.
  *
  * @module
@@ -118,8 +118,11 @@ export interface DecodingShapes {
 const FLOAT32 = 4;
 /** Latent frames per decoder chunk (diffusers' `num_latent_frames_batch_size`). */
 const DECODER_CHUNK_LATENT_FRAMES = 2;
-/** Values of the widest full-resolution size alive at once in a decoder chunk (measured). */
-const DECODER_ACTIVATION_COUNT = 7;
+/**
+ * Values of the widest full-resolution size alive at once in a decoder chunk, from measurement
+ * (about 4 at once by the graph's order; the rest is ONNX Runtime's arena and its copies).
+ */
+const DECODER_ACTIVATION_COUNT = 6.5;
 /** Frames of a causal convolution's cache. */
 const CACHE_FRAMES = 2;
 
