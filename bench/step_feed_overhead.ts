@@ -17,6 +17,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { median } from "./bench_util.ts";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../builders/onnx_graph.ts";
 import { SessionWorker } from "../runtime/session_client.ts";
@@ -42,11 +43,6 @@ export function feedThroughGraph(): Uint8Array {
   ]);
   b.output(b.op("Add", [hidden, zero]), "sample", "float32", ["b", "f", 16, "h", "w"]);
   return b.toBytes();
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function filled(shape: number[]): Tensor<"float32"> {

@@ -18,6 +18,7 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { median } from "../bench_util.ts";
 import * as ort from "onnxruntime-node";
 import { buildCogVideoXTransformer } from "../../builders/cogvideox_transformer.ts";
 import type { ComputeDType } from "../../builders/onnx_graph.ts";
@@ -44,11 +45,6 @@ async function ensureFolder(dir: string, layers: number): Promise<string> {
   writeRandomSafetensors(file, cogVideoXTransformerTensors(config), "F16", 0);
   await Deno.writeTextFile(join(folder, "config.json"), jsonText(config));
   return folder;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** The step's inputs: latents of `[frames, height, width]`, 226 text tokens, batch 2. */
