@@ -16,7 +16,8 @@
 # Stages (default all): smoke (both drivers on the tiny fixture at 64x64x9, 2 steps, into
 # $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), probes
 # (bench/hf_gpu_parity.ts and bench/transfer_probe.ts on CUDA, about 2 min), vae_step (the
-# whole-video VAE's device peak, bench/gpu/transformer_step_probe.ts), make (the
+# whole-video VAE's device peak, bench/gpu/transformer_step_probe.ts), native
+# (bench/gpu/native_chain_probe.ts), make (the
 # pipeline folders), context (a CUDA context alone: the NVML baseline), diffusers, cogflow (only
 # that side), table (both sides, pairs in priority order), all = smoke make context table.
 #
@@ -294,6 +295,13 @@ stage_vae_step() {
   say "step: exit $?: $(grep -v '^Download' "$logs/probe-step.log" | tr '\n' ' ' | cut -c1-2000)"
 }
 
+# Part boundaries with the activations left on the device (bench/gpu/native_chain_probe.ts).
+stage_native() {
+  timeout 200 deno run -A "$root/bench/gpu/native_chain_probe.ts" --provider cuda \
+    >"$logs/probe-native.log" 2>&1
+  say "native: exit $?: $(grep -v '^Download' "$logs/probe-native.log" | tr '\n' ' ' | cut -c1-1000)"
+}
+
 run_stages() {
   mkdir -p "$WORK" "$logs"
   local stages=${*:-all}
@@ -309,12 +317,13 @@ run_stages() {
       smoke) stage_smoke ;;
       probes) stage_probes ;;
       vae_step) stage_vae_step ;;
+      native) stage_native ;;
       make) stage_make ;;
       context) diffusers_env && run_one diffusers none context ;;
       diffusers) stage_side diffusers ;;
       cogflow) stage_side cogflow ;;
       table) stage_side "diffusers cogflow" ;;
-      *) say "unknown stage \"$stage\": smoke, probes, vae_step, make, context, diffusers, cogflow, table or all" ;;
+      *) say "unknown stage \"$stage\": smoke, probes, vae_step, native, make, context, diffusers, cogflow, table or all" ;;
     esac
   done
   say "stages done: $stages"
