@@ -5,71 +5,14 @@
  * @module
  */
 
-/** A port type as data (as engine/port_types.ts has it). */
-export interface PortType {
-  /** What the value is. */
-  kind: string;
-  /** Element type. */
-  dtype?: string;
-  /** Number of dimensions. */
-  rank?: number;
-  /** Dimensions, where known. */
-  shape?: (number | string | null)[];
-  /** What a model is for. */
-  role?: string;
-}
-
-/** A port of a node type. */
-export interface PortDescription {
-  /** Name. */
-  name: string;
-  /** Type as text. */
-  type: string;
-  /** Type as data. */
-  portType: PortType;
-  /** True when it need not be connected. */
-  optional: boolean;
-  /** One line. */
-  description?: string;
-}
-
-/** A setting of a node type. */
-export interface SettingDescription {
-  /** Name. */
-  name: string;
-  /** JSON Schema of the value. */
-  schema: Record<string, unknown>;
-  /** True when it may be left out. */
-  optional: boolean;
-  /** Default value. */
-  default?: unknown;
-  /** One line. */
-  description?: string;
-}
+// The node descriptions' types are the engine's own (type-only imports: the page bundles none of
+// the engine's code).
+import type { NodeTypeDescription } from "../../engine/describe_node.ts";
+export type { PortType } from "../../engine/port_types.ts";
+export type { PortDescription, SettingDescription } from "../../engine/describe_node.ts";
 
 /** A node type, as `cogflow nodes --json` gives it. */
-export interface NodeType {
-  /** Type name. */
-  type: string;
-  /** One sentence. */
-  description: string;
-  /** Category. */
-  category?: string;
-  /** The module that defined it. */
-  module: string;
-  /** True for output nodes. */
-  output: boolean;
-  /** For hooks. */
-  hook?: { kind: string; input: string; output: string };
-  /** Input ports. */
-  inputs: PortDescription[];
-  /** Inputs of any name. */
-  variadicInputs?: PortDescription;
-  /** Settings. */
-  settings: SettingDescription[];
-  /** Output ports. */
-  outputs: PortDescription[];
-}
+export type NodeType = NodeTypeDescription;
 
 /** A node as written in the file. */
 export interface EditorNode {
