@@ -36,9 +36,9 @@ import { concat, dim, geluTanh, layerNorm, linear, reshape, silu, transpose } fr
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import {
   blockGroups,
-  PartBoundary,
+  buildPart,
+  type PartBoundary,
   type PartGraph,
-  partName,
   type PartsOptions,
 } from "./part_graph.ts";
 import { UserError } from "../runtime/user_error.ts";
@@ -326,17 +326,13 @@ export function cogVideoXTransformerParts(
     kind: PartGraph["kind"],
     blocks: number[],
     build: (m: Model, io: PartBoundary) => void,
-  ): PartGraph => {
-    const name = partName(index, kind, blocks);
-    const b = new GraphBuilder({
-      name: `transformer.${name}`,
-      weights: options.weights,
-      computeDType: options.dtype,
-    });
-    const io = new PartBoundary(b);
-    build({ b, config, configPath: options.configPath, queryChunk }, io);
-    return { name, kind, blocks, graph: b, inputs: io.inputs, outputs: io.outputs };
-  };
+  ): PartGraph =>
+    buildPart(
+      "transformer",
+      { index, kind, blocks },
+      options,
+      (b, io) => build({ b, config, configPath: options.configPath, queryChunk }, io),
+    );
   const hiddenIn = (io: PartBoundary, prefix: string) =>
     io.activation(`${prefix}.hidden_states`, stateDims.hidden);
   const embIn = (io: PartBoundary) => io.activation("time_embedding.emb", stateDims.emb);

@@ -13,7 +13,8 @@
  * @module
  */
 
-import { type GraphBuilder, ONNX_DTYPES, type ValueDType } from "./onnx_graph.ts";
+import { type ComputeDType, GraphBuilder, ONNX_DTYPES, type ValueDType } from "./onnx_graph.ts";
+import type { ComponentWeights } from "./safetensors_weights.ts";
 
 /** Settings of a build in parts. */
 export interface PartsOptions {
@@ -97,4 +98,32 @@ export function partName(
   if (blocks.length === 1) suffix = `block_${blocks[0]}`;
   if (blocks.length > 1) suffix = `blocks_${blocks[0]}_${blocks.at(-1)}`;
   return `part_${String(index).padStart(2, "0")}_${suffix}`;
+}
+
+/**
+ * Part `index` of `component` (graph name `<component>.<part name>`): `build` adds its nodes and
+ * declares its boundary.
+ */
+export function buildPart(
+  component: string,
+  part: { index: number; kind: PartGraph["kind"]; blocks: number[] },
+  options: { weights: ComponentWeights; dtype?: ComputeDType },
+  build: (b: GraphBuilder, io: PartBoundary) => void,
+): PartGraph {
+  const name = partName(part.index, part.kind, part.blocks);
+  const b = new GraphBuilder({
+    name: `${component}.${name}`,
+    weights: options.weights,
+    computeDType: options.dtype,
+  });
+  const io = new PartBoundary(b);
+  build(b, io);
+  return {
+    name,
+    kind: part.kind,
+    blocks: part.blocks,
+    graph: b,
+    inputs: io.inputs,
+    outputs: io.outputs,
+  };
 }

@@ -27,9 +27,9 @@ import type { ComponentWeights } from "./safetensors_weights.ts";
 import { relativePositionBucketTable } from "./t5_relative_position.ts";
 import {
   blockGroups,
-  PartBoundary,
+  buildPart,
+  type PartBoundary,
   type PartGraph,
-  partName,
   type PartsOptions,
 } from "./part_graph.ts";
 import { UserError } from "../runtime/user_error.ts";
@@ -230,17 +230,13 @@ export function t5EncoderParts(options: BuildT5EncoderOptions & PartsOptions): P
     kind: PartGraph["kind"],
     blocks: number[],
     build: (m: Model, io: PartBoundary) => void,
-  ): PartGraph => {
-    const name = partName(index, kind, blocks);
-    const b = new GraphBuilder({
-      name: `text_encoder.${name}`,
-      weights: options.weights,
-      computeDType: dtype,
-    });
-    const io = new PartBoundary(b);
-    build({ b, config, configPath: options.configPath }, io);
-    return { name, kind, blocks, graph: b, inputs: io.inputs, outputs: io.outputs };
-  };
+  ): PartGraph =>
+    buildPart(
+      "text_encoder",
+      { index, kind, blocks },
+      { weights: options.weights, dtype },
+      (b, io) => build({ b, config, configPath: options.configPath }, io),
+    );
   const parts = [part(0, "prologue", [], (m, io) => {
     const inputIds = io.modelInput("input_ids", "int64", ["batch", "sequence"]);
     const inputsEmbeds = embeddings(m, inputIds);
