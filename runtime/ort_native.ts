@@ -19,6 +19,7 @@
 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ONNX_DTYPES } from "../builders/onnx_graph.ts";
 import { createTensor, type DType, type Tensor, type TensorData } from "./tensor.ts";
 
 /** The C API version of ONNX Runtime 1.29.0. */
@@ -113,16 +114,8 @@ type Api = {
   [K in keyof typeof SIGNATURES]: Deno.UnsafeFnPointer<(typeof SIGNATURES)[K]>;
 };
 
-/** ONNX element types (`ONNXTensorElementDataType`) of cogflow's dtypes. */
-const ELEMENT_TYPES: Readonly<Record<DType, number>> = {
-  float32: 1,
-  uint8: 2,
-  int32: 6,
-  int64: 7,
-  bool: 9,
-  float16: 10,
-  float64: 11,
-};
+/** ONNX element types (`ONNXTensorElementDataType`, TensorProto's codes) of cogflow's dtypes. */
+const ELEMENT_TYPES: Readonly<Record<DType, number>> = ONNX_DTYPES;
 
 const GRAPH_OPTIMIZATION_LEVELS = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
 
