@@ -112,11 +112,12 @@ Deno.test("2b: the built text encoder under sequential_offload runs in parts and
     return text.replace(hook, hook.replace("model_offload", "sequential_offload"));
   });
   assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
-  // Every part ran (the report lists the parts resident at each node's peak, which the epilogue,
-  // loaded last and briefly, may miss).
-  for (const part of ["part_00_prologue", "part_01_block_0", "part_02_block_1"]) {
-    assert.match(printed, new RegExp(`text_encoder\\[${part}\\]`));
-  }
+  // It ran in parts: each of its 4 parts (prologue, 2 blocks, epilogue) was loaded for each of the
+  // 2 prompts (a whole graph loads at most once per prompt). Which parts are resident at a node's
+  // memory peak depends on timing, so the report's resident list is not checked.
+  const loads = /model text_encoder \(sequential_offload\): (\d+) loads? /.exec(printed);
+  assert.ok(loads && Number(loads[1]) >= 8, `text encoder loads: ${loads?.[1]}`);
+  assert.match(printed, /text_encoder\[part_\d\d_/);
 });
 
 Deno.test("2b: offload=model with VAE tiling (tiles larger than the frames) gives the frames of offload=none", async () => {
