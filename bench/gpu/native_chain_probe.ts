@@ -79,7 +79,7 @@ if (import.meta.main) {
   );
   const nodeMs: number[] = [];
   for (let round = 0; round <= rounds; round++) {
-    let data = input;
+    let data: Float32Array<ArrayBufferLike> = input;
     const started = performance.now();
     for (const session of nodeSessions) {
       const out = await session.run({ x: new ort.Tensor("float32", data, [elements]) });
