@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { maskSecrets, maskUrl, queueTarget } from "../queue/connection.ts";
+import { queueCommand } from "../queue/queue_command.ts";
 import { outputSets, RUN_JOB_FORMAT, runJobId } from "../queue/run_job.ts";
 import { ROOT } from "./testing.ts";
 
@@ -277,20 +278,7 @@ Deno.test({
       const first = await startWorker(queue, { outputDir: dir, name: "doomed", stallMs: 1000 });
       let second: Worker | undefined;
       try {
-        const submitted = await cli([
-          "submit",
-          "workflows/tiny.yaml",
-          "--set",
-          "steps=1000",
-          ...seedOutputs(1),
-          ...target(queue),
-        ]);
-        assert.equal(submitted.code, 0, submitted.stderr);
-        await waitFor(
-          queue,
-          (list) => list.some((job) => job.progress?.startsWith("sample")),
-          60_000,
-        );
+        await submitLongRun(queue, 1);
         first.child.kill("SIGKILL");
         await first.child.status;
         second = await startWorker(queue, { outputDir: dir, name: "rescuer", stallMs: 1000 });
@@ -319,21 +307,7 @@ Deno.test({
     await withTemp(async (dir) => {
       const worker = await startWorker(queue, { outputDir: dir, name: "w" });
       try {
-        const submitted = await cli([
-          "submit",
-          "workflows/tiny.yaml",
-          "--set",
-          "steps=1000",
-          ...seedOutputs(3),
-          ...target(queue),
-        ]);
-        assert.equal(submitted.code, 0, submitted.stderr);
-        const id = submitted.stdout.trim();
-        await waitFor(
-          queue,
-          (list) => list.some((job) => job.progress?.startsWith("sample")),
-          60_000,
-        );
+        const id = await submitLongRun(queue, 3);
         // The launcher of the job's run: its command line names the job's workflow file.
         const processes = new TextDecoder().decode(
           (await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" }).output())
@@ -367,20 +341,7 @@ Deno.test({
       const first = await startWorker(queue, { outputDir: dir, name: "leaving" });
       let second: Worker | undefined;
       try {
-        const submitted = await cli([
-          "submit",
-          "workflows/tiny.yaml",
-          "--set",
-          "steps=1000",
-          ...seedOutputs(4),
-          ...target(queue),
-        ]);
-        assert.equal(submitted.code, 0, submitted.stderr);
-        await waitFor(
-          queue,
-          (list) => list.some((job) => job.progress?.startsWith("sample")),
-          60_000,
-        );
+        await submitLongRun(queue, 4);
         await stopWorker(first);
         assert.match(first.log.text, /back to the queue for another worker/);
         const [waiting] = await listJobs(queue);
@@ -597,10 +558,44 @@ async function runLocally(args: string[], cwd: string) {
   return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
 }
 
+/**
+ * The queue's jobs as `cogflow queue --json` lists them, listed in this process (a CLI process
+ * takes a second or two to start: polls that slow can miss a whole 1000-step tiny run).
+ */
 async function listJobs(queue: string, url = REDIS): Promise<Listing[]> {
-  const result = await cli(["queue", "--json", ...target(queue, url)]);
-  assert.equal(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const io = {
+    stdout: { write: (text: string) => void stdout.push(text) },
+    stderr: { write: (text: string) => void stderr.push(text) },
+    stderrIsTerminal: false,
+    columns: 80,
+  };
+  const code = await queueCommand(["--json", ...target(queue, url)], io);
+  assert.equal(code, 0, stderr.join(""));
+  return JSON.parse(stdout.join(""));
+}
+
+/**
+ * Submits a 1000-step run of tiny.yaml (outputs `seed-<seed>.*`) and waits until a worker samples
+ * it; returns the job id.
+ */
+async function submitLongRun(queue: string, seed: number): Promise<string> {
+  const submitted = await cli([
+    "submit",
+    "workflows/tiny.yaml",
+    "--set",
+    "steps=1000",
+    ...seedOutputs(seed),
+    ...target(queue),
+  ]);
+  assert.equal(submitted.code, 0, submitted.stderr);
+  await waitFor(
+    queue,
+    (list) => list.some((job) => job.progress?.startsWith("sample")),
+    60_000,
+  );
+  return submitted.stdout.trim();
 }
 
 async function waitFor(
