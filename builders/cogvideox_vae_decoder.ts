@@ -35,7 +35,7 @@
 
 import { type ComputeDType, GraphBuilder, ONNX_DTYPES, subgraph } from "./onnx_graph.ts";
 import { dim, reshape, silu, slice } from "./layers.ts";
-import { latentFrameChunks } from "../diffusion/chunked_vae_decode.ts";
+import { decodedFrames, latentFrameChunks } from "../diffusion/chunked_vae_decode.ts";
 import type { ComponentWeights } from "./safetensors_weights.ts";
 import { UserError } from "../runtime/user_error.ts";
 
@@ -385,16 +385,6 @@ export function buildCogVideoXVideoDecoderGraph(
     "width",
   ]);
   return b;
-}
-
-/** Video frames the decoder makes of one chunk of `latentFrames` (9 of 3, 8 of 2, 1 of 1). */
-export function decodedFrames(latentFrames: number, temporalCompressionRatio: number): number {
-  let frames = latentFrames;
-  // Each time upsampling doubles the frames, but for an odd first one.
-  for (let level = 1; level < temporalCompressionRatio; level *= 2) {
-    frames = 2 * frames - (frames % 2);
-  }
-  return frames;
 }
 
 /**

@@ -8,14 +8,13 @@ import {
   buildCogVideoXVideoDecoderGraph,
   CONV_CACHE_INPUT_PREFIX,
   CONV_CACHE_OUTPUT_PREFIX,
-  decodedFrames,
   emptyConvCacheShape,
   groupNorm,
   readCogVideoXVaeDecoderConfig,
 } from "./cogvideox_vae_decoder.ts";
 import { GraphBuilder } from "./onnx_graph.ts";
 import { loadComponentWeights } from "./safetensors_weights.ts";
-import { chunkedDecode, type ConvCaches } from "../diffusion/chunked_vae_decode.ts";
+import { chunkedDecode, type ConvCaches, decodedFrames } from "../diffusion/chunked_vae_decode.ts";
 import { toFrames } from "../nodes/vae_decode.ts";
 import { encodeSafetensors, readSafetensors } from "../runtime/safetensors.ts";
 import { createTensor, type Tensor } from "../runtime/tensor.ts";

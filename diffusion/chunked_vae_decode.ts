@@ -60,6 +60,16 @@ export function latentFrameChunks(frames: number, framesPerChunk = 2): [number, 
   return chunks;
 }
 
+/** Video frames the decoder makes of one chunk of `latentFrames` (9 of 3, 8 of 2, 1 of 1). */
+export function decodedFrames(latentFrames: number, temporalCompressionRatio: number): number {
+  let frames = latentFrames;
+  // Each time upsampling doubles the frames, but for an odd first one.
+  for (let level = 1; level < temporalCompressionRatio; level *= 2) {
+    frames = 2 * frames - (frames % 2);
+  }
+  return frames;
+}
+
 /** Decodes `z` `[batch, channels, frames, h, w]` chunk by chunk, carrying the caches. */
 export async function chunkedDecode(
   z: Tensor<"float32">,

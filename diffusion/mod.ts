@@ -66,6 +66,7 @@ export {
   type ChunkedDecodeOptions,
   type ConvCaches,
   type DecodedChunk,
+  decodedFrames,
   latentFrameChunks,
   type RunChunk,
 } from "./chunked_vae_decode.ts";

@@ -38,7 +38,13 @@ import {
 } from "../runtime/mod.ts";
 import { videoDecoderModel } from "../builders/video_decoder_model.ts";
 import { latentsPort, modelOfType, modelPort, videoPort } from "./ports.ts";
-import { scalingFactorOf, spatialCompressionOf, temporalCompressionOf } from "./video_geometry.ts";
+import {
+  blockOutChannelsOf,
+  layersPerBlockOf,
+  scalingFactorOf,
+  spatialCompressionOf,
+  temporalCompressionOf,
+} from "./video_geometry.ts";
 
 /** The vae_decode node type. */
 export const vaeDecode = defineNode({
@@ -138,17 +144,12 @@ function checkDecodingMemory(
     typeof dimension === "number" ? dimension : axis === 0 ? 1 : undefined
   );
   if (known.length !== 5 || known.some((dimension) => dimension === undefined)) return;
-  const channels = model.config.block_out_channels;
   const shapes = decodingShapesWithHooks(model, {
     latents: known as number[],
     temporalCompression: temporalCompressionOf(model),
     spatialCompression: spatialCompressionOf(model),
-    blockOutChannels: Array.isArray(channels) && channels.every((c) => typeof c === "number")
-      ? channels
-      : [128, 256, 256, 512],
-    layersPerBlock: typeof model.config.layers_per_block === "number"
-      ? model.config.layers_per_block
-      : 3,
+    blockOutChannels: blockOutChannelsOf(model),
+    layersPerBlock: layersPerBlockOf(model),
     slicing: false,
   });
   const problem = memoryProblem(estimateDecoding(shapes), memoryLimits(), {

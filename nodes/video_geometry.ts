@@ -46,6 +46,20 @@ export function spatialCompressionOf(vae: ModelHandle): number {
   return Array.isArray(channels) && channels.length > 0 ? 2 ** (channels.length - 1) : 8;
 }
 
+/** The VAE's `block_out_channels` (diffusers' default, CogVideoX's, when missing or not numbers). */
+export function blockOutChannelsOf(vae: ModelHandle): number[] {
+  const channels = vae.config.block_out_channels;
+  return Array.isArray(channels) && channels.every((c) => typeof c === "number")
+    ? channels
+    : [128, 256, 256, 512];
+}
+
+/** The VAE's `layers_per_block` (3, CogVideoX's, when missing). */
+export function layersPerBlockOf(vae: ModelHandle): number {
+  const layers = vae.config.layers_per_block;
+  return typeof layers === "number" ? layers : 3;
+}
+
 /** The VAE's `scaling_factor` (latents are divided by it before decoding). */
 export function scalingFactorOf(vae: ModelHandle): number {
   const factor = vae.config.scaling_factor;

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { decodedFrames, latentFrameChunks } from "../diffusion/chunked_vae_decode.ts";
 import { formatBytes } from "./byte_size.ts";
 
 /** One tensor (or group of tensors) that must be resident at once. */
@@ -116,8 +117,6 @@ export interface DecodingShapes {
 }
 
 const FLOAT32 = 4;
-/** Latent frames per decoder chunk (diffusers' `num_latent_frames_batch_size`). */
-const DECODER_CHUNK_LATENT_FRAMES = 2;
 /**
  * Values of the widest full-resolution size alive at once in a decoder chunk, from measurement
  * (about 4 at once by the graph's order; the rest is ONNX Runtime's arena and its copies).
@@ -210,16 +209,12 @@ export function estimateDecoding(shapes: DecodingShapes): MemoryEstimate {
   const callBatch = shapes.slicing ? 1 : batch;
   const tileHeight = shapes.tile ? Math.min(shapes.tile.height, height) : height;
   const tileWidth = shapes.tile ? Math.min(shapes.tile.width, width) : width;
-  const odd = latentFrames % 2 === 1 && latentFrames > 1 ? 1 : 0;
-  const firstChunk = Math.min(latentFrames, DECODER_CHUNK_LATENT_FRAMES + odd);
-  const chunks = latentFrames <= firstChunk
-    ? 1
-    : 1 + Math.ceil((latentFrames - firstChunk) / DECODER_CHUNK_LATENT_FRAMES);
-  const firstFrames = Math.min(frames, (firstChunk - 1) * shapes.temporalCompression + 1);
+  const chunks = latentFrameChunks(latentFrames);
+  const firstFrames = decodedFrames(chunks[0][1], shapes.temporalCompression);
   const channels = shapes.blockOutChannels;
   const widest = Math.max(channels[0] ?? 0, channels[1] ?? 0);
   const note = [
-    `${chunks} chunk${chunks === 1 ? "" : "s"} of latent frames`,
+    `${chunks.length} chunk${chunks.length === 1 ? "" : "s"} of latent frames`,
     shapes.tile ? `${tileHeight} x ${tileWidth} tiles` : "",
     shapes.slicing ? "one video at a time" : "",
   ].filter(Boolean).join(", ");
@@ -241,7 +236,7 @@ export function estimateDecoding(shapes: DecodingShapes): MemoryEstimate {
     term(
       "the decoder's convolution caches",
       [callBatch, cacheValues],
-      chunks > 1 ? 3 : 1,
+      chunks.length > 1 ? 3 : 1,
       "the last 2 input frames of each causal convolution",
     ),
   ]);
