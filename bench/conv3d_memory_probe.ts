@@ -16,6 +16,7 @@
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../builders/onnx_graph.ts";
+import { readProcessMemory } from "../runtime/process_memory.ts";
 
 /** A graph of one Conv: `channels` to `channels`, kernel 3x3x3, spatial padding 1, no time padding. */
 export function conv3dGraph(channels: number): Uint8Array {
@@ -27,13 +28,6 @@ export function conv3dGraph(channels: number): Uint8Array {
   const y = b.op("Conv", [x, w], { kernel_shape: [3, 3, 3], pads: [0, 1, 1, 0, 1, 1] });
   b.output(y, "y", "float32", [1, channels, "t2", "h", "w"]);
   return b.toBytes();
-}
-
-function statusMiB(field: string): number {
-  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) =>
-    l.startsWith(field)
-  );
-  return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 
 if (import.meta.main) {
@@ -53,7 +47,7 @@ if (import.meta.main) {
     logSeverityLevel: 3,
   });
   const input = new Float32Array(c * (t + 2) * h * w).fill(0.5);
-  const before = statusMiB("VmRSS:");
+  const before = readProcessMemory().rss / 2 ** 20;
   const started = performance.now();
   const out = await session.run({ x: new ort.Tensor("float32", input, [1, c, t + 2, h, w]) });
   const seconds = (performance.now() - started) / 1000;
@@ -67,7 +61,7 @@ if (import.meta.main) {
     outputMiB: (out.y.data as Float32Array).byteLength / mib,
     columnMiB: (c * 27 * t * h * w * 4) / mib,
     rssBeforeMiB: Math.round(before),
-    peakMiB: Math.round(statusMiB("VmHWM:")),
+    peakMiB: Math.round(readProcessMemory().peak / 2 ** 20),
     seconds: Number(seconds.toFixed(2)),
   }));
 }
