@@ -215,6 +215,15 @@ async function writeMemoryReport(
           model.fallbackReason ? ` (fallback: ${escapeControl(model.fallbackReason)})` : ""
         }\n`,
       );
+      for (const part of model.partStats ?? []) {
+        io.stderr.write(
+          `  part ${model.name}[${escapeControl(part.name)}]: ${part.loads} load${
+            part.loads === 1 ? "" : "s"
+          } in ${formatDuration(part.loadMs)}, ${part.runs} run${part.runs === 1 ? "" : "s"} in ${
+            formatDuration(part.runMs)
+          }, waited ${formatDuration(part.waitMs)} for loads\n`,
+        );
+      }
     }
   }
   const dir = result.files.length > 0 ? dirname(result.files[0]) : join(Deno.cwd(), "out");

@@ -87,11 +87,12 @@ for (const variant of ["2b", "5b"] as const) {
 Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE decoder whole, and gives the frames of offload=none", async () => {
   const { frames, printed } = await runWith("2b", { offload: "sequential" });
   assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
-  assert.match(
-    printed,
-    /transformer\[part_00_prologue\], transformer\[part_01_block_0\], transformer\[part_02_block_1\], transformer\[part_03_epilogue\]/,
-  );
-  assert.match(printed, /vae\[part_00_whole\]/);
+  // Each of the transformer's 4 parts is loaded for each of the 4 steps. (Which parts the memory
+  // table saw resident depends on its sampling, so the per-part lines are checked instead.)
+  for (const part of ["part_00_prologue", "part_01_block_0", "part_02_block_1", "part_03_epilogue"]) {
+    assert.match(printed, new RegExp(`part transformer\\[${part}\\]: 4 loads .*, 4 runs `));
+  }
+  assert.match(printed, /part vae\[part_00_whole\]: 1 load /);
   assert.match(printed, /Model "vae": a built VAE decoder runs whole under sequential_offload/);
 });
 
@@ -102,7 +103,7 @@ Deno.test("5b: offload=sequential with two blocks per part and VAE slicing gives
     vae_slicing: true,
   });
   assert.deepEqual(frames.data, (await framesWithoutHooks("5b")).data);
-  assert.match(printed, /transformer\[part_01_blocks_0_1\]/);
+  assert.match(printed, /part transformer\[part_01_blocks_0_1\]: (\d+) loads .*, \1 runs /);
 });
 
 Deno.test("2b: the built text encoder under sequential_offload runs in parts and gives the frames of offload=none", async () => {
@@ -117,7 +118,7 @@ Deno.test("2b: the built text encoder under sequential_offload runs in parts and
   // memory peak depends on timing, so the report's resident list is not checked.
   const loads = /model text_encoder \(sequential_offload\): (\d+) loads? /.exec(printed);
   assert.ok(loads && Number(loads[1]) >= 8, `text encoder loads: ${loads?.[1]}`);
-  assert.match(printed, /text_encoder\[part_\d\d_/);
+  assert.match(printed, /part text_encoder\[part_01_block_0\]: 2 loads /);
 });
 
 Deno.test("2b: offload=model with VAE tiling (tiles larger than the frames) gives the frames of offload=none", async () => {
