@@ -89,7 +89,9 @@ Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE d
   assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
   // Each of the transformer's 4 parts is loaded for each of the 4 steps. (Which parts the memory
   // table saw resident depends on its sampling, so the per-part lines are checked instead.)
-  for (const part of ["part_00_prologue", "part_01_block_0", "part_02_block_1", "part_03_epilogue"]) {
+  for (
+    const part of ["part_00_prologue", "part_01_block_0", "part_02_block_1", "part_03_epilogue"]
+  ) {
     assert.match(printed, new RegExp(`part transformer\\[${part}\\]: 4 loads .*, 4 runs `));
   }
   assert.match(printed, /part vae\[part_00_whole\]: 1 load /);
