@@ -20,7 +20,13 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ONNX_DTYPES } from "../builders/onnx_graph.ts";
-import { createTensor, type DType, type Tensor, type TensorData } from "./tensor.ts";
+import {
+  BYTES_PER_ELEMENT,
+  createTensor,
+  type DType,
+  type Tensor,
+  type TensorData,
+} from "./tensor.ts";
 
 /** The C API version of ONNX Runtime 1.29.0. */
 export const ORT_API_VERSION = 29;
@@ -37,6 +43,7 @@ export const ORT_API_INDEX = {
   SessionGetOutputCount: 31,
   SessionGetInputName: 36,
   SessionGetOutputName: 37,
+  CreateTensorAsOrtValue: 48,
   CreateTensorWithDataAsOrtValue: 49,
   GetTensorMutableData: 51,
   GetTensorElementType: 60,
@@ -54,6 +61,8 @@ export const ORT_API_INDEX = {
   ReleaseTensorTypeAndShapeInfo: 99,
   ReleaseSessionOptions: 100,
   AddSessionConfigEntry: 130,
+  CreateAllocator: 131,
+  ReleaseAllocator: 132,
   RunWithBinding: 133,
   CreateIoBinding: 134,
   ReleaseIoBinding: 135,
@@ -78,6 +87,7 @@ const SIGNATURES = {
   SessionGetOutputCount: { parameters: [P, "buffer"], result: P },
   SessionGetInputName: { parameters: [P, "usize", P, "buffer"], result: P },
   SessionGetOutputName: { parameters: [P, "usize", P, "buffer"], result: P },
+  CreateTensorAsOrtValue: { parameters: [P, "buffer", "usize", "i32", "buffer"], result: P },
   CreateTensorWithDataAsOrtValue: {
     parameters: [P, "buffer", "usize", "buffer", "usize", "i32", "buffer"],
     result: P,
@@ -98,6 +108,8 @@ const SIGNATURES = {
   ReleaseTensorTypeAndShapeInfo: { parameters: [P], result: "void" },
   ReleaseSessionOptions: { parameters: [P], result: "void" },
   AddSessionConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
+  CreateAllocator: { parameters: [P, P, "buffer"], result: P },
+  ReleaseAllocator: { parameters: [P], result: "void" },
   RunWithBinding: { parameters: [P, P, P], result: P, nonblocking: true },
   CreateIoBinding: { parameters: [P, "buffer"], result: P },
   ReleaseIoBinding: { parameters: [P], result: "void" },
@@ -121,6 +133,13 @@ const GRAPH_OPTIMIZATION_LEVELS = { disabled: 0, basic: 1, extended: 2, all: 99 
 
 /** Where a session's outputs are left. */
 export type OutputDevice = "cpu" | "cuda";
+
+/** Host memory of a value made by {@link NativeOrt.hostValue}. */
+export type HostMemory =
+  /** ONNX Runtime's default CPU allocator (pageable). */
+  | "cpu"
+  /** Page-locked memory from a CUDA session's allocator: copies to the device run at full speed. */
+  | "cuda_pinned";
 
 /** Options of {@link NativeOrt.createSession}. */
 export interface NativeSessionOptions {
@@ -168,7 +187,7 @@ export class NativeOrt {
   readonly #env: Deno.PointerValue;
   readonly #allocator: Deno.PointerValue;
   readonly #cpuMemory: Deno.PointerValue;
-  readonly #memory = new Map<OutputDevice, Deno.PointerValue>();
+  readonly #memory = new Map<OutputDevice | HostMemory, Deno.PointerValue>();
 
   /** Opens the library at `path` (default: onnxruntime-node's). */
   static open(path = bundledLibraryPath()): NativeOrt {
@@ -217,13 +236,15 @@ export class NativeOrt {
     throw new Error(message);
   }
 
-  /** The `OrtMemoryInfo` of `device` (CUDA: device 0's default memory). */
-  #memoryOf(device: OutputDevice): Deno.PointerValue {
+  /** The `OrtMemoryInfo` of `device` (CUDA: device 0's default memory, or its pinned host memory). */
+  #memoryOf(device: OutputDevice | HostMemory): Deno.PointerValue {
     let info = this.#memory.get(device);
     if (info === undefined) {
       const out = slot();
-      // OrtDeviceAllocator, device 0, OrtMemTypeDefault.
-      this.#check(this.#api.CreateMemoryInfo.call(cString("Cuda"), 0, 0, 0, out));
+      // OrtDeviceAllocator, device 0; OrtMemTypeDefault (0), or OrtMemTypeCPUOutput (-1) for
+      // the host memory the CUDA provider pins.
+      const [name, type] = device === "cuda_pinned" ? ["CudaPinned", -1] : ["Cuda", 0];
+      this.#check(this.#api.CreateMemoryInfo.call(cString(name), 0, 0, type, out));
       info = pointerIn(out);
       this.#memory.set(device, info);
     }
@@ -338,12 +359,64 @@ export class NativeOrt {
     return new NativeValue(this, pointerIn(out), "cpu", bytes);
   }
 
-  /** @internal Runs `session` on `inputs`, leaving its outputs on `device`. */
+  /**
+   * A host tensor of `dtype` and `shape` that ONNX Runtime allocates (`memory`: pageable, or
+   * pinned by the CUDA provider of `session`), filled by `fill` through a view of its bytes.
+   * A pinned value must be released before its session.
+   */
+  async hostValue(
+    dtype: DType | "bfloat16",
+    shape: readonly number[],
+    fill: (bytes: Uint8Array<ArrayBuffer>) => void | Promise<void>,
+    memory: HostMemory = "cpu",
+    session?: NativeSession,
+  ): Promise<NativeValue> {
+    const type = ONNX_DTYPES[dtype];
+    if (type === undefined) throw new Error(`No ONNX element type for ${dtype}`);
+    const allocator = memory === "cpu" ? this.#allocator : this.#sessionAllocator(session, memory);
+    const dims = BigInt64Array.from(shape, (d) => BigInt(d));
+    const out = slot();
+    this.#check(
+      this.#api.CreateTensorAsOrtValue.call(allocator, dims, BigInt(dims.length), type, out),
+    );
+    const value = new NativeValue(this, pointerIn(out), "cpu");
+    try {
+      const elements = shape.reduce((a, b) => a * b, 1);
+      const length = elements * (dtype === "bfloat16" ? 2 : BYTES_PER_ELEMENT[dtype]);
+      if (length > 0) {
+        this.#check(this.#api.GetTensorMutableData.call(value.pointer, out));
+        await fill(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointerIn(out)!, length)));
+      }
+      return value;
+    } catch (error) {
+      value.release();
+      throw error;
+    }
+  }
+
+  /** The allocator of `memory` for `session` (made once per session). */
+  #sessionAllocator(session: NativeSession | undefined, memory: HostMemory): Deno.PointerValue {
+    if (!session) throw new Error(`Host memory "${memory}" needs the session it is pinned for`);
+    const known = session.allocators.get(memory);
+    if (known) return known;
+    const out = slot();
+    this.#check(this.#api.CreateAllocator.call(session.pointer, this.#memoryOf(memory), out));
+    const allocator = pointerIn(out);
+    session.allocators.set(memory, allocator);
+    return allocator;
+  }
+
+  /** @internal Releases an allocator made for a session. */
+  releaseAllocator(allocator: Deno.PointerValue): void {
+    this.#api.ReleaseAllocator.call(allocator);
+  }
+
+  /** @internal Runs `session` on `inputs`, leaving each output on its device. */
   async run(
     session: Deno.PointerValue,
     outputNames: readonly string[],
     inputs: Record<string, NativeValue>,
-    device: OutputDevice,
+    devices: OutputDevice | Readonly<Record<string, OutputDevice>>,
   ): Promise<Record<string, NativeValue>> {
     const api = this.#api;
     const out = slot();
@@ -353,8 +426,10 @@ export class NativeOrt {
       for (const [name, value] of Object.entries(inputs)) {
         this.#check(api.BindInput.call(binding, cString(name), value.pointer));
       }
-      const memory = this.#memoryOf(device);
+      const deviceOf = (name: string) =>
+        typeof devices === "string" ? devices : devices[name] ?? "cpu";
       for (const name of outputNames) {
+        const memory = this.#memoryOf(deviceOf(name));
         this.#check(api.BindOutputToDevice.call(binding, cString(name), memory));
       }
       this.#check(await api.RunWithBinding.call(session, null, binding));
@@ -364,7 +439,7 @@ export class NativeOrt {
       const view = new Deno.UnsafePointerView(array);
       const result: Record<string, NativeValue> = {};
       outputNames.forEach((name, i) => {
-        result[name] = new NativeValue(this, view.getPointer(i * 8), device);
+        result[name] = new NativeValue(this, view.getPointer(i * 8), deviceOf(name));
       });
       this.#check(api.AllocatorFree.call(this.#allocator, array));
       return result;
@@ -422,6 +497,8 @@ export class NativeOrt {
 export class NativeSession {
   #ort: NativeOrt;
   #pointer: Deno.PointerValue;
+  /** @internal Allocators made for this session, by memory. */
+  readonly allocators = new Map<HostMemory, Deno.PointerValue>();
 
   /** @internal */
   constructor(
@@ -436,15 +513,28 @@ export class NativeSession {
     this.#pointer = pointer;
   }
 
-  /** Runs on `inputs` (values of any device); every output is left on `device`. */
-  run(inputs: Record<string, NativeValue>, device: OutputDevice = "cpu") {
+  /** @internal The OrtSession. */
+  get pointer(): Deno.PointerValue {
     if (this.#pointer === null) throw new Error("The session was released");
-    return this.#ort.run(this.#pointer, this.outputNames, inputs, device);
+    return this.#pointer;
   }
 
-  /** Releases the session. */
+  /**
+   * Runs on `inputs` (values of any device); outputs are left on `devices` (one device for all,
+   * or one per output name, the CPU for those not named).
+   */
+  run(
+    inputs: Record<string, NativeValue>,
+    devices: OutputDevice | Readonly<Record<string, OutputDevice>> = "cpu",
+  ): Promise<Record<string, NativeValue>> {
+    return this.#ort.run(this.pointer, this.outputNames, inputs, devices);
+  }
+
+  /** Releases the session (release the values pinned by its allocators first). */
   release(): void {
     if (this.#pointer === null) return;
+    for (const allocator of this.allocators.values()) this.#ort.releaseAllocator(allocator);
+    this.allocators.clear();
     this.#ort.releaseSession(this.#pointer);
     this.#pointer = null;
   }

@@ -1,0 +1,241 @@
+/**
+ * Weight streaming, the GPU's sequential offload, on the worker side: a model's parts
+ * (builders/streamed_part.ts: weights as graph inputs) run one after another in sessions that
+ * hold no weights, one per distinct graph, through ONNX Runtime's C API (runtime/ort_native.ts).
+ * Every weight is read once into host memory (pinned by the CUDA provider when it runs there) and
+ * bound as an input of its part's run, so ONNX Runtime copies it to the device for that run only:
+ * device memory holds one part's weights and activations. Activations stay on the device between
+ * parts; only the model's inputs and outputs cross to JS.
+ *
+ * @module
+ */
+
+import { type HostMemory, NativeOrt, type NativeSession, type NativeValue } from "./ort_native.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** A weight as a chain part reads it: a byte range of a file. */
+export interface ChainWeight {
+  /** The part graph's input. */
+  input: string;
+  /** Absolute path of the file. */
+  path: string;
+  /** Byte offset of the data in the file. */
+  offset: number;
+  /** Byte length of the data. */
+  length: number;
+  /** Stored dtype. */
+  dtype: "float32" | "float16" | "bfloat16";
+  /** Dimensions. */
+  shape: number[];
+}
+
+/** One part of a chain. */
+export interface ChainPart {
+  /** Part name (`part_03_block_2`). */
+  name: string;
+  /** The encoded graph (no external data). */
+  graph: Uint8Array;
+  /** Graph inputs that are run tensors: the graph's name and the run's. */
+  inputs: { graph: string; tensor: string }[];
+  /** Graph outputs, likewise. */
+  outputs: { graph: string; tensor: string }[];
+  /** Graph inputs that are weights. */
+  weights: ChainWeight[];
+}
+
+/** What a chain runs. */
+export interface ChainPlan {
+  /** The parts, in running order. */
+  parts: ChainPart[];
+  /** The run tensors the model returns. */
+  modelOutputs: string[];
+  /** Where the parts run. */
+  provider: "cpu" | "cuda";
+  /** CUDA provider options (ONNX Runtime's names). */
+  cudaOptions?: Record<string, string>;
+  /** Threads within an operator (0: ONNX Runtime's default). */
+  intraOpThreads?: number;
+}
+
+/** Timings of one chain run. */
+export interface ChainRunStats {
+  /** Milliseconds per part, in running order. */
+  partMs: number[];
+}
+
+/** A chain's sessions and host weights, made once and run per call. */
+export class StreamedChain {
+  readonly #ort: NativeOrt;
+  readonly #plan: ChainPlan;
+  /** Per part, its session (shared by parts of the same graph). */
+  readonly #sessions: NativeSession[];
+  /** Per part, its weights as host values by graph input. */
+  readonly #weights: Record<string, NativeValue>[];
+  /** Per part, the run tensors whose last reader it is. */
+  readonly #lastReads: string[][];
+  /** Bytes of the weights in host memory. */
+  readonly hostBytes: number;
+  /** Distinct sessions. */
+  readonly sessionCount: number;
+
+  private constructor(
+    ort: NativeOrt,
+    plan: ChainPlan,
+    sessions: NativeSession[],
+    weights: Record<string, NativeValue>[],
+  ) {
+    this.#ort = ort;
+    this.#plan = plan;
+    this.#sessions = sessions;
+    this.#weights = weights;
+    this.#lastReads = lastReads(plan);
+    this.hostBytes = plan.parts.reduce(
+      (sum, part) => sum + part.weights.reduce((s, w) => s + w.length, 0),
+      0,
+    );
+    this.sessionCount = new Set(sessions).size;
+  }
+
+  /** Creates the sessions and reads every weight into host memory. */
+  static async create(plan: ChainPlan, ort: NativeOrt = NativeOrt.open()): Promise<StreamedChain> {
+    const byGraph = new Map<string, NativeSession>();
+    const sessions: NativeSession[] = [];
+    const weights: Record<string, NativeValue>[] = [];
+    const memory: HostMemory = plan.provider === "cuda" ? "cuda_pinned" : "cpu";
+    const files = new Map<string, Deno.FsFile>();
+    try {
+      for (const part of plan.parts) {
+        const key = await digest(part.graph);
+        let session = byGraph.get(key);
+        if (!session) {
+          session = ort.createSession(part.graph, {
+            provider: plan.provider,
+            cudaOptions: plan.cudaOptions,
+            intraOpThreads: plan.intraOpThreads,
+          });
+          byGraph.set(key, session);
+        }
+        sessions.push(session);
+        const values: Record<string, NativeValue> = {};
+        weights.push(values);
+        for (const weight of part.weights) {
+          let file = files.get(weight.path);
+          if (!file) files.set(weight.path, file = await Deno.open(weight.path, { read: true }));
+          const source = file;
+          values[weight.input] = await ort.hostValue(
+            weight.dtype,
+            weight.shape,
+            async (bytes) => {
+              if (bytes.byteLength !== weight.length) {
+                throw new Error(
+                  `Weight "${weight.input}" of ${part.name}: ${weight.length} bytes stored, ` +
+                    `${bytes.byteLength} expected for ${weight.dtype} [${weight.shape}]`,
+                );
+              }
+              await readRange(source, weight.offset, bytes, weight.path);
+            },
+            memory,
+            session,
+          );
+        }
+      }
+    } catch (error) {
+      for (const values of weights) for (const value of Object.values(values)) value.release();
+      for (const session of new Set(byGraph.values())) session.release();
+      throw error;
+    } finally {
+      for (const file of files.values()) file.close();
+    }
+    return new StreamedChain(ort, plan, sessions, weights);
+  }
+
+  /** Runs every part on `feeds` (the model's inputs); returns the model's outputs. */
+  async run(
+    feeds: Record<string, Tensor>,
+  ): Promise<{ outputs: Record<string, Tensor>; stats: ChainRunStats }> {
+    const ort = this.#ort;
+    const live = new Map<string, NativeValue>();
+    const outputs: Record<string, Tensor> = {};
+    const partMs: number[] = [];
+    const wanted = new Set(this.#plan.modelOutputs);
+    try {
+      for (const [name, tensor] of Object.entries(feeds)) live.set(name, ort.cpuValue(tensor));
+      for (const [index, part] of this.#plan.parts.entries()) {
+        const inputs: Record<string, NativeValue> = { ...this.#weights[index] };
+        for (const { graph, tensor } of part.inputs) {
+          const value = live.get(tensor);
+          if (!value) throw new Error(`${part.name} reads "${tensor}", which nothing made`);
+          inputs[graph] = value;
+        }
+        const devices = Object.fromEntries(
+          part.outputs.map(({ graph, tensor }) => [
+            graph,
+            wanted.has(tensor) ? "cpu" as const : this.#plan.provider,
+          ]),
+        );
+        const started = performance.now();
+        const produced = await this.#sessions[index].run(inputs, devices);
+        partMs.push(performance.now() - started);
+        for (const { graph, tensor } of part.outputs) {
+          live.get(tensor)?.release();
+          live.set(tensor, produced[graph]);
+        }
+        for (const name of this.#lastReads[index]) {
+          live.get(name)?.release();
+          live.delete(name);
+        }
+      }
+      for (const name of this.#plan.modelOutputs) {
+        const value = live.get(name);
+        if (!value) throw new Error(`No part made the model output "${name}"`);
+        outputs[name] = value.toTensor();
+      }
+      return { outputs, stats: { partMs } };
+    } finally {
+      for (const value of live.values()) value.release();
+    }
+  }
+
+  /** Releases the host weights and the sessions. */
+  release(): void {
+    for (const values of this.#weights) for (const value of Object.values(values)) value.release();
+    this.#weights.length = 0;
+    for (const session of new Set(this.#sessions)) session.release();
+    this.#sessions.length = 0;
+  }
+}
+
+/** Per part, the run tensors no later part reads and the model does not return. */
+function lastReads(plan: ChainPlan): string[][] {
+  const last = new Map<string, number>();
+  for (const [index, part] of plan.parts.entries()) {
+    for (const { tensor } of part.inputs) last.set(tensor, index);
+  }
+  for (const name of plan.modelOutputs) last.delete(name);
+  const result: string[][] = plan.parts.map(() => []);
+  for (const [name, index] of last) result[index].push(name);
+  return result;
+}
+
+async function digest(bytes: Uint8Array): Promise<string> {
+  const hash = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads `bytes.byteLength` bytes of `file` from `offset`; a short file is an error naming it. */
+async function readRange(
+  file: Deno.FsFile,
+  offset: number,
+  bytes: Uint8Array,
+  path: string,
+): Promise<void> {
+  await file.seek(offset, Deno.SeekMode.Start);
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const read = await file.read(bytes.subarray(done));
+    if (read === null) {
+      throw new Error(`${path} ends before byte ${offset + bytes.byteLength}`);
+    }
+    done += read;
+  }
+}

@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as ort from "onnxruntime-node";
+import {
+  buildCogVideoXTransformer,
+  cogVideoXTransformerParts,
+} from "../builders/cogvideox_transformer.ts";
+import { loadComponentWeights } from "../builders/safetensors_weights.ts";
+import type { ComponentWeights } from "../builders/safetensors_weights.ts";
+import { streamedPart } from "../builders/streamed_part.ts";
+import { type ChainPlan, StreamedChain } from "./streamed_chain.ts";
+import { createTensor, type Tensor } from "./tensor.ts";
+
+const FOLDER = fileURLToPath(
+  new URL("../tests/fixtures/tiny-cogvideox-hf/2b/transformer", import.meta.url),
+);
+
+/**
+ * The tiny 2b transformer with a third block that reads block 1's stored weights, so that two
+ * middle blocks (0 and 1: both pass text tokens on) have the same shape.
+ */
+async function threeBlocks(): Promise<
+  { config: Record<string, unknown>; weights: ComponentWeights }
+> {
+  const config = JSON.parse(await Deno.readTextFile(join(FOLDER, "config.json")));
+  const weights = await loadComponentWeights(FOLDER);
+  for (const [key, ref] of [...weights.tensors]) {
+    if (!key.startsWith("transformer_blocks.1.")) continue;
+    const copy = key.replace("transformer_blocks.1.", "transformer_blocks.2.");
+    weights.tensors.set(copy, { ...ref, name: copy });
+  }
+  return { config: { ...config, num_layers: 3 }, weights };
+}
+
+/** The chain plan of the transformer's streamed parts. */
+function chainPlan(config: Record<string, unknown>, weights: ComponentWeights): ChainPlan {
+  const parts = cogVideoXTransformerParts({
+    config,
+    configPath: join(FOLDER, "config.json"),
+    weights,
+  });
+  const made = new Set<string>();
+  const plan: ChainPlan = { parts: [], modelOutputs: ["sample"], provider: "cpu" };
+  for (const [index, part] of parts.entries()) {
+    const readAfter = new Set(parts.slice(index + 1).flatMap((later) => later.inputs));
+    const streamed = streamedPart(part, {
+      weights,
+      blockPrefix: "transformer_blocks",
+      madeBefore: made,
+      readAfter,
+    });
+    for (const name of part.outputs) made.add(name);
+    plan.parts.push({
+      name: streamed.name,
+      graph: streamed.graph,
+      inputs: streamed.inputs,
+      outputs: streamed.outputs,
+      weights: streamed.weights.map(({ input, ref }) => ({
+        input,
+        path: join(weights.folder, ref.location),
+        offset: ref.offset,
+        length: ref.length,
+        dtype: ref.dtype,
+        shape: ref.shape,
+      })),
+    });
+  }
+  return plan;
+}
+
+function feeds(): Record<string, Tensor> {
+  const ramp = (n: number, seed: number) =>
+    Float32Array.from({ length: n }, (_, i) => (((i + seed) * 37) % 101) / 50.5 - 1);
+  const tokens = 3 * 4 * 4;
+  return {
+    hidden_states: createTensor("float32", [2, 3, 4, 8, 8], ramp(2 * 3 * 4 * 8 * 8, 1)),
+    encoder_hidden_states: createTensor("float32", [2, 16, 32], ramp(2 * 16 * 32, 7)),
+    timestep: createTensor("int64", [2], new BigInt64Array([999n, 999n])),
+    pos_embedding: createTensor("float32", [tokens, 32], ramp(tokens * 32, 3)),
+  };
+}
+
+Deno.test("streamed parts hold no weights, name no block, and two middle blocks give the same graph", async () => {
+  const { config, weights } = await threeBlocks();
+  const plan = chainPlan(config, weights);
+  assert.deepEqual(plan.parts.map((part) => part.name), [
+    "part_00_prologue",
+    "part_01_block_0",
+    "part_02_block_1",
+    "part_03_block_2",
+    "part_04_epilogue",
+  ]);
+  const [, first, second, last] = plan.parts;
+  assert.deepEqual(first.graph, second.graph);
+  assert.notDeepEqual(second.graph, last.graph, "the last block passes no text tokens on");
+  assert.deepEqual(first.inputs.map((named) => named.tensor).slice(0, 2), [
+    "patch_embed.hidden_states",
+    "patch_embed.encoder_hidden_states",
+  ]);
+  assert.deepEqual(second.inputs.map((named) => named.graph), first.inputs.map((n) => n.graph));
+  assert.ok(second.weights.every((w) => w.input.startsWith("transformer_blocks.@0.")));
+  assert.equal(
+    second.weights.find((w) => w.input === "transformer_blocks.@0.attn1.to_q.weight")?.offset,
+    weights.tensors.get("transformer_blocks.1.attn1.to_q.weight")!.offset,
+  );
+  const text = new TextDecoder("latin1").decode(second.graph);
+  assert.ok(!/transformer_blocks\.\d/.test(text), "a block index is left in the graph");
+  const stored = [...weights.tensors.values()].reduce((sum, ref) => sum + ref.length, 0);
+  const streamed = plan.parts.flatMap((part) => part.weights)
+    .reduce((sum, weight) => sum + weight.length, 0);
+  assert.equal(streamed, stored, "every weight is streamed once");
+});
+
+/**
+ * Deno's pointer views need the whole ffi permission, which `deno task test` grants only for
+ * node_modules: there the chain's run is tested in a child with it.
+ */
+const wholeFfi = (await Deno.permissions.query({ name: "ffi" })).state === "granted";
+
+if (!wholeFfi) {
+  Deno.test("the streamed chain's tests pass in a child with the whole ffi permission", async () => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "test",
+        "--allow-read",
+        "--allow-env",
+        "--allow-sys",
+        "--allow-ffi",
+        fileURLToPath(import.meta.url),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, text);
+    assert.match(text, /ok \| 2 passed/);
+  });
+}
+
+if (wholeFfi) {
+  Deno.test("a streamed chain gives the whole graph's sample, with one session for both middle blocks", async () => {
+    const { config, weights } = await threeBlocks();
+    const whole = buildCogVideoXTransformer({
+      config,
+      configPath: join(FOLDER, "config.json"),
+      weights,
+    });
+    const reference = await ort.InferenceSession.create(whole, {
+      extra: { session: { model_external_initializers_file_folder_path: weights.folder } },
+    });
+    const inputs = feeds();
+    const expected = await reference.run(
+      Object.fromEntries(
+        Object.entries(inputs).map(([name, t]) => [name, new ort.Tensor(t.dtype, t.data, t.shape)]),
+      ),
+    );
+    await reference.release();
+
+    const chain = await StreamedChain.create(chainPlan(config, weights));
+    try {
+      assert.equal(chain.sessionCount, 4);
+      const stored = [...weights.tensors.values()].reduce((sum, ref) => sum + ref.length, 0);
+      assert.equal(chain.hostBytes, stored);
+      for (let call = 0; call < 2; call++) {
+        const { outputs, stats } = await chain.run(inputs);
+        assert.equal(stats.partMs.length, 5);
+        assert.deepEqual(outputs.sample.shape, [...expected.sample.dims]);
+        const want = expected.sample.data as Float32Array;
+        const got = outputs.sample.data as Float32Array;
+        let maxAbs = 0;
+        for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(want[i] - got[i]));
+        assert.ok(maxAbs <= 1e-6, `call ${call}: max abs ${maxAbs}`);
+      }
+    } finally {
+      chain.release();
+    }
+  });
+}
