@@ -28,6 +28,7 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { NativeOrt } from "../runtime/ort_native.ts";
 import * as ort from "onnxruntime-node";
 import {
   buildCogVideoXVaeDecoder,
@@ -153,6 +154,10 @@ const { values } = parseArgs({
     providers: { type: "string", default: "cpu" },
     arena: { type: "string", default: "on" },
     "mem-pattern": { type: "string", default: "on" },
+    // With `--mode video` on CUDA: the session is made through ONNX Runtime's C API
+    // (runtime/ort_native.ts) with these CUDA provider options (`k=v,k=v`), which
+    // onnxruntime-node cannot pass.
+    "native-cuda-options": { type: "string" },
   },
 });
 const dir = values.weights!;
@@ -171,6 +176,10 @@ const bytes = buildCogVideoXVaeDecoder({
   dtype: values.dtype as ComputeDType,
   latentFrames: video ? frames : undefined,
 });
+if (values["native-cuda-options"] !== undefined) {
+  await nativeVideoDecode(values["native-cuda-options"]);
+  Deno.exit(0);
+}
 const created = performance.now();
 const session = await ort.InferenceSession.create(bytes, {
   executionProviders: values.providers!.split(","),
@@ -235,3 +244,45 @@ console.log(JSON.stringify({
   finiteFraction: finite / sample.data.length,
 }));
 await session.release();
+
+/** The whole-video decode in a native CUDA session with `options` (`k=v,k=v`); prints a JSON line. */
+async function nativeVideoDecode(options: string) {
+  const cudaOptions = Object.fromEntries(
+    options.split(",").filter(Boolean).map((pair) => pair.split("=") as [string, string]),
+  );
+  const native = NativeOrt.open();
+  const created = performance.now();
+  const session = native.createSession(bytes, {
+    provider: "cuda",
+    cudaOptions,
+    config: {
+      model_external_initializers_file_folder_path: weights.folder,
+      use_device_allocator_for_initializers: "1",
+    },
+  });
+  const createMs = performance.now() - created;
+  const times: number[] = [];
+  let sample: Tensor | undefined;
+  for (let run = 0; run < 2; run++) {
+    const input = native.cpuValue(z);
+    const started = performance.now();
+    const outputs = await session.run({ latent_sample: input }, "cpu");
+    times.push(performance.now() - started);
+    sample = outputs.sample.toTensor();
+    input.release();
+    outputs.sample.release();
+  }
+  session.release();
+  let finite = 0;
+  for (const value of sample!.data as Float32Array) if (Number.isFinite(value)) finite++;
+  console.log(JSON.stringify({
+    mode: "video-native",
+    dtype: values.dtype,
+    cudaOptions,
+    latent: shape,
+    sample: sample!.shape,
+    createMs: Math.round(createMs),
+    runMs: times.map(Math.round),
+    finiteFraction: finite / sample!.data.length,
+  }));
+}

@@ -107,6 +107,21 @@ export function streamedPart(part: PartGraph, options: StreamedPartOptions): Str
   };
 }
 
+/** Every part of a model for streaming, in running order (see {@link streamedPart}). */
+export function streamedParts(
+  parts: readonly PartGraph[],
+  weights: ComponentWeights,
+  blockPrefix: string,
+): StreamedPart[] {
+  const made = new Set<string>();
+  return parts.map((part, index) => {
+    const readAfter = new Set(parts.slice(index + 1).flatMap((later) => later.inputs));
+    const streamed = streamedPart(part, { weights, blockPrefix, madeBefore: made, readAfter });
+    for (const name of part.outputs) made.add(name);
+    return streamed;
+  });
+}
+
 /** Renames `<prefix>.<block>.` to `<prefix>.@<position in the part>.` wherever it occurs. */
 function blockRenamer(prefix: string, blocks: readonly number[]): (name: string) => string {
   if (blocks.length === 0) return (name) => name;

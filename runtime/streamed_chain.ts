@@ -10,6 +10,8 @@
  * @module
  */
 
+import { join } from "node:path";
+import type { StreamedPart } from "../builders/streamed_part.ts";
 import { type HostMemory, NativeOrt, type NativeSession, type NativeValue } from "./ort_native.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -55,6 +57,24 @@ export interface ChainPlan {
   cudaOptions?: Record<string, string>;
   /** Threads within an operator (0: ONNX Runtime's default). */
   intraOpThreads?: number;
+}
+
+/** Chain parts of streamed parts whose weight files lie in `folder` (their real folder). */
+export function chainParts(parts: readonly StreamedPart[], folder: string): ChainPart[] {
+  return parts.map((part) => ({
+    name: part.name,
+    graph: part.graph,
+    inputs: part.inputs,
+    outputs: part.outputs,
+    weights: part.weights.map(({ input, ref }) => ({
+      input,
+      path: join(folder, ref.location),
+      offset: ref.offset,
+      length: ref.length,
+      dtype: ref.dtype,
+      shape: ref.shape,
+    })),
+  }));
 }
 
 /** Timings of one chain run. */

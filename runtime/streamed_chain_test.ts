@@ -8,8 +8,8 @@ import {
 } from "../builders/cogvideox_transformer.ts";
 import { loadComponentWeights } from "../builders/safetensors_weights.ts";
 import type { ComponentWeights } from "../builders/safetensors_weights.ts";
-import { streamedPart } from "../builders/streamed_part.ts";
-import { type ChainPlan, StreamedChain } from "./streamed_chain.ts";
+import { streamedParts } from "../builders/streamed_part.ts";
+import { chainParts, type ChainPlan, StreamedChain } from "./streamed_chain.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
 const FOLDER = fileURLToPath(
@@ -40,33 +40,11 @@ function chainPlan(config: Record<string, unknown>, weights: ComponentWeights): 
     configPath: join(FOLDER, "config.json"),
     weights,
   });
-  const made = new Set<string>();
-  const plan: ChainPlan = { parts: [], modelOutputs: ["sample"], provider: "cpu" };
-  for (const [index, part] of parts.entries()) {
-    const readAfter = new Set(parts.slice(index + 1).flatMap((later) => later.inputs));
-    const streamed = streamedPart(part, {
-      weights,
-      blockPrefix: "transformer_blocks",
-      madeBefore: made,
-      readAfter,
-    });
-    for (const name of part.outputs) made.add(name);
-    plan.parts.push({
-      name: streamed.name,
-      graph: streamed.graph,
-      inputs: streamed.inputs,
-      outputs: streamed.outputs,
-      weights: streamed.weights.map(({ input, ref }) => ({
-        input,
-        path: join(weights.folder, ref.location),
-        offset: ref.offset,
-        length: ref.length,
-        dtype: ref.dtype,
-        shape: ref.shape,
-      })),
-    });
-  }
-  return plan;
+  return {
+    parts: chainParts(streamedParts(parts, weights, "transformer_blocks"), weights.folder),
+    modelOutputs: ["sample"],
+    provider: "cpu",
+  };
 }
 
 function feeds(): Record<string, Tensor> {

@@ -17,7 +17,8 @@
 # $WORK/smoke.jsonl: about 1.5 min, catches a broken script before the real runs), probes
 # (bench/hf_gpu_parity.ts and bench/transfer_probe.ts on CUDA, about 2 min), vae_step (the
 # whole-video VAE's device peak, bench/gpu/transformer_step_probe.ts), native
-# (bench/gpu/native_chain_probe.ts), make (the
+# (bench/gpu/native_chain_probe.ts), streamed (weight streaming and the VAE's provider options,
+# after make), make (the
 # pipeline folders), context (a CUDA context alone: the NVML baseline), diffusers, cogflow (only
 # that side), table (both sides, pairs in priority order), all = smoke make context table.
 #
@@ -302,6 +303,25 @@ stage_native() {
   say "native: exit $?: $(grep -v '^Download' "$logs/probe-native.log" | tr '\n' ' ' | cut -c1-1000)"
 }
 
+# Weight streaming against all weights resident (bench/gpu/streamed_step_probe.ts, one mode per
+# process for each one's device peak) on the made 2b transformer, and the whole-video VAE tile in a
+# native session with CUDA provider options (VAE_OPTIONS, one set per word). Needs make.
+stage_streamed() {
+  local folder=$WORK/pipes/2b/transformer
+  for mode in whole streamed; do
+    with_device_peak "step-$mode" timeout 240 deno run -A "$root/bench/gpu/streamed_step_probe.ts" \
+      --folder "$folder" --modes "$mode" --dtype float16 >"$logs/probe-streamed-$mode.log" 2>&1
+    say "step $mode: $(grep -v '^Download' "$logs/probe-streamed-$mode.log" | tr '\n' ' ' | cut -c1-1500)"
+  done
+  local options
+  for options in ${VAE_OPTIONS:-arena_extend_strategy=kSameAsRequested,cudnn_conv_use_max_workspace=0,cudnn_conv_algo_search=HEURISTIC}; do
+    with_device_peak "vae-native" timeout 200 deno run -A "$root/bench/vae_video_decoder_memory.ts" \
+      --dtype float16 --frames 13 --height 30 --width 45 --mode video \
+      --native-cuda-options "$options" >"$logs/probe-vae-native.log" 2>&1
+    say "vae native $options: $(grep -v '^Download' "$logs/probe-vae-native.log" | tail -2 | tr '\n' ' ' | cut -c1-600)"
+  done
+}
+
 run_stages() {
   mkdir -p "$WORK" "$logs"
   local stages=${*:-all}
@@ -318,6 +338,7 @@ run_stages() {
       probes) stage_probes ;;
       vae_step) stage_vae_step ;;
       native) stage_native ;;
+      streamed) stage_streamed ;;
       make) stage_make ;;
       context) diffusers_env && run_one diffusers none context ;;
       diffusers) stage_side diffusers ;;
