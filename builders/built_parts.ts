@@ -25,6 +25,9 @@ import { buildCogVideoXVaeDecoder } from "./cogvideox_vae_decoder.ts";
 import type { PartGraph, PartsOptions } from "./part_graph.ts";
 import { openComponentWeights } from "./safetensors_weights.ts";
 import { buildT5Encoder, t5EncoderParts } from "./t5_encoder.ts";
+import { streamedParts } from "./streamed_part.ts";
+import type { WorkerChainPlan } from "../runtime/session_guard.ts";
+import { chainParts } from "../runtime/streamed_chain.ts";
 
 /** The components cogflow builds, as a {@link ModelBuild} names them. */
 export type BuiltComponent = "cogvideox_transformer" | "cogvideox_vae_decoder" | "t5_encoder";
@@ -35,10 +38,16 @@ const COMPONENTS: Record<
   {
     build: GraphBuilderFunction;
     parts?: (options: Parameters<GraphBuilderFunction>[0] & PartsOptions) => PartGraph[];
+    /** The checkpoint prefix of its blocks (weight streaming names blocks by position). */
+    blockPrefix?: string;
   }
 > = {
-  cogvideox_transformer: { build: buildCogVideoXTransformer, parts: cogVideoXTransformerParts },
-  t5_encoder: { build: buildT5Encoder, parts: t5EncoderParts },
+  cogvideox_transformer: {
+    build: buildCogVideoXTransformer,
+    parts: cogVideoXTransformerParts,
+    blockPrefix: "transformer_blocks",
+  },
+  t5_encoder: { build: buildT5Encoder, parts: t5EncoderParts, blockPrefix: "encoder.block" },
   cogvideox_vae_decoder: { build: buildCogVideoXVaeDecoder },
 };
 
@@ -178,5 +187,31 @@ export async function buildModelParts(options: BuildModelPartsOptions): Promise<
       modelOutputs: epilogue.outputs,
       weightBytes: parts.reduce((sum, part) => sum + part.weightBytes, 0),
     },
+  };
+}
+
+/**
+ * A built component's parts for weight streaming (builders/streamed_part.ts), as a session
+ * worker takes them; undefined for a component that is not built in parts (the VAE decoder).
+ */
+export async function buildStreamedModel(
+  build: ModelBuild,
+  blocksPerGroup: number,
+): Promise<WorkerChainPlan | undefined> {
+  const component = COMPONENTS[build.component as BuiltComponent];
+  if (!component) throw new Error(`Unknown built component "${build.component}"`);
+  if (!component.parts || !component.blockPrefix) return undefined;
+  const weights = await openComponentWeights(build.weightFiles);
+  const graphs = component.parts({
+    config: build.config,
+    configPath: build.configPath,
+    weights,
+    dtype: build.dtype,
+    attentionQueryChunk: build.attentionQueryChunk,
+    blocksPerGroup,
+  });
+  return {
+    parts: chainParts(streamedParts(graphs, weights, component.blockPrefix), weights.folder),
+    modelOutputs: graphs[graphs.length - 1].outputs,
   };
 }

@@ -213,6 +213,12 @@ async function writeMemoryReport(
           formatDuration(model.runMs)
         }, ~${formatBytes(model.residentBytes)} resident, on ${escapeControl(model.provider)}${
           model.fallbackReason ? ` (fallback: ${escapeControl(model.fallbackReason)})` : ""
+        }${
+          model.streamed
+            ? `, weights streamed: ${model.streamed.sessions} sessions, ${
+              formatBytes(model.streamed.hostBytes)
+            } in host memory`
+            : ""
         }\n`,
       );
       for (const part of model.partStats ?? []) {

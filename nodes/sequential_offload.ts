@@ -36,6 +36,7 @@ export const sequentialOffloadHook = defineModelHook<SequentialOffloadHook>({
       blockPattern: hook.blockPattern,
       prefetch: hook.prefetch,
       prepackWeights: hook.prepackWeights,
+      streamWeights: hook.streamWeights,
     },
   }),
 });
@@ -66,6 +67,15 @@ export const sequentialOffload = defineNode({
      */
     prepack_weights: z.enum(["never", "always", "auto"]).default("never").describe(
       "Repack part weights at load: never (fast, the same result every run), always (slow) or auto (by timing); default never",
+    ),
+    /**
+     * Weight streaming, for models built from safetensors: the parts' sessions hold no weights;
+     * each part's weights are read once into (pinned) host memory and copied to the device for
+     * its run, and activations stay on the device between parts. Needs ONNX Runtime's C API
+     * (the launcher grants it for workflows with provider cuda).
+     */
+    stream_weights: z.enum(["auto", "on", "off"]).default("auto").describe(
+      "Stream a built model's weights from host memory into parts that hold none, activations kept on the device: auto (default, on a GPU provider), on, or off",
     ),
   },
   outputs: {
@@ -113,6 +123,7 @@ export const sequentialOffload = defineNode({
       blockPattern: settings.block_pattern ?? DEFAULT_BLOCK_PATTERN,
       prefetch: settings.prefetch,
       prepackWeights: settings.prepack_weights,
+      streamWeights: settings.stream_weights,
     }),
   }),
 });

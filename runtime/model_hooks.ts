@@ -69,6 +69,11 @@ export interface PartsPlan {
   prefetch: boolean;
   /** Whether parts repack their weights when loaded: never (default), always, or by measurement. */
   prepackWeights?: "auto" | "always" | "never";
+  /**
+   * Weight streaming of a built model (runtime/streamed_runner.ts): `auto` (default) streams on
+   * a GPU provider, `on` also on the CPU, `off` never.
+   */
+  streamWeights?: "auto" | "on" | "off";
 }
 
 /** Runs the model (or the next hook) on feeds. */

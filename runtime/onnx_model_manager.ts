@@ -26,9 +26,10 @@ import type { ModelManager, ModelRunOptions } from "./model_manager.ts";
 import { isModelHandle, type ModelBuild, type ModelHandle, sessionKey } from "./model_handle.ts";
 import { type PartsPlan, runWithHooks, type SessionPlan, sessionPlanOf } from "./model_hooks.ts";
 import { inspectOnnxModel } from "./onnx_inspect.ts";
-import { buildModelParts } from "../builders/built_parts.ts";
+import { buildModelParts, buildStreamedModel } from "../builders/built_parts.ts";
 import { modelContentHash, splitModel } from "./onnx_split.ts";
 import { type PartStats, SequentialRunner } from "./sequential_runner.ts";
+import { StreamedRunner } from "./streamed_runner.ts";
 import { SessionWorker, WorkerStopped } from "./session_client.ts";
 import type { WorkerSessionOptions } from "./session_worker.ts";
 import type { Tensor } from "./tensor.ts";
@@ -61,7 +62,12 @@ export interface ModelStats {
   partStats?: PartStats[];
   /** For split models: whether parts load with their weights repacked now, and why. */
   prepack?: { packed: boolean; why: string };
+  /** For streamed models: the sessions the parts share, and the weights' bytes in host memory. */
+  streamed?: { sessions: number; hostBytes: number };
 }
+
+/** What runs a model in parts: one part's session at a time, or a streamed chain. */
+type PartsRunner = SequentialRunner | StreamedRunner;
 
 /** Options of an {@link OnnxModelManager}. */
 export interface OnnxModelManagerOptions {
@@ -85,8 +91,8 @@ export class OnnxModelManager implements ModelManager {
   #options: OnnxModelManagerOptions;
   #resident = new Map<string, Resident>();
   #creating = new Map<string, Promise<Resident>>();
-  #sequential = new Map<string, Promise<SequentialRunner>>();
-  #runners = new Set<SequentialRunner>();
+  #sequential = new Map<string, Promise<PartsRunner>>();
+  #runners = new Set<PartsRunner>();
   /** Runners of cancelled calls, finishing the part in flight before their sessions go. */
   #draining = new Set<Promise<void>>();
   #live = new Map<string, number>();
@@ -353,6 +359,9 @@ export class OnnxModelManager implements ModelManager {
       if (providers.length > 0) stats.provider = providers.join("+");
       stats.fallbackReason = loaded.find((part) => part.fallbackReason)?.fallbackReason;
       stats.prepack = ready.prepack;
+      if (ready instanceof StreamedRunner) {
+        stats.streamed = { sessions: ready.created.sessions, hostBytes: ready.created.hostBytes };
+      }
       return outputs;
     } catch (error) {
       if (error instanceof WorkerStopped || signal?.aborted) throw signal?.reason ?? error;
@@ -364,7 +373,7 @@ export class OnnxModelManager implements ModelManager {
   }
 
   /** Closes a cancelled call's runner once its part in flight is done. */
-  #drain(runner: SequentialRunner, running: Promise<unknown>) {
+  #drain(runner: PartsRunner, running: Promise<unknown>) {
     const drained = running.catch(() => {}).then(() => runner.close()).catch(() => {}).then(
       () => {
         for (const worker of runner.workers) this.#giveBack(worker);
@@ -377,7 +386,9 @@ export class OnnxModelManager implements ModelManager {
   async #createSequential(
     model: ModelHandle,
     hook: PartsPlan,
-  ): Promise<SequentialRunner> {
+  ): Promise<PartsRunner> {
+    const streamed = await this.#createStreamed(model, hook);
+    if (streamed) return streamed;
     const split =
       await (model.build ? this.#buildParts(model, model.build, hook) : this.#split(model, hook));
     if (split.whole) this.#options.onWarning?.(`Model "${model.name}": ${split.whole}`);
@@ -404,6 +415,38 @@ export class OnnxModelManager implements ModelManager {
       },
     );
     return runner;
+  }
+
+  /**
+   * The model's weight streaming (runtime/streamed_runner.ts), or undefined where it does not
+   * stream: a model from an ONNX file, a component not built in parts, `stream_weights: off`, or
+   * `auto` on the CPU (there the parts' sessions read their weights from the mapped files, which
+   * streaming would hold in memory). Under `auto` a chain that cannot be made (no CUDA, no ffi
+   * permission) is a warning, and the parts load one by one instead.
+   */
+  async #createStreamed(model: ModelHandle, hook: PartsPlan): Promise<StreamedRunner | undefined> {
+    const policy = hook.streamWeights ?? "auto";
+    const options = workerSessionOptions(model);
+    const provider = options.executionProviders[0] ?? "cpu";
+    if (!model.build || policy === "off" || (policy === "auto" && provider === "cpu")) return;
+    const plan = await buildStreamedModel(model.build, hook.blocksPerGroup);
+    if (!plan) return;
+    const worker = this.#takeWorker();
+    try {
+      return await StreamedRunner.create(worker, model.name, plan, options);
+    } catch (error) {
+      this.#giveBack(worker);
+      const why = (error as Error).message.split("\n")[0];
+      if (policy === "on") {
+        throw new UserError(`Cannot stream the weights of model "${model.name}": ${why}`, {
+          cause: error,
+        });
+      }
+      this.#options.onWarning?.(
+        `Model "${model.name}": its weights are not streamed (${why}); its parts load one by one`,
+      );
+      return undefined;
+    }
   }
 
   /** A model from an ONNX file, split into parts cached in `.cache/split`. */

@@ -13,7 +13,9 @@
 
 import type { HostReply, HostRequest } from "./session_host.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
+import type { WorkerChainPlan } from "./session_guard.ts";
 import type {
+  CreatedChain,
   CreatedSession,
   KeptFeed,
   RunResult,
@@ -241,7 +243,7 @@ export class SessionWorker {
       transferable?: ReadonlySet<string>;
       unchanged?: ReadonlySet<string>;
     } = {},
-  ): Promise<{ outputs: Record<string, Tensor>; runMs: number }> {
+  ): Promise<{ outputs: Record<string, Tensor>; runMs: number; partMs?: number[] }> {
     const wire: Record<string, WireTensor | KeptFeed> = {};
     const transfer: Transferable[] = [];
     const keep: string[] = [];
@@ -276,7 +278,22 @@ export class SessionWorker {
     for (const [name, tensor] of Object.entries(result.outputs)) {
       outputs[name] = createTensor(tensor.dtype, tensor.shape, tensor.data);
     }
-    return { outputs, runMs: result.runMs };
+    return { outputs, runMs: result.runMs, partMs: result.partMs };
+  }
+
+  /**
+   * Creates (or replaces) streamed model `session` (runtime/streamed_chain.ts): its parts'
+   * sessions, and its weights read into the worker's host memory. Runs go through {@link run}.
+   */
+  createChain(
+    session: string,
+    plan: WorkerChainPlan,
+    options: WorkerSessionOptions,
+  ): Promise<CreatedChain> {
+    this.#sentUnchanged.delete(session);
+    return this.#call({ id: 0, op: "create_chain", session, plan, options }) as Promise<
+      CreatedChain
+    >;
   }
 
   /** Releases session `session` (its memory goes back to the system). */

@@ -16,6 +16,7 @@
 import { EXECUTION_PROVIDERS } from "./model_handle.ts";
 import { externalDataPath, inspectOnnxModel } from "./onnx_inspect.ts";
 import { quote } from "./quote.ts";
+import type { ChainPart } from "./streamed_chain.ts";
 
 /** Options of a session created in a worker. */
 export interface WorkerSessionOptions {
@@ -203,4 +204,61 @@ function isInMemoryExternalData(value: unknown): value is InMemoryExternalData {
   const file = value as InMemoryExternalData;
   return typeof file === "object" && file !== null && typeof file.path === "string" &&
     file.data instanceof Uint8Array;
+}
+
+/** A streamed model as a worker takes it (runtime/streamed_chain.ts's plan, less the provider). */
+export interface WorkerChainPlan {
+  /** The parts, in running order. */
+  parts: ChainPart[];
+  /** The run tensors the model returns. */
+  modelOutputs: string[];
+}
+
+const WEIGHT_DTYPES = ["float32", "float16", "bfloat16"];
+
+/**
+ * Checks a streamed model's plan field by field: graphs that name no external data (ONNX
+ * Runtime would open those files itself), weights as byte ranges of files this thread may read
+ * (the worker reads them with Deno's checks), names as strings. Returns the plan.
+ */
+export async function checkChainPlan(value: unknown): Promise<WorkerChainPlan> {
+  const invalid = (what: string) => new Error(`Invalid streamed model: ${what}`);
+  const plan = value as WorkerChainPlan;
+  if (typeof plan !== "object" || plan === null || !Array.isArray(plan.parts)) {
+    throw invalid("expected { parts, modelOutputs }");
+  }
+  const isName = (name: unknown) => typeof name === "string" && name.length > 0;
+  const isCount = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  if (!Array.isArray(plan.modelOutputs) || !plan.modelOutputs.every(isName)) {
+    throw invalid("modelOutputs must be a list of names");
+  }
+  for (const part of plan.parts) {
+    if (typeof part !== "object" || part === null || !isName(part.name)) {
+      throw invalid("every part needs a name");
+    }
+    const where = `part ${quote(part.name)}`;
+    if (!(part.graph instanceof Uint8Array)) throw invalid(`${where}: its graph must be bytes`);
+    for (const key of ["inputs", "outputs"] as const) {
+      const named = part[key];
+      if (!Array.isArray(named) || !named.every((n) => isName(n?.graph) && isName(n?.tensor))) {
+        throw invalid(`${where}: ${key} must be a list of { graph, tensor } names`);
+      }
+    }
+    if (!Array.isArray(part.weights)) throw invalid(`${where}: weights must be a list`);
+    for (const weight of part.weights) {
+      const ok = typeof weight === "object" && weight !== null && isName(weight.input) &&
+        typeof weight.path === "string" && isCount(weight.offset) && isCount(weight.length) &&
+        WEIGHT_DTYPES.includes(weight.dtype) && Array.isArray(weight.shape) &&
+        weight.shape.every(isCount);
+      if (!ok) {
+        throw invalid(`${where}: a weight is not { input, path, offset, length, dtype, shape }`);
+      }
+      checkReadable(weight.path, `Weight file "${weight.path}" of ${where}`);
+    }
+    const info = await inspectOnnxModel(part.graph, { name: where });
+    if (info.externalDataFiles.length > 0) {
+      throw invalid(`${where}: its graph names external data (${info.externalDataFiles[0]})`);
+    }
+  }
+  return plan;
 }

@@ -14,12 +14,15 @@
 import * as ort from "onnxruntime-node";
 import { readProcessMemory } from "./process_memory.ts";
 import {
+  checkChainPlan,
   checkModelAccess,
   checkSessionOptions,
   type InMemoryExternalData,
+  type WorkerChainPlan,
   type WorkerSessionOptions,
 } from "./session_guard.ts";
-import type { DType, TensorData } from "./tensor.ts";
+import { StreamedChain } from "./streamed_chain.ts";
+import { createTensor, type DType, type Tensor, type TensorData } from "./tensor.ts";
 
 /** A tensor as it crosses between threads. */
 export interface WireTensor {
@@ -55,6 +58,15 @@ export type WorkerRequest =
     keep?: string[];
     fetches?: string[];
   }
+  | {
+    id: number;
+    op: "create_chain";
+    session: string;
+    /** The streamed model (session_guard.ts checks it). */
+    plan: WorkerChainPlan;
+    /** Its provider (the first of `executionProviders`) and threads. */
+    options: WorkerSessionOptions;
+  }
   | { id: number; op: "release"; session: string };
 
 /** A feed the worker kept from an earlier run of the session (the caller passes it unchanged). */
@@ -81,13 +93,37 @@ export interface CreatedSession {
   rssAfter: number;
 }
 
+/** What `create_chain` returns. */
+export interface CreatedChain {
+  /** The provider the parts run on. */
+  provider: string;
+  /** Distinct sessions the parts share. */
+  sessions: number;
+  /** Bytes of the weights held in host memory. */
+  hostBytes: number;
+  /** Milliseconds to create the sessions and read the weights. */
+  createMs: number;
+  /** Process resident memory before and after, in bytes. */
+  rssBefore: number;
+  /** See `rssBefore`. */
+  rssAfter: number;
+}
+
 /** What `run` returns. */
 export interface RunResult {
   /** Outputs by name. */
   outputs: Record<string, WireTensor>;
   /** Milliseconds spent in `session.run()`. */
   runMs: number;
+  /** For a streamed model: milliseconds per part. */
+  partMs?: number[];
 }
+
+/**
+ * CUDA provider options of streamed models: the arena grows by what is asked, not by powers of
+ * two (a run's activations would otherwise hold up to twice their size).
+ */
+const CHAIN_CUDA_OPTIONS = { arena_extend_strategy: "kSameAsRequested" };
 
 /** A reply from the worker. */
 export type WorkerReply =
@@ -95,6 +131,8 @@ export type WorkerReply =
   | { id: number; ok: false; error: { name: string; message: string } };
 
 const sessions = new Map<string, ort.InferenceSession>();
+/** Streamed models, by session name. */
+const chains = new Map<string, StreamedChain>();
 /** Feeds kept for later runs, by session, then by input name. */
 const keptFeeds = new Map<string, Map<string, ort.Tensor>>();
 
@@ -130,13 +168,17 @@ async function handle(
   switch (request.op) {
     case "create":
       return { result: await create(request), transfer: [] };
+    case "create_chain":
+      return { result: await createChain(request), transfer: [] };
     case "run":
-      return await run(request);
+      return chains.has(request.session) ? await runChain(request) : await run(request);
     case "release": {
       const session = sessions.get(request.session);
       sessions.delete(request.session);
       keptFeeds.delete(request.session);
       await session?.release();
+      chains.get(request.session)?.release();
+      chains.delete(request.session);
       return { result: null, transfer: [] };
     }
   }
@@ -201,6 +243,62 @@ async function create(request: Extract<WorkerRequest, { op: "create" }>): Promis
     rssBefore,
     rssAfter: readProcessMemory().rss,
   };
+}
+
+async function createChain(
+  request: Extract<WorkerRequest, { op: "create_chain" }>,
+): Promise<CreatedChain> {
+  const rssBefore = readProcessMemory().rss;
+  const started = performance.now();
+  const options = checkSessionOptions(request.options);
+  const plan = await checkChainPlan(request.plan);
+  const provider = options.executionProviders[0] ?? "cpu";
+  if (provider !== "cpu" && provider !== "cuda") {
+    throw new Error(`Streamed models run on cpu or cuda, not ${provider}`);
+  }
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    throw new Error(
+      "Weight streaming needs ONNX Runtime's C API, which needs Deno's whole ffi permission: " +
+        "the launcher grants it for workflows with provider cuda (or run Deno with --allow-ffi)",
+    );
+  }
+  const chain = await StreamedChain.create({
+    ...plan,
+    provider,
+    cudaOptions: provider === "cuda" ? CHAIN_CUDA_OPTIONS : undefined,
+    intraOpThreads: options.intraOpThreads,
+  });
+  chains.get(request.session)?.release();
+  chains.set(request.session, chain);
+  return {
+    provider,
+    sessions: chain.sessionCount,
+    hostBytes: chain.hostBytes,
+    createMs: performance.now() - started,
+    rssBefore,
+    rssAfter: readProcessMemory().rss,
+  };
+}
+
+async function runChain(
+  request: Extract<WorkerRequest, { op: "run" }>,
+): Promise<{ result: RunResult; transfer: Transferable[] }> {
+  const chain = chains.get(request.session)!;
+  const feeds: Record<string, Tensor> = {};
+  for (const [name, tensor] of Object.entries(request.feeds)) {
+    if ("kept" in tensor) throw new Error(`A streamed model keeps no feeds ("${name}")`);
+    feeds[name] = createTensor(tensor.dtype, tensor.shape, tensor.data);
+  }
+  const started = performance.now();
+  const { outputs, stats } = await chain.run(feeds);
+  const runMs = performance.now() - started;
+  const wire: Record<string, WireTensor> = {};
+  const transfer: Transferable[] = [];
+  for (const [name, tensor] of Object.entries(outputs)) {
+    wire[name] = { dtype: tensor.dtype, shape: [...tensor.shape], data: tensor.data };
+    if (tensor.data.buffer instanceof ArrayBuffer) transfer.push(tensor.data.buffer);
+  }
+  return { result: { outputs: wire, runMs, partMs: stats.partMs }, transfer };
 }
 
 function createSession(

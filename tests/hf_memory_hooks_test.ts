@@ -98,6 +98,32 @@ Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE d
   assert.match(printed, /Model "vae": a built VAE decoder runs whole under sequential_offload/);
 });
 
+Deno.test("2b and 5b: offload=sequential with stream_weights on (weights as inputs of shared sessions, through ONNX Runtime's C API) gives diffusers' frames", async () => {
+  const setting = "with: { blocks_per_group: $blocks_per_group }";
+  for (const variant of ["2b", "5b"] as const) {
+    const { frames, printed } = await runWith(variant, { offload: "sequential" }, (text) => {
+      assert.ok(text.includes(setting), "workflows/tiny.yaml changed: update this test");
+      return text.replace(
+        setting,
+        "with: { blocks_per_group: $blocks_per_group, stream_weights: on }",
+      );
+    });
+    // Its frames are checked against diffusers' by runWith; beside offload=none's, they differ
+    // by no more than ONNX Runtime's graph optimizations with weights as inputs rather than
+    // initializers can move them.
+    const none = (await framesWithoutHooks(variant)).data as Float32Array;
+    const got = frames.data as Float32Array;
+    let maxAbs = 0;
+    for (let i = 0; i < none.length; i++) maxAbs = Math.max(maxAbs, Math.abs(none[i] - got[i]));
+    assert.ok(maxAbs <= 1e-5, `${variant}: max abs ${maxAbs} from offload=none`);
+    assert.match(
+      printed,
+      /model transformer \(sequential_offload\): 1 load .*weights streamed: 4 sessions/,
+    );
+    assert.match(printed, /part transformer\[part_03_epilogue\]: 0 loads .*, (\d+) runs /);
+  }
+});
+
 Deno.test("5b: offload=sequential with two blocks per part and VAE slicing gives the frames of offload=none", async () => {
   const { frames, printed } = await runWith("5b", {
     offload: "sequential",
