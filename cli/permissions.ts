@@ -32,6 +32,12 @@ export interface PermissionScopes {
   write: string[];
   /** Native libraries that may be loaded (onnxruntime-node's binding). */
   ffi: string[];
+  /**
+   * The whole ffi permission instead, for ONNX Runtime's C API (runtime/ort_native.ts: weight
+   * streaming on a GPU), which reads and writes native memory. Only the session host keeps it:
+   * the CLI's thread gives up FFI before any plugin loads (`confineOnnxRuntime`).
+   */
+  wholeFfi: boolean;
   /** Environment variables to read. */
   env: string[];
   /** Network destinations: only the ffmpeg broker's Unix socket (`unix:PATH`). */
@@ -246,7 +252,7 @@ export function permissionFlags(scopes: PermissionScopes): string[] {
   return [
     ...flag("read", scopes.read),
     ...flag("write", scopes.write),
-    ...flag("ffi", scopes.ffi),
+    ...(scopes.wholeFfi ? ["--allow-ffi"] : flag("ffi", scopes.ffi)),
     ...flag("env", scopes.env),
     ...flag("net", scopes.net),
     // The memory a run needs is compared with the machine's before it starts.
@@ -300,6 +306,8 @@ class ScopeBuilder {
   #read: string[] = [];
   #write: string[] = [];
   ffi: string[] = [];
+  /** Why the whole ffi permission is needed, when it is. */
+  wholeFfi?: string;
   #notGranted: string[] = [];
 
   constructor(readonly projectDir: string) {}
@@ -339,6 +347,7 @@ class ScopeBuilder {
       read: unique(this.#read),
       write: unique(this.#write),
       ffi: unique(this.ffi),
+      wholeFfi: this.wholeFfi !== undefined,
       env: [...ENV_VARIABLES],
       net: [],
       notGranted: unique(this.#notGranted),
@@ -427,6 +436,8 @@ async function addWorkflowScopes(
     return;
   }
   const { document, files, overrides, values } = found;
+  const native = await nativeApiNeed(text, files, values);
+  if (native) scopes.wholeFfi = `${native} (${basename(file)})`;
   const roots = [context.cwd, dir, context.projectDir].map(realPathOfExisting);
   /** Whether a path the file asks for may be granted; if not, says so and how to grant it. */
   const fromFile = (path: string, write: boolean, subject: string, grant: string) => {
@@ -478,6 +489,28 @@ async function addWorkflowScopes(
     } ${path}`;
     if (fromFile(path, output, subject, how)) add(`the default of param "${param}"`);
   }
+}
+
+/**
+ * Why a workflow may use ONNX Runtime's C API (weight streaming), or undefined: a param resolved
+ * to `cuda` (the library workflows' `provider`), or a node's `providers: [cuda]` or
+ * `stream_weights: on` in the text of the file or of the files it is composed from.
+ */
+async function nativeApiNeed(
+  text: string,
+  files: readonly string[],
+  values: ReadonlyMap<string, unknown>,
+): Promise<string | undefined> {
+  for (const [param, value] of values) {
+    if (value === "cuda") return `param "${param}" is cuda`;
+  }
+  const texts = [text];
+  for (const file of files) texts.push(await Deno.readTextFile(file).catch(() => ""));
+  for (const source of texts) {
+    if (/\bproviders:\s*\[[^\]]*\bcuda\b/.test(source)) return "a node's providers name cuda";
+    if (/\bstream_weights:\s*on\b/.test(source)) return "it sets stream_weights: on";
+  }
+  return undefined;
 }
 
 /**

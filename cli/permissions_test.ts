@@ -46,6 +46,28 @@ Deno.test("tiny.yaml gets its folders, the model, the outputs, and ORT's binding
   assert.ok(flags.includes("--no-prompt"));
 });
 
+Deno.test("the whole ffi permission (ONNX Runtime's C API) only for a run that may stream weights: provider cuda or stream_weights: on", async () => {
+  const flagsOf = async (args: string[]) =>
+    permissionFlags(await scopesFor(args, context(PROJECT))).filter((f) => f.includes("ffi"));
+  const library = join(PROJECT, "workflows", "tiny.yaml");
+  assert.match((await flagsOf(["run", library]))[0], /^--allow-ffi=.*onnxruntime_binding\.node$/);
+  assert.deepEqual(await flagsOf(["run", library, "--set", "provider=cuda"]), ["--allow-ffi"]);
+  await withTempDir(async (work) => {
+    const streams = join(work, "streams.yaml");
+    const text = await Deno.readTextFile(library);
+    const hook = "with: { blocks_per_group: $blocks_per_group }";
+    assert.ok(text.includes(hook), "workflows/tiny.yaml changed: update this test");
+    await Deno.writeTextFile(
+      streams,
+      text.replace(hook, "with: { blocks_per_group: $blocks_per_group, stream_weights: on }"),
+    );
+    assert.deepEqual(await flagsOf(["run", streams]), ["--allow-ffi"]);
+    const node = join(work, "node.yaml");
+    await Deno.writeTextFile(node, text.replace("providers: [$provider]", "providers: [cuda]"));
+    assert.deepEqual(await flagsOf(["run", node]), ["--allow-ffi"]);
+  });
+});
+
 Deno.test("a workflow's own defaults are granted only inside the current folder, its folder or the project", async () => {
   await withTempDir(async (work) => {
     await withTempDir(async (cwd) => {

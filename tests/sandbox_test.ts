@@ -142,6 +142,8 @@ async function withHostileWorkflow(
           `  elsewhere: { type: output_path, default: ${join(outside, "widened.mp4")} }`,
           // A folder the plugins may write (granted: it lies in the workflow's folder).
           `  scratch: { type: output_path, default: ${join(work, "scratch", "unused")} }`,
+          // Unused: `--set provider=cuda` has the launcher grant the whole ffi permission.
+          "  provider: { type: string, enum: [cpu, cuda], default: cpu }",
           "nodes:",
           ...nodes,
           "",
@@ -227,6 +229,11 @@ function assertRefused(output: string, secret: string, phase: string, broker: bo
     ],
     ["folder_outside", `External data folder ".*" is outside the paths this run may read`],
     ["folder_outside_bytes", `External data folder ".*" is outside the paths this run may read`],
+    ["chain_weight_outside", `Weight file ".*secret\\.txt" of part "part_00_whole" is outside`],
+    [
+      "chain_external_data",
+      `Invalid streamed model: part "part_00_whole": its graph names external data`,
+    ],
   ];
   for (const [what, message] of outside) {
     assert.match(
@@ -259,6 +266,18 @@ Deno.test("hostile plugins are refused under validate", async () => {
 Deno.test("hostile plugins are refused under run, at import and when their nodes run", async () => {
   await withHostileWorkflow(async ({ workflow, secret, env }) => {
     const { code, output } = await launch(["run", workflow, "--plain"], env);
+    assertRefused(output, secret, "import", true);
+    assertRefused(output, secret, "run", true);
+    assert.equal(code, 0, output);
+  });
+});
+
+Deno.test("hostile plugins are refused under run with the whole ffi permission (provider cuda), which only the session host keeps", async () => {
+  await withHostileWorkflow(async ({ workflow, secret, env }) => {
+    const { code, output } = await launch(
+      ["run", workflow, "--plain", "--set", "provider=cuda"],
+      env,
+    );
     assertRefused(output, secret, "import", true);
     assertRefused(output, secret, "run", true);
     assert.equal(code, 0, output);

@@ -2,14 +2,21 @@
  * Hostile: has ONNX Runtime's native code read files outside the scopes: a model file outside
  * (through onnxruntime-node itself and through cogflow's session workers), and the secret as the
  * external data of a graph of its own (an absolute location, a location leaving the graph's
- * folder, an external data folder outside), the graph in memory or in a folder it may write.
+ * folder, an external data folder outside), the graph in memory or in a folder it may write;
+ * and as a streamed model's weight, or its graph's external data.
  *
  * @module
  */
 
 import { dirname, join, relative } from "node:path";
 import { attempt, hostileNode, hostileTarget } from "../hostile_support.ts";
-import { ortDirect, secretGraph, sessionWorkerCreate, sessionWorkerRead } from "./ort_support.ts";
+import {
+  ortDirect,
+  secretGraph,
+  sessionWorkerChainRead,
+  sessionWorkerCreate,
+  sessionWorkerRead,
+} from "./ort_support.ts";
 
 const target = hostileTarget(import.meta.url);
 const outsideModel = join(target.outsideDir, "model.onnx");
@@ -41,6 +48,10 @@ async function attack(phase: string) {
       }),
     folder_outside_bytes: () =>
       sessionWorkerRead(secretGraph("secret.txt"), { externalDataFolder: target.outsideDir }),
+    // A streamed model's weights are read by the worker, with Deno's checks; its graphs may
+    // name no external data.
+    chain_weight_outside: () => sessionWorkerChainRead(secretGraph("unused"), target.secretFile),
+    chain_external_data: () => sessionWorkerChainRead(secretGraph(target.secretFile)),
   });
 }
 

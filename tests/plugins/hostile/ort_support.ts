@@ -70,6 +70,33 @@ export async function sessionWorkerRead(
   }
 }
 
+/**
+ * Runs a streamed model (runtime/streamed_chain.ts) in a session worker: one part, `graph`, with
+ * one weight input `w` read from `path`; returns its output `y` as text.
+ */
+export async function sessionWorkerChainRead(graph: Uint8Array, path?: string): Promise<string> {
+  const worker = new SessionWorker();
+  try {
+    const weights = path
+      ? [{ input: "w", path, offset: 0, length: SECRET_BYTES, dtype: "float32", shape: [] }]
+      : [];
+    await worker.createChain("hostile", {
+      parts: [{
+        name: "part_00_whole",
+        graph,
+        inputs: [],
+        outputs: [{ graph: "y", tensor: "y" }],
+        weights: weights as never,
+      }],
+      modelOutputs: ["y"],
+    }, CPU);
+    const { outputs } = await worker.run("hostile", {});
+    return new TextDecoder().decode(outputs.y.data as Uint8Array);
+  } finally {
+    worker.stop();
+  }
+}
+
 /** A graph whose output `y` is its one weight: `bytes` bytes read from `location`. */
 export function secretGraph(location: string, bytes: number = SECRET_BYTES): Uint8Array {
   const { onnx } = onnxProto;
