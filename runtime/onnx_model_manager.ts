@@ -433,7 +433,12 @@ export class OnnxModelManager implements ModelManager {
     if (!plan) return;
     const worker = this.#takeWorker();
     try {
-      return await StreamedRunner.create(worker, model.name, plan, options);
+      return await StreamedRunner.create(
+        worker,
+        model.name,
+        { ...plan, prefetch: hook.prefetch },
+        options,
+      );
     } catch (error) {
       this.#giveBack(worker);
       const why = (error as Error).message.split("\n")[0];

@@ -212,6 +212,8 @@ export interface WorkerChainPlan {
   parts: ChainPart[];
   /** The run tensors the model returns. */
   modelOutputs: string[];
+  /** Copy the next part's weights to the device while a part runs. */
+  prefetch?: boolean;
 }
 
 const WEIGHT_DTYPES = ["float32", "float16", "bfloat16"];
@@ -231,6 +233,9 @@ export async function checkChainPlan(value: unknown): Promise<WorkerChainPlan> {
   const isCount = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
   if (!Array.isArray(plan.modelOutputs) || !plan.modelOutputs.every(isName)) {
     throw invalid("modelOutputs must be a list of names");
+  }
+  if (plan.prefetch !== undefined && typeof plan.prefetch !== "boolean") {
+    throw invalid("prefetch must be true or false");
   }
   for (const part of plan.parts) {
     if (typeof part !== "object" || part === null || !isName(part.name)) {

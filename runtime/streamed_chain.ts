@@ -7,10 +7,17 @@
  * device memory holds one part's weights and activations. Activations stay on the device between
  * parts; only the model's inputs and outputs cross to JS.
  *
+ * With `prefetch`, the next part's weights are copied to the device while a part runs (diffusers'
+ * group offload with CUDA streams): a staging session per distinct set of weight shapes (an
+ * Identity per weight, its outputs bound to the device) runs on a thread of its own beside the
+ * part's run, and the part then reads its weights from device memory. Device memory then holds
+ * two parts' weights.
+ *
  * @module
  */
 
 import { join } from "node:path";
+import { GraphBuilder } from "../builders/onnx_graph.ts";
 import type { StreamedPart } from "../builders/streamed_part.ts";
 import { type HostMemory, NativeOrt, type NativeSession, type NativeValue } from "./ort_native.ts";
 import type { Tensor } from "./tensor.ts";
@@ -57,6 +64,8 @@ export interface ChainPlan {
   cudaOptions?: Record<string, string>;
   /** Threads within an operator (0: ONNX Runtime's default). */
   intraOpThreads?: number;
+  /** Copy the next part's weights to the device while a part runs. */
+  prefetch?: boolean;
 }
 
 /** Chain parts of streamed parts whose weight files lie in `folder` (their real folder). */
@@ -93,32 +102,52 @@ export class StreamedChain {
   readonly #weights: Record<string, NativeValue>[];
   /** Per part, the run tensors whose last reader it is. */
   readonly #lastReads: string[][];
+  /** Per part with prefetch: the session that copies its weights to the device. */
+  readonly #stagers: (NativeSession | undefined)[];
   /** Bytes of the weights in host memory. */
   readonly hostBytes: number;
   /** Distinct sessions. */
   readonly sessionCount: number;
+  /** Distinct staging sessions (none without prefetch). */
+  readonly stagerCount: number;
 
   private constructor(
     ort: NativeOrt,
     plan: ChainPlan,
     sessions: NativeSession[],
     weights: Record<string, NativeValue>[],
+    stagers: (NativeSession | undefined)[],
   ) {
     this.#ort = ort;
     this.#plan = plan;
     this.#sessions = sessions;
     this.#weights = weights;
+    this.#stagers = stagers;
     this.#lastReads = lastReads(plan);
     this.hostBytes = plan.parts.reduce(
       (sum, part) => sum + part.weights.reduce((s, w) => s + w.length, 0),
       0,
     );
     this.sessionCount = new Set(sessions).size;
+    this.stagerCount = new Set(stagers.filter((stager) => stager)).size;
+  }
+
+  /** Starts copying part `index`'s weights to the device; undefined without prefetch. */
+  #stage(index: number): Promise<Record<string, NativeValue>> | undefined {
+    const stager = this.#stagers[index];
+    if (!stager) return undefined;
+    return stager.run(this.#weights[index], this.#plan.provider).then((staged) =>
+      Object.fromEntries(
+        Object.entries(staged).map(([name, value]) => [name.slice(STAGED.length), value]),
+      )
+    );
   }
 
   /** Creates the sessions and reads every weight into host memory. */
   static async create(plan: ChainPlan, ort: NativeOrt = NativeOrt.open()): Promise<StreamedChain> {
     const byGraph = new Map<string, NativeSession>();
+    const stagersByShapes = new Map<string, NativeSession>();
+    const stagers: (NativeSession | undefined)[] = [];
     const sessions: NativeSession[] = [];
     const weights: Record<string, NativeValue>[] = [];
     const memory: HostMemory = plan.provider === "cuda" ? "cuda_pinned" : "cpu";
@@ -136,6 +165,21 @@ export class StreamedChain {
           byGraph.set(key, session);
         }
         sessions.push(session);
+        let stager: NativeSession | undefined;
+        if (plan.prefetch && part.weights.length > 0) {
+          const graph = stagingGraph(part.weights);
+          const key = await digest(graph);
+          stager = stagersByShapes.get(key);
+          if (!stager) {
+            stager = ort.createSession(graph, {
+              provider: plan.provider,
+              cudaOptions: plan.cudaOptions,
+              intraOpThreads: plan.intraOpThreads,
+            });
+            stagersByShapes.set(key, stager);
+          }
+        }
+        stagers.push(stager);
         const values: Record<string, NativeValue> = {};
         weights.push(values);
         for (const weight of part.weights) {
@@ -161,12 +205,12 @@ export class StreamedChain {
       }
     } catch (error) {
       for (const values of weights) for (const value of Object.values(values)) value.release();
-      for (const session of new Set(byGraph.values())) session.release();
+      for (const session of [...byGraph.values(), ...stagersByShapes.values()]) session.release();
       throw error;
     } finally {
       for (const file of files.values()) file.close();
     }
-    return new StreamedChain(ort, plan, sessions, weights);
+    return new StreamedChain(ort, plan, sessions, weights, stagers);
   }
 
   /** Runs every part on `feeds` (the model's inputs); returns the model's outputs. */
@@ -178,10 +222,16 @@ export class StreamedChain {
     const outputs: Record<string, Tensor> = {};
     const partMs: number[] = [];
     const wanted = new Set(this.#plan.modelOutputs);
+    let staging = this.#stage(0);
     try {
       for (const [name, tensor] of Object.entries(feeds)) live.set(name, ort.cpuValue(tensor));
       for (const [index, part] of this.#plan.parts.entries()) {
-        const inputs: Record<string, NativeValue> = { ...this.#weights[index] };
+        const staged = staging ? await staging : undefined;
+        staging = undefined;
+        // The next part's weights go to the device while this part runs.
+        const next = index + 1 < this.#plan.parts.length ? this.#stage(index + 1) : undefined;
+        staging = next;
+        const inputs: Record<string, NativeValue> = { ...(staged ?? this.#weights[index]) };
         for (const { graph, tensor } of part.inputs) {
           const value = live.get(tensor);
           if (!value) throw new Error(`${part.name} reads "${tensor}", which nothing made`);
@@ -194,7 +244,12 @@ export class StreamedChain {
           ]),
         );
         const started = performance.now();
-        const produced = await this.#sessions[index].run(inputs, devices);
+        let produced: Record<string, NativeValue>;
+        try {
+          produced = await this.#sessions[index].run(inputs, devices);
+        } finally {
+          for (const value of Object.values(staged ?? {})) value.release();
+        }
         partMs.push(performance.now() - started);
         for (const { graph, tensor } of part.outputs) {
           live.get(tensor)?.release();
@@ -213,6 +268,8 @@ export class StreamedChain {
       return { outputs, stats: { partMs } };
     } finally {
       for (const value of live.values()) value.release();
+      const left = await staging?.catch(() => undefined);
+      for (const value of Object.values(left ?? {})) value.release();
     }
   }
 
@@ -220,9 +277,23 @@ export class StreamedChain {
   release(): void {
     for (const values of this.#weights) for (const value of Object.values(values)) value.release();
     this.#weights.length = 0;
-    for (const session of new Set(this.#sessions)) session.release();
+    for (const session of new Set([...this.#sessions, ...this.#stagers])) session?.release();
     this.#sessions.length = 0;
+    this.#stagers.length = 0;
   }
+}
+
+/** The prefix of a staging graph's outputs (`staged:<weight input>`). */
+const STAGED = "staged:";
+
+/** A graph that copies `weights` (inputs of their names) to outputs `staged:<name>`. */
+function stagingGraph(weights: readonly ChainWeight[]): Uint8Array {
+  const b = new GraphBuilder({ name: "staging" });
+  for (const weight of weights) {
+    const input = b.input(weight.input, weight.dtype, weight.shape);
+    b.output(input, `${STAGED}${weight.input}`, weight.dtype, weight.shape);
+  }
+  return b.toBytes();
 }
 
 /** Per part, the run tensors no later part reads and the model does not return. */

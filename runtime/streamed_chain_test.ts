@@ -118,7 +118,7 @@ if (!wholeFfi) {
 }
 
 if (wholeFfi) {
-  Deno.test("a streamed chain gives the whole graph's sample, with one session for both middle blocks", async () => {
+  Deno.test("a streamed chain gives the whole graph's sample, with one session for both middle blocks, with and without its weights staged ahead", async () => {
     const { config, weights } = await threeBlocks();
     const whole = buildCogVideoXTransformer({
       config,
@@ -136,23 +136,37 @@ if (wholeFfi) {
     );
     await reference.release();
 
-    const chain = await StreamedChain.create(chainPlan(config, weights));
-    try {
-      assert.equal(chain.sessionCount, 4);
-      const stored = [...weights.tensors.values()].reduce((sum, ref) => sum + ref.length, 0);
-      assert.equal(chain.hostBytes, stored);
-      for (let call = 0; call < 2; call++) {
-        const { outputs, stats } = await chain.run(inputs);
-        assert.equal(stats.partMs.length, 5);
-        assert.deepEqual(outputs.sample.shape, [...expected.sample.dims]);
-        const want = expected.sample.data as Float32Array;
-        const got = outputs.sample.data as Float32Array;
-        let maxAbs = 0;
-        for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(want[i] - got[i]));
-        assert.ok(maxAbs <= 1e-6, `call ${call}: max abs ${maxAbs}`);
+    for (const prefetch of [false, true]) {
+      const chain = await StreamedChain.create({ ...chainPlan(config, weights), prefetch });
+      try {
+        // The prologue's, the blocks' and the epilogue's weight shapes.
+        assert.equal(chain.stagerCount, prefetch ? 3 : 0);
+        await checkChain(chain, expected.sample, weights, inputs);
+      } finally {
+        chain.release();
       }
-    } finally {
-      chain.release();
     }
   });
+}
+
+/** Runs `chain` twice on `inputs`, checking its sample against `expected`. */
+async function checkChain(
+  chain: StreamedChain,
+  expected: ort.Tensor,
+  weights: ComponentWeights,
+  inputs: Record<string, Tensor>,
+) {
+  assert.equal(chain.sessionCount, 4);
+  const stored = [...weights.tensors.values()].reduce((sum, ref) => sum + ref.length, 0);
+  assert.equal(chain.hostBytes, stored);
+  for (let call = 0; call < 2; call++) {
+    const { outputs, stats } = await chain.run(inputs);
+    assert.equal(stats.partMs.length, 5);
+    assert.deepEqual(outputs.sample.shape, [...expected.dims]);
+    const want = expected.data as Float32Array;
+    const got = outputs.sample.data as Float32Array;
+    let maxAbs = 0;
+    for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(want[i] - got[i]));
+    assert.ok(maxAbs <= 1e-6, `call ${call}: max abs ${maxAbs}`);
+  }
 }

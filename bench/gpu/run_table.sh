@@ -308,7 +308,7 @@ stage_native() {
 # native session with CUDA provider options (VAE_OPTIONS, one set per word). Needs make.
 stage_streamed() {
   local folder=$WORK/pipes/2b/transformer
-  for mode in whole streamed; do
+  for mode in whole streamed prefetch; do
     with_device_peak "step-$mode" timeout 240 deno run -A "$root/bench/gpu/streamed_step_probe.ts" \
       --folder "$folder" --modes "$mode" --dtype float16 >"$logs/probe-streamed-$mode.log" 2>&1
     say "step $mode: $(grep -v '^Download' "$logs/probe-streamed-$mode.log" | tr '\n' ' ' | cut -c1-1500)"

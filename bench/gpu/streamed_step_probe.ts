@@ -1,13 +1,14 @@
 /**
  * One denoising step of a CogVideoX transformer (a real-width HF folder: bench/gpu/run_table.sh's
  * `make` stage writes one) with guidance, through ONNX Runtime's C API (runtime/ort_native.ts),
- * two ways: `whole`, one session holding every weight on the device; `streamed`, the weight
+ * three ways: `whole`, one session holding every weight on the device; `streamed`, the weight
  * streaming of sequential offload (runtime/streamed_chain.ts): parts in sessions without weights,
- * weights in pinned host memory bound per run, activations left on the device between parts.
+ * weights in pinned host memory bound per run, activations left on the device between parts;
+ * `prefetch`, the same with the next part's weights copied to the device while a part runs.
  *
  * ```sh
  * deno run -A bench/gpu/streamed_step_probe.ts --folder /tmp/gpu-table/pipes/2b/transformer \
- *   --modes whole,streamed --dtype float16 [--latent 13x60x90] [--cuda-options k=v,k=v]
+ *   --modes whole,streamed,prefetch --dtype float16 [--latent 13x60x90] [--cuda-options k=v,k=v]
  * ```
  *
  * Prints a row per mode (median step milliseconds after a warm-up step, the slowest parts) and
@@ -65,7 +66,7 @@ if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       folder: { type: "string", default: "/tmp/gpu-table/pipes/2b/transformer" },
-      modes: { type: "string", default: "whole,streamed" },
+      modes: { type: "string", default: "whole,streamed,prefetch" },
       dtype: { type: "string", default: "float16" },
       latent: { type: "string", default: "13x60x90" },
       runs: { type: "string", default: "3" },
@@ -119,8 +120,13 @@ if (import.meta.main) {
         modelOutputs: ["sample"],
         provider,
         cudaOptions,
+        prefetch: mode === "prefetch",
       });
-      extra = { sessions: chain.sessionCount, hostGiB: chain.hostBytes / 2 ** 30 };
+      extra = {
+        sessions: chain.sessionCount,
+        stagers: chain.stagerCount,
+        hostGiB: chain.hostBytes / 2 ** 30,
+      };
       step = async () => {
         const { outputs, stats } = await chain.run(feeds);
         return { sample: outputs.sample, partMs: stats.partMs };
@@ -158,12 +164,14 @@ if (import.meta.main) {
       } | ${slowest} |`,
     );
   }
-  const [a, b] = Object.values(samples);
-  let maxAbs: number | undefined;
-  if (a && b) {
-    maxAbs = 0;
-    for (let i = 0; i < a.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a[i] - b[i]));
-    console.log(`max abs difference between the modes: ${maxAbs.toExponential(2)}`);
+  // Every mode against the first.
+  const [first, ...others] = Object.entries(samples);
+  const maxAbs: Record<string, number> = {};
+  for (const [mode, sample] of others) {
+    let max = 0;
+    for (let i = 0; i < sample.length; i++) max = Math.max(max, Math.abs(sample[i] - first[1][i]));
+    maxAbs[mode] = max;
+    console.log(`max abs difference of ${mode} from ${first[0]}: ${max.toExponential(2)}`);
   }
   console.log(`RESULT ${JSON.stringify({ provider, dtype, cudaOptions, rows, maxAbs })}`);
 }
