@@ -25,7 +25,7 @@ import { buildCogVideoXVaeDecoder } from "./cogvideox_vae_decoder.ts";
 import type { PartGraph, PartsOptions } from "./part_graph.ts";
 import { openComponentWeights } from "./safetensors_weights.ts";
 import { buildT5Encoder, t5EncoderParts } from "./t5_encoder.ts";
-import { streamedParts } from "./streamed_part.ts";
+import { streamedPart, streamedParts } from "./streamed_part.ts";
 import type { WorkerChainPlan } from "../runtime/session_guard.ts";
 import { chainParts } from "../runtime/streamed_chain.ts";
 
@@ -191,17 +191,29 @@ export async function buildModelParts(options: BuildModelPartsOptions): Promise<
 }
 
 /**
- * A built component's parts for weight streaming (builders/streamed_part.ts), as a session
- * worker takes them; undefined for a component that is not built in parts (the VAE decoder).
+ * A built model for weight streaming (builders/streamed_part.ts), as a session worker takes it:
+ * its parts, or, for a component not built in parts (the VAE decoder), its whole graph (`whole`:
+ * the stored graph file and its inputs and outputs) as one part.
  */
 export async function buildStreamedModel(
   build: ModelBuild,
   blocksPerGroup: number,
-): Promise<WorkerChainPlan | undefined> {
+  whole: { path: string; inputs: string[]; outputs: string[] },
+): Promise<WorkerChainPlan> {
   const component = COMPONENTS[build.component as BuiltComponent];
   if (!component) throw new Error(`Unknown built component "${build.component}"`);
-  if (!component.parts || !component.blockPrefix) return undefined;
   const weights = await openComponentWeights(build.weightFiles);
+  if (!component.parts || !component.blockPrefix) {
+    const part = streamedPart({
+      name: "part_00_whole",
+      kind: "blocks",
+      blocks: [],
+      inputs: whole.inputs,
+      outputs: whole.outputs,
+      bytes: await Deno.readFile(whole.path),
+    }, { weights, blockPrefix: "", madeBefore: new Set(), readAfter: new Set() });
+    return { parts: chainParts([part], weights.folder), modelOutputs: whole.outputs };
+  }
   const graphs = component.parts({
     config: build.config,
     configPath: build.configPath,

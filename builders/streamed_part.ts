@@ -58,9 +58,15 @@ export interface StreamedPartOptions {
   readAfter: ReadonlySet<string>;
 }
 
+/** A part as {@link streamedPart} takes it: a part graph's description and its encoded graph. */
+export type PartSource = Pick<PartGraph, "name" | "kind" | "blocks" | "inputs" | "outputs"> & {
+  /** The encoded graph, its weights as external initializers. */
+  bytes: Uint8Array;
+};
+
 /** `part` with its weights as graph inputs and its names independent of its position. */
-export function streamedPart(part: PartGraph, options: StreamedPartOptions): StreamedPart {
-  const model = onnx.ModelProto.decode(part.graph.toBytes());
+export function streamedPart(part: PartSource, options: StreamedPartOptions): StreamedPart {
+  const model = onnx.ModelProto.decode(part.bytes);
   const graph = model.graph!;
   const renameBlocks = blockRenamer(options.blockPrefix, part.blocks);
   const boundary = new Map<string, string>();
@@ -116,7 +122,12 @@ export function streamedParts(
   const made = new Set<string>();
   return parts.map((part, index) => {
     const readAfter = new Set(parts.slice(index + 1).flatMap((later) => later.inputs));
-    const streamed = streamedPart(part, { weights, blockPrefix, madeBefore: made, readAfter });
+    const streamed = streamedPart({ ...part, bytes: part.graph.toBytes() }, {
+      weights,
+      blockPrefix,
+      madeBefore: made,
+      readAfter,
+    });
     for (const name of part.outputs) made.add(name);
     return streamed;
   });

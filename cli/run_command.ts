@@ -215,9 +215,9 @@ async function writeMemoryReport(
           model.fallbackReason ? ` (fallback: ${escapeControl(model.fallbackReason)})` : ""
         }${
           model.streamed
-            ? `, weights streamed: ${model.streamed.sessions} sessions, ${
-              formatBytes(model.streamed.hostBytes)
-            } in host memory`
+            ? `, weights streamed: ${model.streamed.sessions} session${
+              model.streamed.sessions === 1 ? "" : "s"
+            }, ${formatBytes(model.streamed.hostBytes)} in host memory`
             : ""
         }\n`,
       );

@@ -419,7 +419,7 @@ export class OnnxModelManager implements ModelManager {
 
   /**
    * The model's weight streaming (runtime/streamed_runner.ts), or undefined where it does not
-   * stream: a model from an ONNX file, a component not built in parts, `stream_weights: off`, or
+   * stream: a model from an ONNX file, `stream_weights: off`, or
    * `auto` on the CPU (there the parts' sessions read their weights from the mapped files, which
    * streaming would hold in memory). Under `auto` a chain that cannot be made (no CUDA, no ffi
    * permission) is a warning, and the parts load one by one instead.
@@ -429,8 +429,11 @@ export class OnnxModelManager implements ModelManager {
     const options = workerSessionOptions(model);
     const provider = options.executionProviders[0] ?? "cpu";
     if (!model.build || policy === "off" || (policy === "auto" && provider === "cpu")) return;
-    const plan = await buildStreamedModel(model.build, hook.blocksPerGroup);
-    if (!plan) return;
+    const plan = await buildStreamedModel(model.build, hook.blocksPerGroup, {
+      path: model.path,
+      inputs: model.signature.inputs.map((input) => input.name),
+      outputs: model.signature.outputs.map((output) => output.name),
+    });
     const worker = this.#takeWorker();
     try {
       return await StreamedRunner.create(

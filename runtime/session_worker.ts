@@ -121,9 +121,13 @@ export interface RunResult {
 
 /**
  * CUDA provider options of streamed models: the arena grows by what is asked, not by powers of
- * two (a run's activations would otherwise hold up to twice their size).
+ * two (a run's activations would otherwise hold up to twice their size), and cuDNN's convolutions
+ * (the VAE decoder's) get no more workspace than their default, not all the device has free.
  */
-const CHAIN_CUDA_OPTIONS = { arena_extend_strategy: "kSameAsRequested" };
+const CHAIN_CUDA_OPTIONS = {
+  arena_extend_strategy: "kSameAsRequested",
+  cudnn_conv_use_max_workspace: "0",
+};
 
 /** A reply from the worker. */
 export type WorkerReply =

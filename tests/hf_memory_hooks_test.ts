@@ -98,15 +98,16 @@ Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE d
   assert.match(printed, /Model "vae": a built VAE decoder runs whole under sequential_offload/);
 });
 
-Deno.test("2b and 5b: offload=sequential with stream_weights on (weights as inputs of shared sessions, through ONNX Runtime's C API) gives diffusers' frames", async () => {
+Deno.test("2b and 5b: offload=sequential with stream_weights on (weights as inputs of shared sessions, through ONNX Runtime's C API) for the transformer and the VAE decoder gives diffusers' frames", async () => {
   const setting = "with: { blocks_per_group: $blocks_per_group }";
+  const vae = "    type: sequential_offload\n    wraps: [pipe.vae]\n";
   for (const variant of ["2b", "5b"] as const) {
     const { frames, printed } = await runWith(variant, { offload: "sequential" }, (text) => {
       assert.ok(text.includes(setting), "workflows/tiny.yaml changed: update this test");
-      return text.replace(
-        setting,
-        "with: { blocks_per_group: $blocks_per_group, stream_weights: on }",
-      );
+      assert.ok(text.includes(vae), "workflows/tiny.yaml changed: update this test");
+      return text
+        .replace(setting, "with: { blocks_per_group: $blocks_per_group, stream_weights: on }")
+        .replace(vae, `${vae}    with: { stream_weights: on }\n`);
     });
     // Its frames are checked against diffusers' by runWith; beside offload=none's, they differ
     // by no more than ONNX Runtime's graph optimizations with weights as inputs rather than
@@ -121,6 +122,11 @@ Deno.test("2b and 5b: offload=sequential with stream_weights on (weights as inpu
       /model transformer \(sequential_offload\): 1 load .*weights streamed: 4 sessions/,
     );
     assert.match(printed, /part transformer\[part_03_epilogue\]: 0 loads .*, (\d+) runs /);
+    // The VAE decoder, not built in parts, streams as one part.
+    assert.match(
+      printed,
+      /model vae \(sequential_offload\): 1 load .*weights streamed: 1 session,/,
+    );
   }
 });
 
