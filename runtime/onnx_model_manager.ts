@@ -31,7 +31,7 @@ import { modelContentHash, splitModel } from "./onnx_split.ts";
 import { type PartStats, SequentialRunner } from "./sequential_runner.ts";
 import { StreamedRunner } from "./streamed_runner.ts";
 import { SessionWorker, WorkerStopped } from "./session_client.ts";
-import type { WorkerSessionOptions } from "./session_worker.ts";
+import type { CreatedSession, WorkerSessionOptions } from "./session_worker.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Statistics of one model's sessions over a run. */
@@ -64,6 +64,10 @@ export interface ModelStats {
   prepack?: { packed: boolean; why: string };
   /** For streamed models: the sessions the parts share, and the weights' bytes in host memory. */
   streamed?: { sessions: number; hostBytes: number };
+  /** True when its session was made through ONNX Runtime's C API (`nativeSessions`). */
+  native?: boolean;
+  /** Why its session was not made through the C API where `nativeSessions` asked for it. */
+  nativeFallback?: string;
 }
 
 /** What runs a model in parts: one part's session at a time, or a streamed chain. */
@@ -75,6 +79,13 @@ export interface OnnxModelManagerOptions {
   splitCacheDir?: string;
   /** Receives warnings (a provider fallback, say). */
   onWarning?: (message: string) => void;
+  /**
+   * Which built models run whole (resident, or under model_offload and budget_offload) in
+   * sessions made through ONNX Runtime's C API (runtime/ort_native.ts) with cogflow's CUDA
+   * provider options: `gpu` (default: those on a GPU provider), `always`, or `never`. Where the
+   * C API is not available (no whole ffi permission), onnxruntime-node makes them.
+   */
+  nativeSessions?: "gpu" | "always" | "never";
 }
 
 interface Resident {
@@ -244,8 +255,13 @@ export class OnnxModelManager implements ModelManager {
     const worker = this.#takeWorker();
     const stats = this.#statsFor(model);
     try {
-      let created;
-      if (plan?.keepInRam) {
+      const native = await this.#createNative(key, model, worker);
+      let created = native?.created;
+      stats.native = created !== undefined;
+      if (native?.failure) stats.nativeFallback = native.failure;
+      if (created) {
+        // Made through the C API.
+      } else if (plan?.keepInRam) {
         const bytes = await this.#bytesInRam(model);
         created = await worker.create(
           key,
@@ -286,6 +302,43 @@ export class OnnxModelManager implements ModelManager {
     } catch (error) {
       this.#giveBack(worker);
       throw new UserError(describeLoadFailure(model, error as Error), { cause: error });
+    }
+  }
+
+  /**
+   * Creates a built model's resident session through ONNX Runtime's C API, as a streamed chain of
+   * one part whose weights are its graph's own (see {@link OnnxModelManagerOptions.nativeSessions});
+   * undefined where that does not apply. When it fails, onnxruntime-node makes the session (and
+   * reports what is wrong with the provider, if anything is); the failure goes to the model's
+   * statistics.
+   */
+  async #createNative(
+    key: string,
+    model: ModelHandle,
+    worker: SessionWorker,
+  ): Promise<{ created?: CreatedSession; failure?: string } | undefined> {
+    const policy = this.#options.nativeSessions ?? "gpu";
+    const options = workerSessionOptions(model);
+    const provider = options.executionProviders[0] ?? "cpu";
+    if (!model.build || sessionPlanOf(model)?.keepInRam || policy === "never") return;
+    if (policy === "gpu" && provider === "cpu") return;
+    const inputNames = model.signature.inputs.map((input) => input.name);
+    const outputNames = model.signature.outputs.map((output) => output.name);
+    try {
+      const created = await worker.createChain(key, {
+        parts: [{
+          name: "part_00_whole",
+          graph: await Deno.readFile(model.path),
+          inputs: inputNames.map((name) => ({ graph: name, tensor: name })),
+          outputs: outputNames.map((name) => ({ graph: name, tensor: name })),
+          weights: [],
+          externalDataFolder: model.externalDataFolder ?? dirname(model.path),
+        }],
+        modelOutputs: outputNames,
+      }, options);
+      return { created: { ...created, inputNames, outputNames } };
+    } catch (error) {
+      return { failure: (error as Error).message.split("\n")[0] };
     }
   }
 

@@ -37,6 +37,7 @@ export const ORT_API_INDEX = {
   CreateEnv: 3,
   CreateSessionFromArray: 8,
   CreateSessionOptions: 10,
+  DisableMemPattern: 17,
   SetSessionGraphOptimizationLevel: 23,
   SetIntraOpNumThreads: 24,
   SessionGetInputCount: 30,
@@ -81,6 +82,7 @@ const SIGNATURES = {
   CreateEnv: { parameters: ["i32", "buffer", "buffer"], result: P },
   CreateSessionFromArray: { parameters: [P, "buffer", "usize", P, "buffer"], result: P },
   CreateSessionOptions: { parameters: ["buffer"], result: P },
+  DisableMemPattern: { parameters: [P], result: P },
   SetSessionGraphOptimizationLevel: { parameters: [P, "i32"], result: P },
   SetIntraOpNumThreads: { parameters: [P, "i32"], result: P },
   SessionGetInputCount: { parameters: [P, "buffer"], result: P },
@@ -153,6 +155,8 @@ export interface NativeSessionOptions {
   graphOptimizationLevel?: keyof typeof GRAPH_OPTIMIZATION_LEVELS;
   /** Threads within an operator (0: ONNX Runtime's default). */
   intraOpThreads?: number;
+  /** ONNX Runtime's memory pattern (default true; see session_guard.ts's `memoryPattern`). */
+  memoryPattern?: boolean;
 }
 
 /** The path of the ONNX Runtime library onnxruntime-node ships, in this project's node_modules. */
@@ -262,6 +266,9 @@ export class NativeOrt {
       this.#check(api.SetSessionGraphOptimizationLevel.call(sessionOptions, level));
       if (options.intraOpThreads) {
         this.#check(api.SetIntraOpNumThreads.call(sessionOptions, options.intraOpThreads));
+      }
+      if (options.memoryPattern === false) {
+        this.#check(api.DisableMemPattern.call(sessionOptions));
       }
       for (const [key, value] of Object.entries(options.config ?? {})) {
         this.#check(

@@ -159,7 +159,7 @@ export interface ModelAccessOptions {
  */
 export async function checkModelAccess(
   model: string | Uint8Array,
-  options: WorkerSessionOptions,
+  options: Pick<WorkerSessionOptions, "externalDataFolder">,
   access: ModelAccessOptions = {},
 ): Promise<void> {
   const inMemory = access.inMemory ?? [];
@@ -220,8 +220,10 @@ const WEIGHT_DTYPES = ["float32", "float16", "bfloat16"];
 
 /**
  * Checks a streamed model's plan field by field: graphs that name no external data (ONNX
- * Runtime would open those files itself), weights as byte ranges of files this thread may read
- * (the worker reads them with Deno's checks), names as strings. Returns the plan.
+ * Runtime would open those files itself) unless the part has an external data folder, whose
+ * files must then be readable as for any session (checkModelAccess); weights as byte ranges of
+ * files this thread may read (the worker reads them with Deno's checks); names as strings.
+ * Returns the plan.
  */
 export async function checkChainPlan(value: unknown): Promise<WorkerChainPlan> {
   const invalid = (what: string) => new Error(`Invalid streamed model: ${what}`);
@@ -259,6 +261,15 @@ export async function checkChainPlan(value: unknown): Promise<WorkerChainPlan> {
         throw invalid(`${where}: a weight is not { input, path, offset, length, dtype, shape }`);
       }
       checkReadable(weight.path, `Weight file "${weight.path}" of ${where}`);
+    }
+    if (part.externalDataFolder !== undefined) {
+      if (typeof part.externalDataFolder !== "string") {
+        throw invalid(`${where}: its external data folder must be a path`);
+      }
+      await checkModelAccess(part.graph, { externalDataFolder: part.externalDataFolder }, {
+        name: where,
+      });
+      continue;
     }
     const info = await inspectOnnxModel(part.graph, { name: where });
     if (info.externalDataFiles.length > 0) {

@@ -137,6 +137,8 @@ export type WorkerReply =
 const sessions = new Map<string, ort.InferenceSession>();
 /** Streamed models, by session name. */
 const chains = new Map<string, StreamedChain>();
+/** Feeds kept for later runs of streamed models, by session, then by input name. */
+const keptChainFeeds = new Map<string, Map<string, Tensor>>();
 /** Feeds kept for later runs, by session, then by input name. */
 const keptFeeds = new Map<string, Map<string, ort.Tensor>>();
 
@@ -183,6 +185,7 @@ async function handle(
       await session?.release();
       chains.get(request.session)?.release();
       chains.delete(request.session);
+      keptChainFeeds.delete(request.session);
       return { result: null, transfer: [] };
     }
   }
@@ -271,9 +274,12 @@ async function createChain(
     provider,
     cudaOptions: provider === "cuda" ? CHAIN_CUDA_OPTIONS : undefined,
     intraOpThreads: options.intraOpThreads,
+    graphOptimizationLevel: options.graphOptimizationLevel,
+    memoryPattern: options.memoryPattern,
   });
   chains.get(request.session)?.release();
   chains.set(request.session, chain);
+  keptChainFeeds.delete(request.session);
   return {
     provider,
     sessions: chain.sessionCount,
@@ -289,9 +295,19 @@ async function runChain(
 ): Promise<{ result: RunResult; transfer: Transferable[] }> {
   const chain = chains.get(request.session)!;
   const feeds: Record<string, Tensor> = {};
+  let kept = keptChainFeeds.get(request.session);
   for (const [name, tensor] of Object.entries(request.feeds)) {
-    if ("kept" in tensor) throw new Error(`A streamed model keeps no feeds ("${name}")`);
+    if ("kept" in tensor) {
+      const earlier = kept?.get(name);
+      if (!earlier) throw new Error(`No kept feed "${name}" for session "${request.session}"`);
+      feeds[name] = earlier;
+      continue;
+    }
     feeds[name] = createTensor(tensor.dtype, tensor.shape, tensor.data);
+    if (request.keep?.includes(name)) {
+      if (!kept) keptChainFeeds.set(request.session, kept = new Map());
+      kept.set(name, feeds[name]);
+    }
   }
   const started = performance.now();
   const { outputs, stats } = await chain.run(feeds);

@@ -19,7 +19,13 @@
 import { join } from "node:path";
 import { GraphBuilder } from "../builders/onnx_graph.ts";
 import type { StreamedPart } from "../builders/streamed_part.ts";
-import { type HostMemory, NativeOrt, type NativeSession, type NativeValue } from "./ort_native.ts";
+import {
+  type HostMemory,
+  NativeOrt,
+  type NativeSession,
+  type NativeSessionOptions,
+  type NativeValue,
+} from "./ort_native.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** A weight as a chain part reads it: a byte range of a file. */
@@ -50,6 +56,12 @@ export interface ChainPart {
   outputs: { graph: string; tensor: string }[];
   /** Graph inputs that are weights. */
   weights: ChainWeight[];
+  /**
+   * Set for a part whose weights are the graph's own external initializers, made resident on
+   * the device by ONNX Runtime when the session is created (a model run whole, not streamed):
+   * the folder their locations are relative to.
+   */
+  externalDataFolder?: string;
 }
 
 /** What a chain runs. */
@@ -64,6 +76,10 @@ export interface ChainPlan {
   cudaOptions?: Record<string, string>;
   /** Threads within an operator (0: ONNX Runtime's default). */
   intraOpThreads?: number;
+  /** Graph optimizations (default all). */
+  graphOptimizationLevel?: NativeSessionOptions["graphOptimizationLevel"];
+  /** ONNX Runtime's memory pattern (default true). */
+  memoryPattern?: boolean;
   /** Copy the next part's weights to the device while a part runs. */
   prefetch?: boolean;
 }
@@ -161,6 +177,13 @@ export class StreamedChain {
             provider: plan.provider,
             cudaOptions: plan.cudaOptions,
             intraOpThreads: plan.intraOpThreads,
+            graphOptimizationLevel: plan.graphOptimizationLevel,
+            memoryPattern: plan.memoryPattern,
+            config: part.externalDataFolder === undefined ? undefined : {
+              model_external_initializers_file_folder_path: part.externalDataFolder,
+              // The weights get device allocations of their own, not the activation arena's.
+              use_device_allocator_for_initializers: "1",
+            },
           });
           byGraph.set(key, session);
         }
