@@ -219,6 +219,12 @@ async function writeMemoryReport(
               model.streamed.sessions === 1 ? "" : "s"
             }, ${formatBytes(model.streamed.hostBytes)} in host memory`
             : ""
+        }${
+          model.nativeFallback && model.provider !== "cpu"
+            ? ` (through onnxruntime-node: ONNX Runtime's C API failed: ${
+              escapeControl(model.nativeFallback)
+            })`
+            : ""
         }\n`,
       );
       for (const part of model.partStats ?? []) {
