@@ -11,8 +11,9 @@
  * message. Values made here own native memory: release them (`release()`), or they live until
  * the process ends.
  *
- * Linux x64 only, like the provider libraries. Needs the ffi permission (session workers have
- * it); nothing else.
+ * Linux x64 only, like the provider libraries. Needs the whole ffi permission (Deno's pointer
+ * views need it; under the launcher only the session host keeps it, see cli/permissions.ts);
+ * nothing else.
  *
  * @module
  */
