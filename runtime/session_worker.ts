@@ -309,8 +309,13 @@ async function runChain(
       kept.set(name, feeds[name]);
     }
   }
+  // Feeds the caller keeps passing unchanged stay on the device.
+  const unchanged = new Set(request.keep ?? []);
+  for (const [name, tensor] of Object.entries(request.feeds)) {
+    if ("kept" in tensor) unchanged.add(name);
+  }
   const started = performance.now();
-  const { outputs, stats } = await chain.run(feeds);
+  const { outputs, stats } = await chain.run(feeds, unchanged);
   const runMs = performance.now() - started;
   const wire: Record<string, WireTensor> = {};
   const transfer: Transferable[] = [];

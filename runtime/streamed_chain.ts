@@ -120,6 +120,10 @@ export class StreamedChain {
   readonly #lastReads: string[][];
   /** Per part with prefetch: the session that copies its weights to the device. */
   readonly #stagers: (NativeSession | undefined)[];
+  /** Feeds kept on the device between runs (while the caller passes the same tensor), by name. */
+  readonly #deviceFeeds = new Map<string, { tensor: Tensor; value: NativeValue }>();
+  /** Sessions that copy a feed to the device, by name, dtype and rank. */
+  readonly #feedStagers = new Map<string, NativeSession>();
   /** Bytes of the weights in host memory. */
   readonly hostBytes: number;
   /** Distinct sessions. */
@@ -236,18 +240,33 @@ export class StreamedChain {
     return new StreamedChain(ort, plan, sessions, weights, stagers);
   }
 
-  /** Runs every part on `feeds` (the model's inputs); returns the model's outputs. */
+  /**
+   * Runs every part on `feeds` (the model's inputs); returns the model's outputs. Feeds named in
+   * `kept` (the caller passes them unchanged from run to run: text embeddings, positional
+   * tables) are copied to the device once and kept there while the same tensor comes again.
+   */
   async run(
     feeds: Record<string, Tensor>,
+    kept: ReadonlySet<string> = new Set(),
   ): Promise<{ outputs: Record<string, Tensor>; stats: ChainRunStats }> {
     const ort = this.#ort;
     const live = new Map<string, NativeValue>();
+    /** Values of `live` the chain keeps (not released by this run). */
+    const borrowed = new Set<NativeValue>();
     const outputs: Record<string, Tensor> = {};
     const partMs: number[] = [];
     const wanted = new Set(this.#plan.modelOutputs);
     let staging = this.#stage(0);
     try {
-      for (const [name, tensor] of Object.entries(feeds)) live.set(name, ort.cpuValue(tensor));
+      for (const [name, tensor] of Object.entries(feeds)) {
+        if (!kept.has(name)) {
+          live.set(name, ort.cpuValue(tensor));
+          continue;
+        }
+        const value = await this.#deviceFeed(name, tensor);
+        borrowed.add(value);
+        live.set(name, value);
+      }
       for (const [index, part] of this.#plan.parts.entries()) {
         const staged = staging ? await staging : undefined;
         staging = undefined;
@@ -274,12 +293,15 @@ export class StreamedChain {
           for (const value of Object.values(staged ?? {})) value.release();
         }
         partMs.push(performance.now() - started);
+        const release = (value: NativeValue | undefined) => {
+          if (value && !borrowed.has(value)) value.release();
+        };
         for (const { graph, tensor } of part.outputs) {
-          live.get(tensor)?.release();
+          release(live.get(tensor));
           live.set(tensor, produced[graph]);
         }
         for (const name of this.#lastReads[index]) {
-          live.get(name)?.release();
+          release(live.get(name));
           live.delete(name);
         }
       }
@@ -290,14 +312,47 @@ export class StreamedChain {
       }
       return { outputs, stats: { partMs } };
     } finally {
-      for (const value of live.values()) value.release();
+      for (const value of live.values()) if (!borrowed.has(value)) value.release();
       const left = await staging?.catch(() => undefined);
       for (const value of Object.values(left ?? {})) value.release();
     }
   }
 
+  /** The device copy of feed `name`, made when `tensor` is not the one kept. */
+  async #deviceFeed(name: string, tensor: Tensor): Promise<NativeValue> {
+    const known = this.#deviceFeeds.get(name);
+    if (known?.tensor === tensor) return known.value;
+    this.#deviceFeeds.delete(name);
+    known?.value.release();
+    const key = `${name}|${tensor.dtype}|${tensor.shape.length}`;
+    let stager = this.#feedStagers.get(key);
+    if (!stager) {
+      const dims = tensor.shape.map((_, i) => `d${i}`);
+      const b = new GraphBuilder({ name: "staging" });
+      b.output(b.input(name, tensor.dtype, dims), `${STAGED}${name}`, tensor.dtype, dims);
+      stager = this.#ort.createSession(b.toBytes(), {
+        provider: this.#plan.provider,
+        cudaOptions: this.#plan.cudaOptions,
+      });
+      this.#feedStagers.set(key, stager);
+    }
+    const source = this.#ort.cpuValue(tensor);
+    try {
+      const staged = await stager.run({ [name]: source }, this.#plan.provider);
+      const value = staged[`${STAGED}${name}`];
+      this.#deviceFeeds.set(name, { tensor, value });
+      return value;
+    } finally {
+      source.release();
+    }
+  }
+
   /** Releases the host weights and the sessions. */
   release(): void {
+    for (const { value } of this.#deviceFeeds.values()) value.release();
+    this.#deviceFeeds.clear();
+    for (const stager of this.#feedStagers.values()) stager.release();
+    this.#feedStagers.clear();
     for (const values of this.#weights) for (const value of Object.values(values)) value.release();
     this.#weights.length = 0;
     for (const session of new Set([...this.#sessions, ...this.#stagers])) session?.release();
