@@ -1,7 +1,8 @@
 /**
  * One denoising step of a CogVideoX transformer (a real-width HF folder: bench/gpu/run_table.sh's
  * `make` stage writes one) with guidance, through ONNX Runtime's C API (runtime/ort_native.ts),
- * three ways: `whole`, one session holding every weight on the device; `streamed`, the weight
+ * three ways: `whole`, one session holding every weight on the device (as the model manager runs a
+ * resident built model: text and positional feeds kept on the device); `streamed`, the weight
  * streaming of sequential offload (runtime/streamed_chain.ts): parts in sessions without weights,
  * weights in pinned host memory bound per run, activations left on the device between parts;
  * `prefetch`, the same with the next part's weights copied to the device while a part runs.
@@ -28,7 +29,6 @@ import {
 import type { ComputeDType } from "../../builders/onnx_graph.ts";
 import { loadComponentWeights } from "../../builders/safetensors_weights.ts";
 import { streamedParts } from "../../builders/streamed_part.ts";
-import { NativeOrt } from "../../runtime/ort_native.ts";
 import { chainParts, StreamedChain } from "../../runtime/streamed_chain.ts";
 import { createTensor, type Tensor } from "../../runtime/tensor.ts";
 import { median } from "../bench_util.ts";
@@ -84,7 +84,6 @@ if (import.meta.main) {
   const size = values.latent.split("x").map(Number);
   const feeds = stepFeeds(config, size);
   const runs = Number(values.runs);
-  const ort = NativeOrt.open();
   const rows: Record<string, unknown>[] = [];
   const samples: Record<string, Float32Array> = {};
   console.log("| mode | layers | create s | step ms (median) | slowest parts ms |");
@@ -95,24 +94,29 @@ if (import.meta.main) {
     let release: () => void;
     let extra: Record<string, unknown> = {};
     if (mode === "whole") {
+      // As the model manager makes a resident built model on a GPU: one part, its weights the
+      // graph's own, the step's unchanged feeds kept on the device.
       const bytes = buildCogVideoXTransformer({ config, configPath, weights, dtype });
-      const session = ort.createSession(bytes, {
+      const names = Object.keys(feeds);
+      const chain = await StreamedChain.create({
+        parts: [{
+          name: "part_00_whole",
+          graph: bytes,
+          inputs: names.map((name) => ({ graph: name, tensor: name })),
+          outputs: [{ graph: "sample", tensor: "sample" }],
+          weights: [],
+          externalDataFolder: weights.folder,
+        }],
+        modelOutputs: ["sample"],
         provider,
         cudaOptions,
-        config: { model_external_initializers_file_folder_path: weights.folder },
       });
-      const names = new Set(session.inputNames);
+      const kept = new Set(names.filter((name) => !["hidden_states", "timestep"].includes(name)));
       step = async () => {
-        const inputs = Object.fromEntries(
-          Object.entries(feeds).filter(([name]) => names.has(name))
-            .map(([name, tensor]) => [name, ort.cpuValue(tensor)]),
-        );
-        const outputs = await session.run(inputs, "cpu");
-        const sample = outputs.sample.toTensor();
-        for (const value of [...Object.values(inputs), ...Object.values(outputs)]) value.release();
-        return { sample };
+        const { outputs } = await chain.run(feeds, kept);
+        return { sample: outputs.sample };
       };
-      release = () => session.release();
+      release = () => chain.release();
     } else {
       const parts = cogVideoXTransformerParts({ config, configPath, weights, dtype });
       const chain = await StreamedChain.create({
