@@ -217,7 +217,11 @@ async function writeMemoryReport(
           model.streamed
             ? `, weights streamed: ${model.streamed.sessions} session${
               model.streamed.sessions === 1 ? "" : "s"
-            }, ${formatBytes(model.streamed.hostBytes)} in host memory`
+            }, ${formatBytes(model.streamed.hostBytes)} in host memory${
+              model.streamed.unpinned
+                ? ` (not pinned: ${escapeControl(model.streamed.unpinned)})`
+                : ""
+            }`
             : ""
         }${
           model.nativeFallback && model.provider !== "cpu"

@@ -62,8 +62,11 @@ export interface ModelStats {
   partStats?: PartStats[];
   /** For split models: whether parts load with their weights repacked now, and why. */
   prepack?: { packed: boolean; why: string };
-  /** For streamed models: the sessions the parts share, and the weights' bytes in host memory. */
-  streamed?: { sessions: number; hostBytes: number };
+  /**
+   * For streamed models: the sessions the parts share, the weights' bytes in host memory, and on
+   * a GPU why they are not pinned, if they are not.
+   */
+  streamed?: { sessions: number; hostBytes: number; unpinned?: string };
   /** True when its session was made through ONNX Runtime's C API (`nativeSessions`). */
   native?: boolean;
   /** Why its session was not made through the C API where `nativeSessions` asked for it. */
@@ -413,7 +416,8 @@ export class OnnxModelManager implements ModelManager {
       stats.fallbackReason = loaded.find((part) => part.fallbackReason)?.fallbackReason;
       stats.prepack = ready.prepack;
       if (ready instanceof StreamedRunner) {
-        stats.streamed = { sessions: ready.created.sessions, hostBytes: ready.created.hostBytes };
+        const { sessions, hostBytes, unpinned } = ready.created;
+        stats.streamed = { sessions, hostBytes, unpinned };
       }
       return outputs;
     } catch (error) {

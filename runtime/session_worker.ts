@@ -101,6 +101,8 @@ export interface CreatedChain {
   sessions: number;
   /** Bytes of the weights held in host memory. */
   hostBytes: number;
+  /** On a GPU: why weights are in pageable host memory, not pinned. */
+  unpinned?: string;
   /** Milliseconds to create the sessions and read the weights. */
   createMs: number;
   /** Process resident memory before and after, in bytes. */
@@ -284,6 +286,7 @@ async function createChain(
     provider,
     sessions: chain.sessionCount,
     hostBytes: chain.hostBytes,
+    unpinned: chain.unpinned,
     createMs: performance.now() - started,
     rssBefore,
     rssAfter: readProcessMemory().rss,

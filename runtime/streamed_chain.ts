@@ -130,6 +130,8 @@ export class StreamedChain {
   readonly sessionCount: number;
   /** Distinct staging sessions (none without prefetch). */
   readonly stagerCount: number;
+  /** On a GPU: why the weights (from the first that failed on) are in pageable host memory. */
+  readonly unpinned?: string;
 
   private constructor(
     ort: NativeOrt,
@@ -137,12 +139,14 @@ export class StreamedChain {
     sessions: NativeSession[],
     weights: Record<string, NativeValue>[],
     stagers: (NativeSession | undefined)[],
+    unpinned: string | undefined,
   ) {
     this.#ort = ort;
     this.#plan = plan;
     this.#sessions = sessions;
     this.#weights = weights;
     this.#stagers = stagers;
+    this.unpinned = unpinned;
     this.#lastReads = lastReads(plan);
     this.hostBytes = plan.parts.reduce(
       (sum, part) => sum + part.weights.reduce((s, w) => s + w.length, 0),
@@ -170,7 +174,8 @@ export class StreamedChain {
     const stagers: (NativeSession | undefined)[] = [];
     const sessions: NativeSession[] = [];
     const weights: Record<string, NativeValue>[] = [];
-    const memory: HostMemory = plan.provider === "cuda" ? "cuda_pinned" : "cpu";
+    let memory: HostMemory = plan.provider === "cuda" ? "cuda_pinned" : "cpu";
+    let unpinned: string | undefined;
     const files = new Map<string, Deno.FsFile>();
     try {
       for (const part of plan.parts) {
@@ -213,21 +218,27 @@ export class StreamedChain {
           let file = files.get(weight.path);
           if (!file) files.set(weight.path, file = await Deno.open(weight.path, { read: true }));
           const source = file;
-          values[weight.input] = await ort.hostValue(
-            weight.dtype,
-            weight.shape,
-            async (bytes) => {
-              if (bytes.byteLength !== weight.length) {
-                throw new Error(
-                  `Weight "${weight.input}" of ${part.name}: ${weight.length} bytes stored, ` +
-                    `${bytes.byteLength} expected for ${weight.dtype} [${weight.shape}]`,
-                );
-              }
-              await readRange(source, weight.offset, bytes, weight.path);
-            },
-            memory,
-            session,
-          );
+          const fill = async (bytes: Uint8Array) => {
+            if (bytes.byteLength !== weight.length) {
+              throw new Error(
+                `Weight "${weight.input}" of ${part.name}: ${weight.length} bytes stored, ` +
+                  `${bytes.byteLength} expected for ${weight.dtype} [${weight.shape}]`,
+              );
+            }
+            await readRange(source, weight.offset, bytes, weight.path);
+          };
+          const host = (memory: HostMemory) =>
+            ort.hostValue(weight.dtype, weight.shape, fill, memory, session);
+          try {
+            values[weight.input] = await host(memory);
+          } catch (error) {
+            // Pinned memory the provider cannot give (its allocator missing, the limit of
+            // locked memory reached): pageable memory serves, copied at a lower speed.
+            if (memory === "cpu") throw error;
+            unpinned = (error as Error).message.split("\n")[0];
+            memory = "cpu";
+            values[weight.input] = await host(memory);
+          }
         }
       }
     } catch (error) {
@@ -237,7 +248,7 @@ export class StreamedChain {
     } finally {
       for (const file of files.values()) file.close();
     }
-    return new StreamedChain(ort, plan, sessions, weights, stagers);
+    return new StreamedChain(ort, plan, sessions, weights, stagers, unpinned);
   }
 
   /**
