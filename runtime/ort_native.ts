@@ -223,7 +223,9 @@ export class NativeOrt {
     }
     this.#api = api as Api;
     const out = slot();
-    this.#check(this.#api.CreateEnv.call(3, cString("cogflow"), out));
+    // ORT_LOGGING_LEVEL_FATAL: failures reach the caller as exceptions with ONNX Runtime's
+    // message; its log lines would repeat them.
+    this.#check(this.#api.CreateEnv.call(4, cString("cogflow"), out));
     this.#env = pointerIn(out);
     this.#check(this.#api.GetAllocatorWithDefaultOptions.call(out));
     this.#allocator = pointerIn(out);

@@ -26,7 +26,7 @@ import {
   type NativeSessionOptions,
   type NativeValue,
 } from "./ort_native.ts";
-import type { Tensor } from "./tensor.ts";
+import { createTensor, type Tensor } from "./tensor.ts";
 
 /** A weight as a chain part reads it: a byte range of a file. */
 export interface ChainWeight {
@@ -169,6 +169,7 @@ export class StreamedChain {
 
   /** Creates the sessions and reads every weight into host memory. */
   static async create(plan: ChainPlan, ort: NativeOrt = NativeOrt.open()): Promise<StreamedChain> {
+    if (plan.provider !== "cpu") await checkDeviceRoundTrip(ort, plan);
     const byGraph = new Map<string, NativeSession>();
     const stagersByShapes = new Map<string, NativeSession>();
     const stagers: (NativeSession | undefined)[] = [];
@@ -370,6 +371,44 @@ export class StreamedChain {
     this.#sessions.length = 0;
     this.#stagers.length = 0;
   }
+}
+
+/** Providers whose device values were checked in this thread ({@link checkDeviceRoundTrip}). */
+const checkedProviders = new Set<string>();
+
+/**
+ * Checks once per thread that a value left on `plan.provider`'s device feeds a session and comes
+ * back (an Identity session, one float there and back): a chain that could not bind device
+ * values fails when it is made, where the model manager falls back, not in the middle of a run.
+ */
+export async function checkDeviceRoundTrip(ort: NativeOrt, plan: ChainPlan): Promise<void> {
+  if (checkedProviders.has(plan.provider)) return;
+  const b = new GraphBuilder({ name: "round_trip" });
+  b.output(b.input("x", "float32", [1]), "y", "float32", [1]);
+  let session: NativeSession | undefined;
+  const x = ort.cpuValue(createTensor("float32", [1], Float32Array.of(1.5)));
+  const values: NativeValue[] = [x];
+  try {
+    session = ort.createSession(b.toBytes(), {
+      provider: plan.provider,
+      cudaOptions: plan.cudaOptions,
+    });
+    const there = (await session.run({ x }, plan.provider)).y;
+    values.push(there);
+    const back = (await session.run({ x: there }, "cpu")).y;
+    values.push(back);
+    const [y] = back.toTensor().data as Float32Array;
+    if (y !== 1.5) throw new Error(`a value sent to ${plan.provider} and back came back as ${y}`);
+  } catch (error) {
+    throw new Error(
+      `Device values of ${plan.provider} do not work here: ${(error as Error).message}`,
+      { cause: error },
+    );
+  } finally {
+    for (const value of values) value.release();
+    session?.release();
+  }
+  checkedProviders.add(plan.provider);
 }
 
 /** The prefix of a staging graph's outputs (`staged:<weight input>`). */

@@ -9,7 +9,14 @@ import {
 import { loadComponentWeights } from "../builders/safetensors_weights.ts";
 import type { ComponentWeights } from "../builders/safetensors_weights.ts";
 import { streamedParts } from "../builders/streamed_part.ts";
-import { chainParts, type ChainPlan, StreamedChain } from "./streamed_chain.ts";
+import {
+  chainParts,
+  type ChainPlan,
+  checkDeviceRoundTrip,
+  StreamedChain,
+} from "./streamed_chain.ts";
+import { missingProviderFiles } from "./cuda_provider.ts";
+import { NativeOrt } from "./ort_native.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
 const FOLDER = fileURLToPath(
@@ -113,7 +120,7 @@ if (!wholeFfi) {
     }).output();
     const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
     assert.equal(output.code, 0, text);
-    assert.match(text, /ok \| 2 passed/);
+    assert.match(text, /ok \| 3 passed/);
   });
 }
 
@@ -174,6 +181,20 @@ if (wholeFfi) {
         chain.release();
       }
     }
+  });
+}
+
+if (wholeFfi) {
+  Deno.test("a device round trip is checked before a chain is made: the CPU passes, CUDA without its provider fails saying so", async () => {
+    const ort = NativeOrt.open();
+    await checkDeviceRoundTrip(ort, { parts: [], modelOutputs: [], provider: "cpu" });
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    // Only where the provider is not installed (a GPU machine passes the check).
+    if (!missingProviderFiles(root)?.length) return;
+    await assert.rejects(
+      checkDeviceRoundTrip(ort, { parts: [], modelOutputs: [], provider: "cuda" }),
+      /^Error: Device values of cuda do not work here: .*(CUDA|cuda|shared library)/,
+    );
   });
 }
 
