@@ -23,7 +23,7 @@ import { buildModelFile, type GraphBuilderFunction } from "./built_model.ts";
 import { buildCogVideoXTransformer, cogVideoXTransformerParts } from "./cogvideox_transformer.ts";
 import { buildCogVideoXVaeDecoder } from "./cogvideox_vae_decoder.ts";
 import type { PartGraph, PartsOptions } from "./part_graph.ts";
-import { openComponentWeights } from "./safetensors_weights.ts";
+import { type ComponentWeights, openComponentWeights } from "./safetensors_weights.ts";
 import { buildT5Encoder, t5EncoderParts } from "./t5_encoder.ts";
 import { streamedPart, streamedParts } from "./streamed_part.ts";
 import type { WorkerChainPlan } from "../runtime/session_guard.ts";
@@ -138,14 +138,7 @@ export async function buildModelParts(options: BuildModelPartsOptions): Promise<
         "a built VAE decoder runs whole under sequential_offload, resident while in use (its weights are small; its memory is activations, which temporal chunks and vae_tiling bound)",
     };
   }
-  const graphs = component.parts({
-    config: build.config,
-    configPath: build.configPath,
-    weights,
-    dtype: build.dtype,
-    attentionQueryChunk: build.attentionQueryChunk,
-    blocksPerGroup: options.blocksPerGroup,
-  });
+  const graphs = partGraphs(component.parts, build, weights, options.blocksPerGroup);
   const parts: BuiltPart[] = [];
   for (const graph of graphs) {
     const bytes = graph.graph.toBytes();
@@ -190,6 +183,23 @@ export async function buildModelParts(options: BuildModelPartsOptions): Promise<
   };
 }
 
+/** The parts' graphs of a build, by the component's `parts` builder. */
+function partGraphs(
+  parts: NonNullable<(typeof COMPONENTS)[BuiltComponent]["parts"]>,
+  build: ModelBuild,
+  weights: ComponentWeights,
+  blocksPerGroup: number,
+): PartGraph[] {
+  return parts({
+    config: build.config,
+    configPath: build.configPath,
+    weights,
+    dtype: build.dtype,
+    attentionQueryChunk: build.attentionQueryChunk,
+    blocksPerGroup,
+  });
+}
+
 /**
  * A built model for weight streaming (builders/streamed_part.ts), as a session worker takes it:
  * its parts, or, for a component not built in parts (the VAE decoder), its whole graph (`whole`:
@@ -214,14 +224,7 @@ export async function buildStreamedModel(
     }, { weights, blockPrefix: "", madeBefore: new Set(), readAfter: new Set() });
     return { parts: chainParts([part], weights.folder), modelOutputs: whole.outputs };
   }
-  const graphs = component.parts({
-    config: build.config,
-    configPath: build.configPath,
-    weights,
-    dtype: build.dtype,
-    attentionQueryChunk: build.attentionQueryChunk,
-    blocksPerGroup,
-  });
+  const graphs = partGraphs(component.parts, build, weights, blocksPerGroup);
   return {
     parts: chainParts(streamedParts(graphs, weights, component.blockPrefix), weights.folder),
     modelOutputs: graphs[graphs.length - 1].outputs,

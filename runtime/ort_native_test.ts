@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../builders/onnx_graph.ts";
 import { NativeOrt } from "./ort_native.ts";
 import { createTensor } from "./tensor.ts";
+import { testInWholeFfiChild, WHOLE_FFI } from "../tests/whole_ffi.ts";
 
 const TRANSFORMER_2B = new URL(
   "../tests/fixtures/tiny-cogvideox/2b/transformer/model.onnx",
@@ -18,34 +18,13 @@ function affine(factor: number): Uint8Array {
   return b.toBytes();
 }
 
-/**
- * Deno's pointer views need the whole ffi permission, which `deno task test` grants only for
- * node_modules: there these tests run in a child with it.
- */
-const wholeFfi = (await Deno.permissions.query({ name: "ffi" })).state === "granted";
+testInWholeFfiChild(
+  "ort_native's tests pass in a child with the whole ffi permission",
+  import.meta.url,
+  3,
+);
 
-if (!wholeFfi) {
-  Deno.test("ort_native's tests pass in a child with the whole ffi permission", async () => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "test",
-        "--allow-read",
-        "--allow-env",
-        "--allow-sys",
-        "--allow-ffi",
-        fileURLToPath(import.meta.url),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, text);
-    assert.match(text, /ok \| 3 passed/);
-  });
-}
-
-if (wholeFfi) {
+if (WHOLE_FFI) {
   Deno.test("a native session runs on CPU values, and its output feeds the next session without leaving ONNX Runtime", async () => {
     const native = NativeOrt.open();
     const double = native.createSession(affine(2));

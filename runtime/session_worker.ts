@@ -297,21 +297,11 @@ async function runChain(
   request: Extract<WorkerRequest, { op: "run" }>,
 ): Promise<{ result: RunResult; transfer: Transferable[] }> {
   const chain = chains.get(request.session)!;
-  const feeds: Record<string, Tensor> = {};
-  let kept = keptChainFeeds.get(request.session);
-  for (const [name, tensor] of Object.entries(request.feeds)) {
-    if ("kept" in tensor) {
-      const earlier = kept?.get(name);
-      if (!earlier) throw new Error(`No kept feed "${name}" for session "${request.session}"`);
-      feeds[name] = earlier;
-      continue;
-    }
-    feeds[name] = createTensor(tensor.dtype, tensor.shape, tensor.data);
-    if (request.keep?.includes(name)) {
-      if (!kept) keptChainFeeds.set(request.session, kept = new Map());
-      kept.set(name, feeds[name]);
-    }
-  }
+  const feeds = resolveFeeds(
+    request,
+    keptChainFeeds,
+    (tensor) => createTensor(tensor.dtype, tensor.shape, tensor.data),
+  );
   // Feeds the caller keeps passing unchanged stay on the device.
   const unchanged = new Set(request.keep ?? []);
   for (const [name, tensor] of Object.entries(request.feeds)) {
@@ -329,6 +319,33 @@ async function runChain(
   return { result: { outputs: wire, runMs, partMs: stats.partMs }, transfer };
 }
 
+/**
+ * A run request's feeds as `make` makes them: `{ kept: true }` feeds from `keptBySession`, and
+ * those the request says to keep stored there for later runs.
+ */
+function resolveFeeds<T>(
+  request: Extract<WorkerRequest, { op: "run" }>,
+  keptBySession: Map<string, Map<string, T>>,
+  make: (tensor: WireTensor) => T,
+): Record<string, T> {
+  const feeds: Record<string, T> = {};
+  let kept = keptBySession.get(request.session);
+  for (const [name, tensor] of Object.entries(request.feeds)) {
+    if ("kept" in tensor) {
+      const earlier = kept?.get(name);
+      if (!earlier) throw new Error(`No kept feed "${name}" for session "${request.session}"`);
+      feeds[name] = earlier;
+      continue;
+    }
+    feeds[name] = make(tensor);
+    if (request.keep?.includes(name)) {
+      if (!kept) keptBySession.set(request.session, kept = new Map());
+      kept.set(name, feeds[name]);
+    }
+  }
+  return feeds;
+}
+
 function createSession(
   model: string | Uint8Array,
   options: ort.InferenceSession.SessionOptions,
@@ -343,21 +360,11 @@ async function run(
 ): Promise<{ result: RunResult; transfer: Transferable[] }> {
   const session = sessions.get(request.session);
   if (!session) throw new Error(`No session "${request.session}" in this worker`);
-  const feeds: Record<string, ort.Tensor> = {};
-  let kept = keptFeeds.get(request.session);
-  for (const [name, tensor] of Object.entries(request.feeds)) {
-    if ("kept" in tensor) {
-      const earlier = kept?.get(name);
-      if (!earlier) throw new Error(`No kept feed "${name}" for session "${request.session}"`);
-      feeds[name] = earlier;
-      continue;
-    }
-    feeds[name] = new ort.Tensor(tensor.dtype, tensor.data as ort.Tensor.DataType, tensor.shape);
-    if (request.keep?.includes(name)) {
-      if (!kept) keptFeeds.set(request.session, kept = new Map());
-      kept.set(name, feeds[name]);
-    }
-  }
+  const feeds = resolveFeeds(
+    request,
+    keptFeeds,
+    (tensor) => new ort.Tensor(tensor.dtype, tensor.data as ort.Tensor.DataType, tensor.shape),
+  );
   const started = performance.now();
   const produced = request.fetches
     ? await session.run(feeds, request.fetches)

@@ -18,6 +18,7 @@ import {
 import { missingProviderFiles } from "./cuda_provider.ts";
 import { NativeOrt } from "./ort_native.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
+import { testInWholeFfiChild, WHOLE_FFI } from "../tests/whole_ffi.ts";
 
 const FOLDER = fileURLToPath(
   new URL("../tests/fixtures/tiny-cogvideox-hf/2b/transformer", import.meta.url),
@@ -97,34 +98,13 @@ Deno.test("streamed parts hold no weights, name no block, and two middle blocks 
   assert.equal(streamed, stored, "every weight is streamed once");
 });
 
-/**
- * Deno's pointer views need the whole ffi permission, which `deno task test` grants only for
- * node_modules: there the chain's run is tested in a child with it.
- */
-const wholeFfi = (await Deno.permissions.query({ name: "ffi" })).state === "granted";
+testInWholeFfiChild(
+  "the streamed chain's tests pass in a child with the whole ffi permission",
+  import.meta.url,
+  3,
+);
 
-if (!wholeFfi) {
-  Deno.test("the streamed chain's tests pass in a child with the whole ffi permission", async () => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "test",
-        "--allow-read",
-        "--allow-env",
-        "--allow-sys",
-        "--allow-ffi",
-        fileURLToPath(import.meta.url),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, text);
-    assert.match(text, /ok \| 3 passed/);
-  });
-}
-
-if (wholeFfi) {
+if (WHOLE_FFI) {
   Deno.test("a streamed chain gives the whole graph's sample, with one session for both middle blocks, with and without its weights staged ahead", async () => {
     const { config, weights } = await threeBlocks();
     const whole = buildCogVideoXTransformer({
@@ -184,7 +164,7 @@ if (wholeFfi) {
   });
 }
 
-if (wholeFfi) {
+if (WHOLE_FFI) {
   Deno.test("a device round trip is checked before a chain is made: the CPU passes, CUDA without its provider fails saying so", async () => {
     const ort = NativeOrt.open();
     await checkDeviceRoundTrip(ort, { parts: [], modelOutputs: [], provider: "cpu" });

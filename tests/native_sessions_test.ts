@@ -10,11 +10,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadWorkflow, runWorkflow } from "../api/mod.ts";
 import { OnnxModelManager } from "../runtime/onnx_model_manager.ts";
 import type { Tensor } from "../runtime/tensor.ts";
 import { HF_FIXTURES, pipelineParams, readCase, ROOT, withTempDir } from "./testing.ts";
+import { testInWholeFfiChild, WHOLE_FFI } from "./whole_ffi.ts";
 
 const CASES = { "2b": "ddim-2b-49f", "5b": "dpm-5b-49f-nonsquare" } as const;
 
@@ -45,27 +45,13 @@ async function framesWith(
   });
 }
 
-/**
- * Deno's pointer views need the whole ffi permission, which `deno task test` grants only for
- * node_modules: there these tests run in a child with it.
- */
-const wholeFfi = (await Deno.permissions.query({ name: "ffi" })).state === "granted";
+testInWholeFfiChild(
+  "the native sessions' tests pass in a child with the whole ffi permission",
+  import.meta.url,
+  1,
+);
 
-if (!wholeFfi) {
-  Deno.test("the native sessions' tests pass in a child with the whole ffi permission", async () => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", fileURLToPath(import.meta.url)],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, text);
-    assert.match(text, /ok \| 1 passed/);
-  });
-}
-
-if (wholeFfi) {
+if (WHOLE_FFI) {
   Deno.test("built models in native sessions give onnxruntime-node's frames, resident and under model_offload", async () => {
     for (const variant of ["2b", "5b"] as const) {
       for (const offload of ["none", "model"] as const) {
