@@ -19,6 +19,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { median } from "../bench_util.ts";
+import { stepFeeds } from "./streamed_step_probe.ts";
 import * as ort from "onnxruntime-node";
 import { buildCogVideoXTransformer } from "../../builders/cogvideox_transformer.ts";
 import type { ComputeDType } from "../../builders/onnx_graph.ts";
@@ -47,19 +48,13 @@ async function ensureFolder(dir: string, layers: number): Promise<string> {
   return folder;
 }
 
-/** The step's inputs: latents of `[frames, height, width]`, 226 text tokens, batch 2. */
+/** The step's inputs (streamed_step_probe.ts's) as onnxruntime-node tensors. */
 function feedsOf(config: Record<string, unknown>, size: number[]): Record<string, ort.Tensor> {
-  const inner = Number(config.num_attention_heads) * Number(config.attention_head_dim);
-  const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 0.5);
-  const [frames, height, width] = size;
-  const latent = [2, frames, 16, height, width];
-  const tokens = frames * (height / 2) * (width / 2);
-  return {
-    hidden_states: new ort.Tensor("float32", fill(latent.reduce((a, b) => a * b)), latent),
-    encoder_hidden_states: new ort.Tensor("float32", fill(2 * 226 * 4096), [2, 226, 4096]),
-    timestep: new ort.Tensor("int64", BigInt64Array.from([999n, 999n]), [2]),
-    pos_embedding: new ort.Tensor("float32", fill(tokens * inner), [tokens, inner]),
-  };
+  return Object.fromEntries(
+    Object.entries(stepFeeds(config, size)).map((
+      [name, tensor],
+    ) => [name, new ort.Tensor(tensor.dtype, tensor.data, [...tensor.shape])]),
+  );
 }
 
 async function measure(
