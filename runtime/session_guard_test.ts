@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
 import {
+  checkChainPlan,
   checkModelAccess,
   checkSessionOptions,
   type WorkerSessionOptions,
@@ -142,4 +143,57 @@ Deno.test("a model must be a path or bytes, and external data in memory must be 
     }),
     /^Error: Invalid external data/,
   );
+});
+
+Deno.test("a streamed model's plan is checked field by field, its graphs and weight files too", async () => {
+  const graph = await Deno.readFile(VAE_DECODER);
+  const part = (extra: Record<string, unknown> = {}) => ({
+    name: "part_00_whole",
+    graph,
+    inputs: [{ graph: "latent_sample", tensor: "latent_sample" }],
+    outputs: [{ graph: "sample", tensor: "sample" }],
+    weights: [],
+    ...extra,
+  });
+  const plan = (parts: unknown[], extra: Record<string, unknown> = {}) => ({
+    parts,
+    modelOutputs: ["sample"],
+    ...extra,
+  });
+  const ok = await checkChainPlan(plan([part()], { prefetch: true }));
+  assert.equal(ok.parts.length, 1);
+  const weight = {
+    input: "w",
+    path: VAE_DECODER,
+    offset: 0,
+    length: 4,
+    dtype: "float32",
+    shape: [1],
+  };
+  await checkChainPlan(plan([part({ weights: [weight] })]));
+  const refused: [unknown, RegExp][] = [
+    [null, /expected \{ parts, modelOutputs \}/],
+    [plan([part()], { prefetch: "yes" }), /prefetch must be true or false/],
+    [{ parts: [], modelOutputs: [1] }, /modelOutputs must be a list of names/],
+    [plan([part({ name: "" })]), /every part needs a name/],
+    [plan([part({ graph: "model.onnx" })]), /part "part_00_whole": its graph must be bytes/],
+    [plan([part({ inputs: [{ graph: "x" }] })]), /inputs must be a list of \{ graph, tensor \}/],
+    [plan([part({ weights: [{ ...weight, offset: -1 }] })]), /a weight is not \{ input, path/],
+    [plan([part({ weights: [{ ...weight, dtype: "int8" }] })]), /a weight is not \{ input, path/],
+    [
+      plan([part({ weights: [{ ...weight, path: "/nonexistent/w.safetensors" }] })]),
+      /Weight file "\/nonexistent\/w\.safetensors" of part "part_00_whole" does not exist/,
+    ],
+    [
+      plan([part({ graph: graphWithExternalData("weights.bin") })]),
+      /part "part_00_whole": its graph names external data \(weights\.bin\)/,
+    ],
+    [
+      plan([part({ graph: graphWithExternalData("/etc/passwd"), externalDataFolder: "/tmp" })]),
+      /External data location "\/etc\/passwd"/,
+    ],
+  ];
+  for (const [value, message] of refused) {
+    await assert.rejects(checkChainPlan(value), message, JSON.stringify(value)?.slice(0, 80));
+  }
 });
