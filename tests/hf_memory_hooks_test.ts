@@ -87,12 +87,19 @@ for (const variant of ["2b", "5b"] as const) {
 Deno.test("2b: offload=sequential runs the built transformer in parts, the VAE decoder whole, and gives the frames of offload=none", async () => {
   const { frames, printed } = await runWith("2b", { offload: "sequential" });
   assert.deepEqual(frames.data, (await framesWithoutHooks("2b")).data);
-  // Each of the transformer's 4 parts is loaded for each of the 4 steps. (Which parts the memory
-  // table saw resident depends on its sampling, so the per-part lines are checked instead.)
+  // Each of the transformer's 4 parts is loaded and run once for each of the 4 steps; after the
+  // last step the prefetch may have loaded the prologue once more (for a next call that does not
+  // come). (Which parts the memory table saw resident depends on its sampling, so the per-part
+  // lines are checked instead.)
   for (
     const part of ["part_00_prologue", "part_01_block_0", "part_02_block_1", "part_03_epilogue"]
   ) {
-    assert.match(printed, new RegExp(`part transformer\\[${part}\\]: 4 loads .*, 4 runs `));
+    const line = new RegExp(`part transformer\\[${part}\\]: (\\d+) loads .*, 4 runs `).exec(
+      printed,
+    );
+    assert.ok(line, `no line for ${part}`);
+    const allowed = part === "part_00_prologue" ? [4, 5] : [4];
+    assert.ok(allowed.includes(Number(line[1])), `${part}: ${line[1]} loads`);
   }
   assert.match(printed, /part vae\[part_00_whole\]: 1 load /);
   assert.match(printed, /Model "vae": a built VAE decoder runs whole under sequential_offload/);
