@@ -494,7 +494,8 @@ async function addWorkflowScopes(
 /**
  * Why a workflow may use ONNX Runtime's C API (weight streaming), or undefined: a param resolved
  * to `cuda` (the library workflows' `provider`), or a node's `providers: [cuda]` or
- * `stream_weights: on` in the text of the file or of the files it is composed from.
+ * `stream_weights: on` (or `stream_weights: $param`, the param resolved to `on`) in the text of
+ * the file or of the files it is composed from.
  */
 async function nativeApiNeed(
   text: string,
@@ -509,6 +510,9 @@ async function nativeApiNeed(
   for (const source of texts) {
     if (/\bproviders:\s*\[[^\]]*\bcuda\b/.test(source)) return "a node's providers name cuda";
     if (/\bstream_weights:\s*on\b/.test(source)) return "it sets stream_weights: on";
+    for (const [, param] of source.matchAll(/\bstream_weights:\s*\$(\w+)/g)) {
+      if (values.get(param) === "on") return `stream_weights is param "${param}", on`;
+    }
   }
   return undefined;
 }

@@ -62,6 +62,18 @@ Deno.test("the whole ffi permission (ONNX Runtime's C API) only for a run that m
       text.replace(hook, "with: { blocks_per_group: $blocks_per_group, stream_weights: on }"),
     );
     assert.deepEqual(await flagsOf(["run", streams]), ["--allow-ffi"]);
+    // Through a param: only when it resolves to on.
+    const param = join(work, "param.yaml");
+    await Deno.writeTextFile(
+      param,
+      text.replace(hook, "with: { blocks_per_group: $blocks_per_group, stream_weights: $stream }")
+        .replace(
+          "params:\n",
+          "params:\n  stream: { type: string, enum: [auto, on, off], default: auto }\n",
+        ),
+    );
+    assert.match((await flagsOf(["run", param]))[0], /^--allow-ffi=/);
+    assert.deepEqual(await flagsOf(["run", param, "--set", "stream=on"]), ["--allow-ffi"]);
     const node = join(work, "node.yaml");
     await Deno.writeTextFile(node, text.replace("providers: [$provider]", "providers: [cuda]"));
     assert.deepEqual(await flagsOf(["run", node]), ["--allow-ffi"]);

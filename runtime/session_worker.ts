@@ -268,7 +268,8 @@ async function createChain(
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     throw new Error(
       "Weight streaming needs ONNX Runtime's C API, which needs Deno's whole ffi permission: " +
-        "the launcher grants it for workflows with provider cuda (or run Deno with --allow-ffi)",
+        "the launcher grants it for workflows with provider cuda or stream_weights: on " +
+        "(without the launcher, run Deno with --allow-ffi)",
     );
   }
   const chain = await StreamedChain.create({
