@@ -157,7 +157,11 @@ function renameGraph(graph: onnxProto.onnx.IGraphProto, rename: (name: string) =
     node.name = rename(node.name ?? "");
     node.input = (node.input ?? []).map((name) => name === "" ? name : rename(name));
     node.output = (node.output ?? []).map(rename);
-    for (const attribute of node.attribute ?? []) if (attribute.g) renameGraph(attribute.g, rename);
+    for (const attribute of node.attribute ?? []) {
+      if (!attribute.g) continue;
+      attribute.g.name = rename(attribute.g.name ?? "");
+      renameGraph(attribute.g, rename);
+    }
   }
 }
 

@@ -39,6 +39,7 @@ export const ORT_API_INDEX = {
   CreateSessionFromArray: 8,
   CreateSessionOptions: 10,
   DisableMemPattern: 17,
+  DisableCpuMemArena: 19,
   SetSessionGraphOptimizationLevel: 23,
   SetIntraOpNumThreads: 24,
   SessionGetInputCount: 30,
@@ -84,6 +85,7 @@ const SIGNATURES = {
   CreateSessionFromArray: { parameters: [P, "buffer", "usize", P, "buffer"], result: P },
   CreateSessionOptions: { parameters: ["buffer"], result: P },
   DisableMemPattern: { parameters: [P], result: P },
+  DisableCpuMemArena: { parameters: [P], result: P },
   SetSessionGraphOptimizationLevel: { parameters: [P, "i32"], result: P },
   SetIntraOpNumThreads: { parameters: [P, "i32"], result: P },
   SessionGetInputCount: { parameters: [P, "buffer"], result: P },
@@ -158,6 +160,8 @@ export interface NativeSessionOptions {
   intraOpThreads?: number;
   /** ONNX Runtime's memory pattern (default true; see session_guard.ts's `memoryPattern`). */
   memoryPattern?: boolean;
+  /** The CPU provider's arena (default true); off, CPU tensors come from malloc. */
+  cpuArena?: boolean;
 }
 
 /** The path of the ONNX Runtime library onnxruntime-node ships, in this project's node_modules. */
@@ -273,6 +277,7 @@ export class NativeOrt {
       if (options.memoryPattern === false) {
         this.#check(api.DisableMemPattern.call(sessionOptions));
       }
+      if (options.cpuArena === false) this.#check(api.DisableCpuMemArena.call(sessionOptions));
       for (const [key, value] of Object.entries(options.config ?? {})) {
         this.#check(
           api.AddSessionConfigEntry.call(sessionOptions, cString(`session.${key}`), cString(value)),

@@ -279,6 +279,11 @@ async function createChain(
     intraOpThreads: options.intraOpThreads,
     graphOptimizationLevel: options.graphOptimizationLevel,
     memoryPattern: options.memoryPattern,
+    // On the CPU a shared part session's arena grew by about 0.8 GB a run, never reusing its
+    // blocks, when the part attends in query chunks (a Loop): a real-size CogVideoX-2b step at
+    // 240x368x49 reached 24 GB; without the arena it holds 5.5 GB, the weights included
+    // (bench/gpu/streamed_step_probe.ts --provider cpu --query-chunk 1024 --arena off).
+    cpuArena: provider === "cpu" ? false : undefined,
   });
   chains.get(request.session)?.release();
   chains.set(request.session, chain);

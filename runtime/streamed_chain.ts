@@ -80,6 +80,8 @@ export interface ChainPlan {
   graphOptimizationLevel?: NativeSessionOptions["graphOptimizationLevel"];
   /** ONNX Runtime's memory pattern (default true). */
   memoryPattern?: boolean;
+  /** The CPU provider's arena (default true). */
+  cpuArena?: boolean;
   /** Copy the next part's weights to the device while a part runs. */
   prefetch?: boolean;
 }
@@ -189,6 +191,7 @@ export class StreamedChain {
             intraOpThreads: plan.intraOpThreads,
             graphOptimizationLevel: plan.graphOptimizationLevel,
             memoryPattern: plan.memoryPattern,
+            cpuArena: plan.cpuArena,
             config: part.externalDataFolder === undefined ? undefined : {
               model_external_initializers_file_folder_path: part.externalDataFolder,
               // The weights get device allocations of their own, not the activation arena's.

@@ -42,11 +42,16 @@ async function threeBlocks(): Promise<
 }
 
 /** The chain plan of the transformer's streamed parts. */
-function chainPlan(config: Record<string, unknown>, weights: ComponentWeights): ChainPlan {
+function chainPlan(
+  config: Record<string, unknown>,
+  weights: ComponentWeights,
+  attentionQueryChunk?: number,
+): ChainPlan {
   const parts = cogVideoXTransformerParts({
     config,
     configPath: join(FOLDER, "config.json"),
     weights,
+    attentionQueryChunk,
   });
   return {
     parts: chainParts(streamedParts(parts, weights, "transformer_blocks"), weights.folder),
@@ -92,6 +97,10 @@ Deno.test("streamed parts hold no weights, name no block, and two middle blocks 
   );
   const text = new TextDecoder("latin1").decode(second.graph);
   assert.ok(!/transformer_blocks\.\d/.test(text), "a block index is left in the graph");
+  // Attending in query chunks (a Loop, as on the CPU): its body is named by the block too.
+  const chunked = chainPlan(config, weights, 16).parts;
+  assert.deepEqual(chunked[1].graph, chunked[2].graph);
+  assert.notDeepEqual(chunked[1].graph, first.graph, "no Loop in the chunked block");
   const stored = [...weights.tensors.values()].reduce((sum, ref) => sum + ref.length, 0);
   const streamed = plan.parts.flatMap((part) => part.weights)
     .reduce((sum, weight) => sum + weight.length, 0);

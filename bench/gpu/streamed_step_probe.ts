@@ -72,6 +72,11 @@ if (import.meta.main) {
       runs: { type: "string", default: "3" },
       provider: { type: "string", default: "cuda" },
       "cuda-options": { type: "string", default: "arena_extend_strategy=kSameAsRequested" },
+      "blocks-per-group": { type: "string", default: "1" },
+      // Query rows per attention chunk, as the CPU pipeline builds the transformer (none: whole).
+      "query-chunk": { type: "string" },
+      "mem-pattern": { type: "string", default: "on" },
+      arena: { type: "string", default: "on" },
     },
   });
   const folder = values.folder;
@@ -84,6 +89,7 @@ if (import.meta.main) {
   const size = values.latent.split("x").map(Number);
   const feeds = stepFeeds(config, size);
   const runs = Number(values.runs);
+  const queryChunk = values["query-chunk"] ? Number(values["query-chunk"]) : undefined;
   const rows: Record<string, unknown>[] = [];
   const samples: Record<string, Float32Array> = {};
   console.log("| mode | layers | create s | step ms (median) | slowest parts ms |");
@@ -96,7 +102,13 @@ if (import.meta.main) {
     if (mode === "whole") {
       // As the model manager makes a resident built model on a GPU: one part, its weights the
       // graph's own, the step's unchanged feeds kept on the device.
-      const bytes = buildCogVideoXTransformer({ config, configPath, weights, dtype });
+      const bytes = buildCogVideoXTransformer({
+        config,
+        configPath,
+        weights,
+        dtype,
+        attentionQueryChunk: queryChunk,
+      });
       const names = Object.keys(feeds);
       const chain = await StreamedChain.create({
         parts: [{
@@ -118,13 +130,22 @@ if (import.meta.main) {
       };
       release = () => chain.release();
     } else {
-      const parts = cogVideoXTransformerParts({ config, configPath, weights, dtype });
+      const parts = cogVideoXTransformerParts({
+        config,
+        configPath,
+        weights,
+        dtype,
+        blocksPerGroup: Number(values["blocks-per-group"]),
+        attentionQueryChunk: queryChunk,
+      });
       const chain = await StreamedChain.create({
         parts: chainParts(streamedParts(parts, weights, "transformer_blocks"), weights.folder),
         modelOutputs: ["sample"],
         provider,
         cudaOptions,
         prefetch: mode === "prefetch",
+        memoryPattern: values["mem-pattern"] !== "off",
+        cpuArena: values.arena !== "off",
       });
       extra = {
         sessions: chain.sessionCount,
