@@ -17,7 +17,6 @@
  */
 
 import { join } from "node:path";
-import { GraphBuilder } from "../builders/onnx_graph.ts";
 import type { StreamedPart } from "../builders/streamed_part.ts";
 import {
   type HostMemory,
@@ -26,7 +25,8 @@ import {
   type NativeSessionOptions,
   type NativeValue,
 } from "./ort_native.ts";
-import { createTensor, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
+import { checkDeviceRoundTrip, stage, stagingGraph } from "./device_staging.ts";
 
 /** A weight as a chain part reads it: a byte range of a file. */
 export interface ChainWeight {
@@ -162,16 +162,12 @@ export class StreamedChain {
   #stage(index: number): Promise<Record<string, NativeValue>> | undefined {
     const stager = this.#stagers[index];
     if (!stager) return undefined;
-    return stager.run(this.#weights[index], this.#plan.provider).then((staged) =>
-      Object.fromEntries(
-        Object.entries(staged).map(([name, value]) => [name.slice(STAGED.length), value]),
-      )
-    );
+    return stage(stager, this.#weights[index], this.#plan.provider);
   }
 
   /** Creates the sessions and reads every weight into host memory. */
   static async create(plan: ChainPlan, ort: NativeOrt = NativeOrt.open()): Promise<StreamedChain> {
-    if (plan.provider !== "cpu") await checkDeviceRoundTrip(ort, plan);
+    if (plan.provider !== "cpu") await checkDeviceRoundTrip(ort, plan.provider, plan.cudaOptions);
     const byGraph = new Map<string, NativeSession>();
     const stagersByShapes = new Map<string, NativeSession>();
     const stagers: (NativeSession | undefined)[] = [];
@@ -203,7 +199,9 @@ export class StreamedChain {
         sessions.push(session);
         let stager: NativeSession | undefined;
         if (plan.prefetch && part.weights.length > 0) {
-          const graph = stagingGraph(part.weights);
+          const graph = stagingGraph(
+            part.weights.map((w) => ({ name: w.input, dtype: w.dtype, dims: w.shape })),
+          );
           const key = await digest(graph);
           stager = stagersByShapes.get(key);
           if (!stager) {
@@ -343,9 +341,7 @@ export class StreamedChain {
     let stager = this.#feedStagers.get(key);
     if (!stager) {
       const dims = tensor.shape.map((_, i) => `d${i}`);
-      const b = new GraphBuilder({ name: "staging" });
-      b.output(b.input(name, tensor.dtype, dims), `${STAGED}${name}`, tensor.dtype, dims);
-      stager = this.#ort.createSession(b.toBytes(), {
+      stager = this.#ort.createSession(stagingGraph([{ name, dtype: tensor.dtype, dims }]), {
         provider: this.#plan.provider,
         cudaOptions: this.#plan.cudaOptions,
       });
@@ -353,8 +349,7 @@ export class StreamedChain {
     }
     const source = this.#ort.cpuValue(tensor);
     try {
-      const staged = await stager.run({ [name]: source }, this.#plan.provider);
-      const value = staged[`${STAGED}${name}`];
+      const value = (await stage(stager, { [name]: source }, this.#plan.provider))[name];
       this.#deviceFeeds.set(name, { tensor, value });
       return value;
     } finally {
@@ -374,57 +369,6 @@ export class StreamedChain {
     this.#sessions.length = 0;
     this.#stagers.length = 0;
   }
-}
-
-/** Providers whose device values were checked in this thread ({@link checkDeviceRoundTrip}). */
-const checkedProviders = new Set<string>();
-
-/**
- * Checks once per thread that a value left on `plan.provider`'s device feeds a session and comes
- * back (an Identity session, one float there and back): a chain that could not bind device
- * values fails when it is made, where the model manager falls back, not in the middle of a run.
- */
-export async function checkDeviceRoundTrip(ort: NativeOrt, plan: ChainPlan): Promise<void> {
-  if (checkedProviders.has(plan.provider)) return;
-  const b = new GraphBuilder({ name: "round_trip" });
-  b.output(b.input("x", "float32", [1]), "y", "float32", [1]);
-  let session: NativeSession | undefined;
-  const x = ort.cpuValue(createTensor("float32", [1], Float32Array.of(1.5)));
-  const values: NativeValue[] = [x];
-  try {
-    session = ort.createSession(b.toBytes(), {
-      provider: plan.provider,
-      cudaOptions: plan.cudaOptions,
-    });
-    const there = (await session.run({ x }, plan.provider)).y;
-    values.push(there);
-    const back = (await session.run({ x: there }, "cpu")).y;
-    values.push(back);
-    const [y] = back.toTensor().data as Float32Array;
-    if (y !== 1.5) throw new Error(`a value sent to ${plan.provider} and back came back as ${y}`);
-  } catch (error) {
-    throw new Error(
-      `Device values of ${plan.provider} do not work here: ${(error as Error).message}`,
-      { cause: error },
-    );
-  } finally {
-    for (const value of values) value.release();
-    session?.release();
-  }
-  checkedProviders.add(plan.provider);
-}
-
-/** The prefix of a staging graph's outputs (`staged:<weight input>`). */
-const STAGED = "staged:";
-
-/** A graph that copies `weights` (inputs of their names) to outputs `staged:<name>`. */
-function stagingGraph(weights: readonly ChainWeight[]): Uint8Array {
-  const b = new GraphBuilder({ name: "staging" });
-  for (const weight of weights) {
-    const input = b.input(weight.input, weight.dtype, weight.shape);
-    b.output(input, `${STAGED}${weight.input}`, weight.dtype, weight.shape);
-  }
-  return b.toBytes();
 }
 
 /** Per part, the run tensors no later part reads and the model does not return. */
