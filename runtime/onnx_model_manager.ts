@@ -259,22 +259,9 @@ export class OnnxModelManager implements ModelManager {
     const stats = this.#statsFor(model);
     try {
       const native = await this.#createNative(key, model, worker);
-      let created = native?.created;
-      stats.native = created !== undefined;
+      stats.native = native?.created !== undefined;
       if (native?.failure) stats.nativeFallback = native.failure;
-      if (created) {
-        // Made through the C API.
-      } else if (plan?.keepInRam) {
-        const bytes = await this.#bytesInRam(model);
-        created = await worker.create(
-          key,
-          bytes.model,
-          workerSessionOptions(model),
-          bytes.externalData,
-        );
-      } else {
-        created = await worker.create(key, model.path, workerSessionOptions(model));
-      }
+      const created = native?.created ?? await this.#createWithNode(key, model, worker);
       if (created.fallbackReason) {
         this.#options.onWarning?.(
           `Model "${model.name}": ${
@@ -306,6 +293,19 @@ export class OnnxModelManager implements ModelManager {
       this.#giveBack(worker);
       throw new UserError(describeLoadFailure(model, error as Error), { cause: error });
     }
+  }
+
+  /** Creates a model's resident session through onnxruntime-node. */
+  async #createWithNode(
+    key: string,
+    model: ModelHandle,
+    worker: SessionWorker,
+  ): Promise<CreatedSession> {
+    if (sessionPlanOf(model)?.keepInRam) {
+      const bytes = await this.#bytesInRam(model);
+      return await worker.create(key, bytes.model, workerSessionOptions(model), bytes.externalData);
+    }
+    return await worker.create(key, model.path, workerSessionOptions(model));
   }
 
   /**
