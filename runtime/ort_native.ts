@@ -94,7 +94,7 @@ const SIGNATURES = {
   SessionGetOutputName: { parameters: [P, "usize", P, "buffer"], result: P },
   CreateTensorAsOrtValue: { parameters: [P, "buffer", "usize", "i32", "buffer"], result: P },
   CreateTensorWithDataAsOrtValue: {
-    parameters: [P, "buffer", "usize", "buffer", "usize", "i32", "buffer"],
+    parameters: [P, P, "usize", "buffer", "usize", "i32", "buffer"],
     result: P,
   },
   GetTensorMutableData: { parameters: [P, "buffer"], result: P },
@@ -358,55 +358,74 @@ export class NativeOrt {
     if (type === undefined) throw new Error(`No ONNX element type for ${tensor.dtype}`);
     const data = tensor.data as TensorData & { buffer: ArrayBuffer };
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const shape = BigInt64Array.from(tensor.shape, (d) => BigInt(d));
+    const pointer = bytes.byteLength > 0 ? Deno.UnsafePointer.of(bytes) : null;
+    const value = this.#valueOver(this.#cpuMemory, pointer, bytes.byteLength, type, tensor.shape);
+    return new NativeValue(this, value, "cpu", bytes);
+  }
+
+  /** An OrtValue over `length` bytes at `pointer` in the memory `info` describes. */
+  #valueOver(
+    info: Deno.PointerValue,
+    pointer: Deno.PointerValue,
+    length: number,
+    type: number,
+    shape: readonly number[],
+  ): Deno.PointerValue {
+    const dims = BigInt64Array.from(shape, (d) => BigInt(d));
     const out = slot();
     this.#check(
       this.#api.CreateTensorWithDataAsOrtValue.call(
-        this.#cpuMemory,
-        bytes,
-        BigInt(bytes.byteLength),
-        shape,
-        BigInt(shape.length),
+        info,
+        pointer,
+        BigInt(length),
+        dims,
+        BigInt(dims.length),
         type,
         out,
       ),
     );
-    return new NativeValue(this, pointerIn(out), "cpu", bytes);
+    return pointerIn(out);
   }
 
   /**
-   * A host tensor of `dtype` and `shape` that ONNX Runtime allocates (`memory`: pageable, or
-   * pinned by the CUDA provider of `session`), filled by `fill` through a view of its bytes.
-   * A pinned value must be released before its session.
+   * `byteLength` bytes of host memory in one allocation from ONNX Runtime (`memory`: pageable, or
+   * pinned by the CUDA provider of `session`), for tensors that are views of it
+   * ({@link HostBlock.view}). One allocation holds exactly its size, where many would each be
+   * rounded up by the allocator's arena. Release the views, then the block, then the session.
    */
-  async hostValue(
-    dtype: DType | "bfloat16",
-    shape: readonly number[],
-    fill: (bytes: Uint8Array<ArrayBuffer>) => void | Promise<void>,
-    memory: HostMemory = "cpu",
-    session?: NativeSession,
-  ): Promise<NativeValue> {
-    const type = ONNX_DTYPES[dtype];
-    if (type === undefined) throw new Error(`No ONNX element type for ${dtype}`);
+  hostBlock(byteLength: number, memory: HostMemory = "cpu", session?: NativeSession): HostBlock {
     const allocator = memory === "cpu" ? this.#allocator : this.#sessionAllocator(session, memory);
-    const dims = BigInt64Array.from(shape, (d) => BigInt(d));
+    const dims = BigInt64Array.from([BigInt(Math.max(1, byteLength))]);
     const out = slot();
     this.#check(
-      this.#api.CreateTensorAsOrtValue.call(allocator, dims, BigInt(dims.length), type, out),
+      this.#api.CreateTensorAsOrtValue.call(allocator, dims, 1n, ONNX_DTYPES.uint8, out),
     );
-    const value = new NativeValue(this, pointerIn(out), "cpu");
-    try {
-      const elements = shape.reduce((a, b) => a * b, 1);
-      const length = elements * (dtype === "bfloat16" ? 2 : BYTES_PER_ELEMENT[dtype]);
-      if (length > 0) {
-        this.#check(this.#api.GetTensorMutableData.call(value.pointer, out));
-        await fill(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointerIn(out)!, length)));
+    const owner = new NativeValue(this, pointerIn(out), "cpu");
+    this.#check(this.#api.GetTensorMutableData.call(owner.pointer, out));
+    const base = Deno.UnsafePointer.value(pointerIn(out));
+    const info = memory === "cpu" ? this.#cpuMemory : this.#memoryOf(memory);
+    return new HostBlock(byteLength, owner, (offset, length, dtype, shape) => {
+      if (offset < 0 || offset + length > byteLength) {
+        throw new Error(`Bytes ${offset}..${offset + length} are outside a block of ${byteLength}`);
       }
-      return value;
-    } catch (error) {
-      value.release();
-      throw error;
-    }
+      const pointer = Deno.UnsafePointer.create(BigInt(base) + BigInt(offset));
+      const bytes = new Uint8Array(
+        length > 0 ? Deno.UnsafePointerView.getArrayBuffer(pointer!, length) : new ArrayBuffer(0),
+      );
+      const type = ONNX_DTYPES[dtype];
+      if (type === undefined) throw new Error(`No ONNX element type for ${dtype}`);
+      const elements = shape.reduce((a, b) => a * b, 1);
+      const expected = elements * (dtype === "bfloat16" ? 2 : BYTES_PER_ELEMENT[dtype]);
+      if (expected !== length) {
+        throw new Error(`${length} bytes for ${dtype} [${shape}], which takes ${expected}`);
+      }
+      const value = new NativeValue(
+        this,
+        this.#valueOver(info, pointer, length, type, shape),
+        "cpu",
+      );
+      return { value, bytes };
+    });
   }
 
   /** The allocator of `memory` for `session` (made once per session). */
@@ -597,5 +616,45 @@ export class NativeValue {
     this.#ort.releaseValue(this.#pointer);
     this.#pointer = null;
     this.#borrowed = undefined;
+  }
+}
+
+/** Host memory in one allocation, and tensors that are views of it (see {@link NativeOrt.hostBlock}). */
+export class HostBlock {
+  readonly #owner: NativeValue;
+  readonly #view: (
+    offset: number,
+    length: number,
+    dtype: DType | "bfloat16",
+    shape: readonly number[],
+  ) => { value: NativeValue; bytes: Uint8Array<ArrayBuffer> };
+
+  /** @internal */
+  constructor(
+    /** Its size in bytes. */
+    readonly byteLength: number,
+    owner: NativeValue,
+    view: HostBlock["view"],
+  ) {
+    this.#owner = owner;
+    this.#view = view;
+  }
+
+  /**
+   * A tensor of `dtype` and `shape` over `length` bytes from `offset`, and those bytes (to fill
+   * before the tensor is used). Release it before the block.
+   */
+  view(
+    offset: number,
+    length: number,
+    dtype: DType | "bfloat16",
+    shape: readonly number[],
+  ): { value: NativeValue; bytes: Uint8Array<ArrayBuffer> } {
+    return this.#view(offset, length, dtype, shape);
+  }
+
+  /** Gives the memory back to ONNX Runtime's allocator. */
+  release(): void {
+    this.#owner.release();
   }
 }

@@ -21,7 +21,7 @@ function affine(factor: number): Uint8Array {
 testInWholeFfiChild(
   "ort_native's tests pass in a child with the whole ffi permission",
   import.meta.url,
-  3,
+  4,
 );
 
 if (WHOLE_FFI) {
@@ -72,6 +72,24 @@ if (WHOLE_FFI) {
     assert.deepEqual(sample.shape, [...expected.sample.dims]);
     assert.deepEqual(sample.data, expected.sample.data);
     for (const value of [...Object.values(values), ...Object.values(outputs)]) value.release();
+    session.release();
+  });
+
+  Deno.test("a host block holds tensors as views of one allocation; a view must fit it and its dtype", async () => {
+    const native = NativeOrt.open();
+    const block = native.hostBlock(512);
+    const a = block.view(0, 16, "float32", [4]);
+    const b = block.view(256, 8, "float32", [2]);
+    a.bytes.set(new Uint8Array(Float32Array.of(1, 2, 3, 4).buffer));
+    b.bytes.set(new Uint8Array(Float32Array.of(-1, 0.5).buffer));
+    const session = native.createSession(affine(2));
+    const outputs = await session.run({ x: a.value });
+    assert.deepEqual([...outputs.y.toTensor().data as Float32Array], [3, 5, 7, 9]);
+    assert.deepEqual([...b.value.toTensor().data as Float32Array], [-1, 0.5]);
+    assert.throws(() => block.view(500, 16, "float32", [4]), /outside a block of 512/);
+    assert.throws(() => block.view(0, 12, "float32", [4]), /12 bytes for float32 \[4\]/);
+    for (const value of [a.value, b.value, outputs.y]) value.release();
+    block.release();
     session.release();
   });
 

@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import type { StreamedPart } from "../builders/streamed_part.ts";
 import {
-  type HostMemory,
+  type HostBlock,
   NativeOrt,
   type NativeSession,
   type NativeSessionOptions,
@@ -116,8 +116,10 @@ export class StreamedChain {
   readonly #plan: ChainPlan;
   /** Per part, its session (shared by parts of the same graph). */
   readonly #sessions: NativeSession[];
-  /** Per part, its weights as host values by graph input. */
+  /** Per part, its weights as host values by graph input (views of {@link #block}). */
   readonly #weights: Record<string, NativeValue>[];
+  /** The host memory holding every weight. */
+  readonly #block: HostBlock;
   /** Per part, the run tensors whose last reader it is. */
   readonly #lastReads: string[][];
   /** Per part with prefetch: the session that copies its weights to the device. */
@@ -140,6 +142,7 @@ export class StreamedChain {
     plan: ChainPlan,
     sessions: NativeSession[],
     weights: Record<string, NativeValue>[],
+    block: HostBlock,
     stagers: (NativeSession | undefined)[],
     unpinned: string | undefined,
   ) {
@@ -148,6 +151,7 @@ export class StreamedChain {
     this.#sessions = sessions;
     this.#weights = weights;
     this.#stagers = stagers;
+    this.#block = block;
     this.unpinned = unpinned;
     this.#lastReads = lastReads(plan);
     this.hostBytes = plan.parts.reduce(
@@ -173,7 +177,7 @@ export class StreamedChain {
     const stagers: (NativeSession | undefined)[] = [];
     const sessions: NativeSession[] = [];
     const weights: Record<string, NativeValue>[] = [];
-    let memory: HostMemory = plan.provider === "cuda" ? "cuda_pinned" : "cpu";
+    let block: HostBlock | undefined;
     let unpinned: string | undefined;
     const files = new Map<string, Deno.FsFile>();
     try {
@@ -214,43 +218,54 @@ export class StreamedChain {
           }
         }
         stagers.push(stager);
+      }
+      // Every weight in one block of host memory, pinned on a GPU: one allocation of exactly the
+      // weights' size (ONNX Runtime's arena would round many allocations up by powers of two).
+      const offsets = plan.parts.map((part) => part.weights.map(() => 0));
+      let total = 0;
+      for (const [p, part] of plan.parts.entries()) {
+        for (const [w, weight] of part.weights.entries()) {
+          offsets[p][w] = total;
+          total += Math.ceil(weight.length / BLOCK_ALIGNMENT) * BLOCK_ALIGNMENT;
+        }
+      }
+      if (plan.provider === "cuda") {
+        try {
+          block = ort.hostBlock(total, "cuda_pinned", sessions[0]);
+        } catch (error) {
+          // Pinned memory the provider cannot give (its allocator missing, the limit of locked
+          // memory reached): pageable memory serves, copied at a lower speed.
+          unpinned = (error as Error).message.split("\n")[0];
+        }
+      }
+      block ??= ort.hostBlock(total, "cpu");
+      for (const [p, part] of plan.parts.entries()) {
         const values: Record<string, NativeValue> = {};
         weights.push(values);
-        for (const weight of part.weights) {
+        for (const [w, weight] of part.weights.entries()) {
           let file = files.get(weight.path);
           if (!file) files.set(weight.path, file = await Deno.open(weight.path, { read: true }));
-          const source = file;
-          const fill = async (bytes: Uint8Array) => {
-            if (bytes.byteLength !== weight.length) {
-              throw new Error(
-                `Weight "${weight.input}" of ${part.name}: ${weight.length} bytes stored, ` +
-                  `${bytes.byteLength} expected for ${weight.dtype} [${weight.shape}]`,
-              );
-            }
-            await readRange(source, weight.offset, bytes, weight.path);
-          };
-          const host = (memory: HostMemory) =>
-            ort.hostValue(weight.dtype, weight.shape, fill, memory, session);
+          let view;
           try {
-            values[weight.input] = await host(memory);
+            view = block.view(offsets[p][w], weight.length, weight.dtype, weight.shape);
           } catch (error) {
-            // Pinned memory the provider cannot give (its allocator missing, the limit of
-            // locked memory reached): pageable memory serves, copied at a lower speed.
-            if (memory === "cpu") throw error;
-            unpinned = (error as Error).message.split("\n")[0];
-            memory = "cpu";
-            values[weight.input] = await host(memory);
+            throw new Error(
+              `Weight "${weight.input}" of ${part.name}: ${(error as Error).message}`,
+            );
           }
+          values[weight.input] = view.value;
+          await readRange(file, weight.offset, view.bytes, weight.path);
         }
       }
     } catch (error) {
       for (const values of weights) for (const value of Object.values(values)) value.release();
+      block?.release();
       for (const session of [...byGraph.values(), ...stagersByShapes.values()]) session.release();
       throw error;
     } finally {
       for (const file of files.values()) file.close();
     }
-    return new StreamedChain(ort, plan, sessions, weights, stagers, unpinned);
+    return new StreamedChain(ort, plan, sessions, weights, block, stagers, unpinned);
   }
 
   /**
@@ -365,11 +380,15 @@ export class StreamedChain {
     this.#feedStagers.clear();
     for (const values of this.#weights) for (const value of Object.values(values)) value.release();
     this.#weights.length = 0;
+    this.#block.release();
     for (const session of new Set([...this.#sessions, ...this.#stagers])) session?.release();
     this.#sessions.length = 0;
     this.#stagers.length = 0;
   }
 }
+
+/** Byte alignment of each weight in the host block. */
+const BLOCK_ALIGNMENT = 256;
 
 /** Per part, the run tensors no later part reads and the model does not return. */
 function lastReads(plan: ChainPlan): string[][] {
