@@ -21,6 +21,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ONNX_DTYPES } from "../builders/onnx_graph.ts";
+import { BINDING_FOLDER } from "./cuda_provider.ts";
 import {
   BYTES_PER_ELEMENT,
   createTensor,
@@ -167,11 +168,7 @@ export interface NativeSessionOptions {
 /** The path of the ONNX Runtime library onnxruntime-node ships, in this project's node_modules. */
 export function bundledLibraryPath(): string {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  return join(
-    root,
-    "node_modules/.deno/onnxruntime-node@1.29.0/node_modules/onnxruntime-node/bin/napi-v6/linux/x64",
-    "libonnxruntime.so.1",
-  );
+  return join(root, BINDING_FOLDER, "libonnxruntime.so.1");
 }
 
 const encoder = new TextEncoder();
