@@ -223,13 +223,22 @@ export async function loadComponentWeights(
 export async function readWeightBytes(ref: WeightRef): Promise<Uint8Array> {
   const handle = await Deno.open(ref.file, { read: true });
   try {
-    await handle.seek(ref.offset, Deno.SeekMode.Start);
     const bytes = new Uint8Array(ref.length);
-    await readFully(handle, bytes);
+    await readRange(handle, ref.offset, bytes);
     return bytes;
   } finally {
     handle.close();
   }
+}
+
+/** Reads into `into` from byte `offset` of `handle`; returns the bytes read (fewer at the end). */
+export async function readRange(
+  handle: Deno.FsFile,
+  offset: number,
+  into: Uint8Array,
+): Promise<number> {
+  await handle.seek(offset, Deno.SeekMode.Start);
+  return await readFully(handle, into);
 }
 
 async function readFully(handle: Deno.FsFile, into: Uint8Array): Promise<number> {

@@ -24,7 +24,9 @@ import {
   type NativeSession,
   type NativeSessionOptions,
   type NativeValue,
+  type OutputDevice,
 } from "./ort_native.ts";
+import { readRange } from "../builders/safetensors_weights.ts";
 import type { Tensor } from "./tensor.ts";
 import { checkDeviceRoundTrip, stage, stagingGraph } from "./device_staging.ts";
 
@@ -122,6 +124,8 @@ export class StreamedChain {
   readonly #block: HostBlock;
   /** Per part, the run tensors whose last reader it is. */
   readonly #lastReads: string[][];
+  /** Per part, where each graph output is left: the CPU for model outputs, else the device. */
+  readonly #outputDevices: Record<string, OutputDevice>[];
   /** Per part with prefetch: the session that copies its weights to the device. */
   readonly #stagers: (NativeSession | undefined)[];
   /** Feeds kept on the device between runs (while the caller passes the same tensor), by name. */
@@ -134,7 +138,7 @@ export class StreamedChain {
   readonly sessionCount: number;
   /** Distinct staging sessions (none without prefetch). */
   readonly stagerCount: number;
-  /** On a GPU: why the weights (from the first that failed on) are in pageable host memory. */
+  /** On a GPU: why the weights are in pageable host memory, not pinned. */
   readonly unpinned?: string;
 
   private constructor(
@@ -154,6 +158,14 @@ export class StreamedChain {
     this.#block = block;
     this.unpinned = unpinned;
     this.#lastReads = lastReads(plan);
+    const wanted = new Set(plan.modelOutputs);
+    this.#outputDevices = plan.parts.map((part) =>
+      Object.fromEntries(
+        part.outputs.map((
+          { graph, tensor },
+        ) => [graph, wanted.has(tensor) ? "cpu" : plan.provider]),
+      )
+    );
     this.hostBytes = plan.parts.reduce(
       (sum, part) => sum + part.weights.reduce((s, w) => s + w.length, 0),
       0,
@@ -221,14 +233,9 @@ export class StreamedChain {
       }
       // Every weight in one block of host memory, pinned on a GPU: one allocation of exactly the
       // weights' size (ONNX Runtime's arena would round many allocations up by powers of two).
-      const offsets = plan.parts.map((part) => part.weights.map(() => 0));
-      let total = 0;
-      for (const [p, part] of plan.parts.entries()) {
-        for (const [w, weight] of part.weights.entries()) {
-          offsets[p][w] = total;
-          total += Math.ceil(weight.length / BLOCK_ALIGNMENT) * BLOCK_ALIGNMENT;
-        }
-      }
+      const aligned = (length: number) => Math.ceil(length / BLOCK_ALIGNMENT) * BLOCK_ALIGNMENT;
+      const total = plan.parts.flatMap((part) => part.weights)
+        .reduce((sum, weight) => sum + aligned(weight.length), 0);
       if (plan.provider === "cuda") {
         try {
           block = ort.hostBlock(total, "cuda_pinned", sessions[0]);
@@ -239,22 +246,24 @@ export class StreamedChain {
         }
       }
       block ??= ort.hostBlock(total, "cpu");
-      for (const [p, part] of plan.parts.entries()) {
+      let offset = 0;
+      for (const part of plan.parts) {
         const values: Record<string, NativeValue> = {};
         weights.push(values);
-        for (const [w, weight] of part.weights.entries()) {
+        for (const weight of part.weights) {
           let file = files.get(weight.path);
           if (!file) files.set(weight.path, file = await Deno.open(weight.path, { read: true }));
           let view;
           try {
-            view = block.view(offsets[p][w], weight.length, weight.dtype, weight.shape);
+            view = block.view(offset, weight.length, weight.dtype, weight.shape);
           } catch (error) {
             throw new Error(
               `Weight "${weight.input}" of ${part.name}: ${(error as Error).message}`,
             );
           }
           values[weight.input] = view.value;
-          await readRange(file, weight.offset, view.bytes, weight.path);
+          offset += aligned(weight.length);
+          await readWeight(file, weight.offset, view.bytes, weight.path);
         }
       }
     } catch (error) {
@@ -283,7 +292,6 @@ export class StreamedChain {
     const borrowed = new Set<NativeValue>();
     const outputs: Record<string, Tensor> = {};
     const partMs: number[] = [];
-    const wanted = new Set(this.#plan.modelOutputs);
     let staging = this.#stage(0);
     try {
       for (const [name, tensor] of Object.entries(feeds)) {
@@ -297,22 +305,15 @@ export class StreamedChain {
       }
       for (const [index, part] of this.#plan.parts.entries()) {
         const staged = staging ? await staging : undefined;
-        staging = undefined;
         // The next part's weights go to the device while this part runs.
-        const next = index + 1 < this.#plan.parts.length ? this.#stage(index + 1) : undefined;
-        staging = next;
+        staging = index + 1 < this.#plan.parts.length ? this.#stage(index + 1) : undefined;
         const inputs: Record<string, NativeValue> = { ...(staged ?? this.#weights[index]) };
         for (const { graph, tensor } of part.inputs) {
           const value = live.get(tensor);
           if (!value) throw new Error(`${part.name} reads "${tensor}", which nothing made`);
           inputs[graph] = value;
         }
-        const devices = Object.fromEntries(
-          part.outputs.map(({ graph, tensor }) => [
-            graph,
-            wanted.has(tensor) ? "cpu" as const : this.#plan.provider,
-          ]),
-        );
+        const devices = this.#outputDevices[index];
         const started = performance.now();
         let produced: Record<string, NativeValue>;
         try {
@@ -408,19 +409,13 @@ async function digest(bytes: Uint8Array): Promise<string> {
 }
 
 /** Reads `bytes.byteLength` bytes of `file` from `offset`; a short file is an error naming it. */
-async function readRange(
+async function readWeight(
   file: Deno.FsFile,
   offset: number,
   bytes: Uint8Array,
   path: string,
 ): Promise<void> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const read = await file.read(bytes.subarray(done));
-    if (read === null) {
-      throw new Error(`${path} ends before byte ${offset + bytes.byteLength}`);
-    }
-    done += read;
+  if (await readRange(file, offset, bytes) < bytes.byteLength) {
+    throw new Error(`${path} ends before byte ${offset + bytes.byteLength}`);
   }
 }
