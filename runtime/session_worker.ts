@@ -316,13 +316,23 @@ async function runChain(
   const started = performance.now();
   const { outputs, stats } = await chain.run(feeds, unchanged);
   const runMs = performance.now() - started;
+  const { wire, transfer } = toWire(outputs);
+  return { result: { outputs: wire, runMs, partMs: stats.partMs }, transfer };
+}
+
+/** Outputs as they cross to the caller: their buffers transferred, each once. */
+function toWire(
+  outputs: Record<string, { dtype: DType; shape: readonly number[]; data: TensorData }>,
+): { wire: Record<string, WireTensor>; transfer: Transferable[] } {
   const wire: Record<string, WireTensor> = {};
   const transfer: Transferable[] = [];
-  for (const [name, tensor] of Object.entries(outputs)) {
-    wire[name] = { dtype: tensor.dtype, shape: [...tensor.shape], data: tensor.data };
-    if (tensor.data.buffer instanceof ArrayBuffer) transfer.push(tensor.data.buffer);
+  for (const [name, { dtype, shape, data }] of Object.entries(outputs)) {
+    wire[name] = { dtype, shape: [...shape], data };
+    if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) {
+      transfer.push(data.buffer);
+    }
   }
-  return { result: { outputs: wire, runMs, partMs: stats.partMs }, transfer };
+  return { wire, transfer };
 }
 
 /**
@@ -376,16 +386,15 @@ async function run(
     ? await session.run(feeds, request.fetches)
     : await session.run(feeds);
   const runMs = performance.now() - started;
-  const outputs: Record<string, WireTensor> = {};
-  const transfer: Transferable[] = [];
-  for (const [name, value] of Object.entries(produced)) {
-    const data = value.data as TensorData;
-    outputs[name] = { dtype: value.type as DType, shape: [...value.dims], data };
-    if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) {
-      transfer.push(data.buffer);
-    }
-  }
-  return { result: { outputs, runMs }, transfer };
+  const { wire, transfer } = toWire(
+    Object.fromEntries(
+      Object.entries(produced).map(([name, value]) => [
+        name,
+        { dtype: value.type as DType, shape: value.dims, data: value.data as TensorData },
+      ]),
+    ),
+  );
+  return { result: { outputs: wire, runMs }, transfer };
 }
 
 /**
