@@ -328,7 +328,8 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(
+/** A graph input's or output's declaration: name, element type and (named) dimensions. */
+export function valueInfo(
   name: string,
   dtype: ValueDType,
   dims?: readonly (number | string)[],

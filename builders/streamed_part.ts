@@ -11,6 +11,7 @@
  */
 
 import onnxProto from "onnx-proto";
+import { valueInfo } from "./onnx_graph.ts";
 import type { PartGraph } from "./part_graph.ts";
 import type { ComponentWeights, WeightRef } from "./safetensors_weights.ts";
 
@@ -98,7 +99,7 @@ export function streamedPart(part: PartSource, options: StreamedPartOptions): St
     if (!ref) throw new Error(`Part "${part.name}": no stored weight "${initializer.name}"`);
     const input = rename(ref.name);
     weights.push({ input, ref });
-    weightInputs.push(weightInfo(input, initializer.dataType!, ref.shape));
+    weightInputs.push(valueInfo(input, ref.dtype, ref.shape));
   }
   renameGraph(graph, rename);
   graph.name = part.kind;
@@ -167,15 +168,4 @@ function renameGraph(graph: onnxProto.onnx.IGraphProto, rename: (name: string) =
 
 function lastSegment(name: string): string {
   return name.slice(name.lastIndexOf(".") + 1);
-}
-
-function weightInfo(
-  name: string,
-  elemType: number,
-  dims: readonly number[],
-): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-  };
 }
