@@ -16,7 +16,7 @@
 import { EXECUTION_PROVIDERS } from "./model_handle.ts";
 import { externalDataPath, inspectOnnxModel } from "./onnx_inspect.ts";
 import { quote } from "./quote.ts";
-import type { ChainPart } from "./streamed_chain.ts";
+import type { ChainPlan } from "./streamed_chain.ts";
 
 /** Options of a session created in a worker. */
 export interface WorkerSessionOptions {
@@ -207,14 +207,7 @@ function isInMemoryExternalData(value: unknown): value is InMemoryExternalData {
 }
 
 /** A streamed model as a worker takes it (runtime/streamed_chain.ts's plan, less the provider). */
-export interface WorkerChainPlan {
-  /** The parts, in running order. */
-  parts: ChainPart[];
-  /** The run tensors the model returns. */
-  modelOutputs: string[];
-  /** Copy the next part's weights to the device while a part runs. */
-  prefetch?: boolean;
-}
+export type WorkerChainPlan = Pick<ChainPlan, "parts" | "modelOutputs" | "prefetch">;
 
 const WEIGHT_DTYPES = ["float32", "float16", "bfloat16"];
 
