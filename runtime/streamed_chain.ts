@@ -2,16 +2,18 @@
  * Weight streaming, the GPU's sequential offload, on the worker side: a model's parts
  * (builders/streamed_part.ts: weights as graph inputs) run one after another in sessions that
  * hold no weights, one per distinct graph, through ONNX Runtime's C API (runtime/ort_native.ts).
- * Every weight is read once into host memory (pinned by the CUDA provider when it runs there) and
- * bound as an input of its part's run, so ONNX Runtime copies it to the device for that run only:
- * device memory holds one part's weights and activations. Activations stay on the device between
- * parts; only the model's inputs and outputs cross to JS.
+ * Every weight is read once into host memory (pinned by the CUDA provider when it runs there).
+ * On the CPU a part's weights are bound as inputs of its run. On a GPU a staging session per
+ * distinct set of weight shapes (an Identity per weight, its outputs bound to the device) copies
+ * them to the device just before the part runs, and the part reads them from device memory:
+ * ONNX Runtime's own copy of host inputs into a CUDA session took 7.5 s per 2b step on an H200
+ * against 0.9 s through staging (bench/RESULTS.md). Device memory holds one part's weights and
+ * activations. Activations stay on the device between parts; only the model's inputs and outputs
+ * cross to JS.
  *
- * With `prefetch`, the next part's weights are copied to the device while a part runs (diffusers'
- * group offload with CUDA streams): a staging session per distinct set of weight shapes (an
- * Identity per weight, its outputs bound to the device) runs on a thread of its own beside the
- * part's run, and the part then reads its weights from device memory. Device memory then holds
- * two parts' weights.
+ * With `prefetch`, the next part's weights are staged while a part runs (diffusers' group offload
+ * with CUDA streams): the staging session runs on a thread of its own beside the part's run.
+ * Device memory then holds two parts' weights.
  *
  * @module
  */
@@ -126,7 +128,7 @@ export class StreamedChain {
   readonly #lastReads: string[][];
   /** Per part, where each graph output is left: the CPU for model outputs, else the device. */
   readonly #outputDevices: Record<string, OutputDevice>[];
-  /** Per part with prefetch: the session that copies its weights to the device. */
+  /** Per part on a GPU or with prefetch: the session that copies its weights to the device. */
   readonly #stagers: (NativeSession | undefined)[];
   /** Feeds kept on the device between runs (while the caller passes the same tensor), by name. */
   readonly #deviceFeeds = new Map<string, { tensor: Tensor; value: NativeValue }>();
@@ -136,7 +138,7 @@ export class StreamedChain {
   readonly hostBytes: number;
   /** Distinct sessions. */
   readonly sessionCount: number;
-  /** Distinct staging sessions (none without prefetch). */
+  /** Distinct staging sessions (none on the CPU without prefetch). */
   readonly stagerCount: number;
   /** On a GPU: why the weights are in pageable host memory, not pinned. */
   readonly unpinned?: string;
@@ -174,7 +176,7 @@ export class StreamedChain {
     this.stagerCount = new Set(stagers.filter((stager) => stager)).size;
   }
 
-  /** Starts copying part `index`'s weights to the device; undefined without prefetch. */
+  /** Starts copying part `index`'s weights to the device; undefined without a staging session. */
   #stage(index: number): Promise<Record<string, NativeValue>> | undefined {
     const stager = this.#stagers[index];
     if (!stager) return undefined;
@@ -214,7 +216,7 @@ export class StreamedChain {
         }
         sessions.push(session);
         let stager: NativeSession | undefined;
-        if (plan.prefetch && part.weights.length > 0) {
+        if ((plan.prefetch || plan.provider !== "cpu") && part.weights.length > 0) {
           const graph = stagingGraph(
             part.weights.map((w) => ({ name: w.input, dtype: w.dtype, dims: w.shape })),
           );
@@ -292,6 +294,7 @@ export class StreamedChain {
     const borrowed = new Set<NativeValue>();
     const outputs: Record<string, Tensor> = {};
     const partMs: number[] = [];
+    const prefetch = this.#plan.prefetch === true;
     let staging = this.#stage(0);
     try {
       for (const [name, tensor] of Object.entries(feeds)) {
@@ -305,8 +308,9 @@ export class StreamedChain {
       }
       for (const [index, part] of this.#plan.parts.entries()) {
         const staged = staging ? await staging : undefined;
-        // The next part's weights go to the device while this part runs.
-        staging = index + 1 < this.#plan.parts.length ? this.#stage(index + 1) : undefined;
+        const next = index + 1 < this.#plan.parts.length ? index + 1 : undefined;
+        // With prefetch the next part's weights go to the device while this part runs.
+        staging = prefetch && next !== undefined ? this.#stage(next) : undefined;
         const inputs: Record<string, NativeValue> = { ...(staged ?? this.#weights[index]) };
         for (const { graph, tensor } of part.inputs) {
           const value = live.get(tensor);
@@ -322,6 +326,7 @@ export class StreamedChain {
           for (const value of Object.values(staged ?? {})) value.release();
         }
         partMs.push(performance.now() - started);
+        if (!prefetch && next !== undefined) staging = this.#stage(next);
         const release = (value: NativeValue | undefined) => {
           if (value && !borrowed.has(value)) value.release();
         };
