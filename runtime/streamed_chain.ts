@@ -6,10 +6,10 @@
  * On the CPU a part's weights are bound as inputs of its run. On a GPU a staging session per
  * distinct set of weight shapes (an Identity per weight, its outputs bound to the device) copies
  * them to the device just before the part runs, and the part reads them from device memory:
- * ONNX Runtime's own copy of host inputs into a CUDA session took 7.5 s per 2b step on an H200
- * against 0.9 s through staging (bench/RESULTS.md). Device memory holds one part's weights and
- * activations. Activations stay on the device between parts; only the model's inputs and outputs
- * cross to JS.
+ * ONNX Runtime's own copy of host inputs into a CUDA session took 7.5 s per 2b pipeline step on
+ * an H200 against 0.94 s through staging (bench/RESULTS.md). Device memory holds one part's
+ * weights and activations. Activations stay on the device between parts; only the model's inputs
+ * and outputs cross to JS.
  *
  * With `prefetch`, the next part's weights are staged while a part runs (diffusers' group offload
  * with CUDA streams): the staging session runs on a thread of its own beside the part's run.
